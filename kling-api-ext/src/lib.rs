@@ -1,1 +1,76 @@
-//! Skeleton.
+//! The Kling AI Avatar V1 Pro SDK for Apikley: a talking-head video from one
+//! portrait, one audio track and a prompt.
+//!
+//! Built on the generated [`kling_api`] client, it adds what the raw API leaves
+//! to you: the service answers errors with HTTP 200 and the real status in the
+//! body's `code`, which this crate turns into one typed [`Error`]; requests are
+//! checked before anything is sent (and before money is spent); local files are
+//! uploaded as streams; createTask is never sent twice by accident; reads are
+//! retried with backoff that honours `Retry-After`; task creation stays under
+//! the service's rate limit.
+//!
+//! ```no_run
+//! use kling_api_ext::{AvatarRequest, Client};
+//!
+//! # async fn demo() -> Result<(), kling_api_ext::Error> {
+//! let client = Client::from_env()?; // APIKLEY_API_KEY
+//! let request = AvatarRequest::builder()
+//!     .image("face.png")
+//!     .audio("hello.wav")
+//!     .prompt("A friendly presenter, looking at the camera")
+//!     .build()?; // checked now: types from content, sizes, prompt length
+//! if let Some(credits) = client.estimate_credits(&request) {
+//!     println!("about {credits} credits");
+//! }
+//! let task_id = client.submit(&request).await?; // uploads, then createTask
+//! println!("task {task_id}");
+//! # Ok(()) }
+//! ```
+//!
+//! # Crate organisation
+//!
+//! - [`Client`], built by [`ClientBuilder`]: configuration (API key held as a
+//!   secret, base URLs, timeouts, model, rate limit, retries) and every call.
+//! - [`AvatarRequest`]: a request that can only be built valid ([`request`]),
+//!   with [`media`] facts (type, size, dimensions, duration) and warnings.
+//! - [`upload`]: stream, base64 and URL uploads. [`preflight`]: checking URLs.
+//! - [`Task`], [`State`], [`TaskId`]: what recordInfo reports, parsed.
+//! - [`Error`]: one error type, a variant per thing a caller acts on differently.
+//! - [`retry`]: what is repeated and what never is; [`ratelimit`]: the creation
+//!   limiter.
+//!
+//! Every request runs in a `tracing` span (`kling_request`: operation, method,
+//! path, HTTP status, envelope code, duration, task id). The API key is never
+//! recorded, printed or put in an error.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod envelope;
+pub mod error;
+pub mod media;
+pub mod preflight;
+pub mod ratelimit;
+pub mod request;
+pub mod retry;
+mod submit;
+pub mod task;
+pub mod upload;
+
+pub use client::{
+    Client, ClientBuilder, DEFAULT_USER_AGENT, ENV_API_KEY, ENV_BASE_URL, ENV_UPLOAD_BASE_URL,
+    install_tls_provider,
+};
+pub use error::{Error, Field, Operation, Result, TransportKind};
+/// The HTTP client crate this SDK uses (for [`ClientBuilder::http_client`]).
+pub use kling_api::reqwest;
+pub use media::{MAX_MEDIA_BYTES, MediaFacts, MediaKind};
+pub use ratelimit::RateLimit;
+pub use request::{AvatarRequest, AvatarRequestBuilder, Media, MediaSource, Model};
+pub use retry::RetryPolicy;
+pub use task::{State, Task, TaskId};
+pub use upload::{ProgressFn, UploadedFile};
+
+/// The generated client this crate is built on, for raw access.
+pub use kling_api;

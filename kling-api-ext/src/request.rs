@@ -1,0 +1,607 @@
+//! The generation request, which can only be built valid.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Serialize;
+use url::Url;
+
+use crate::error::{Error, Field};
+use crate::media::{self, MediaFacts, MediaKind};
+
+/// The longest prompt, in characters (Unicode scalar values, not bytes).
+pub const MAX_PROMPT_CHARS: usize = 5000;
+
+/// The model to generate with. The default is the one Apikley documents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Model {
+    /// `kling/ai-avatar-v1-pro` (1080p; Apikley's documented id).
+    #[default]
+    AvatarV1Pro,
+    /// `kling/ai-avatar-pro` (1080p; kie.ai's current id).
+    AvatarPro,
+    /// `kling/ai-avatar-standard` (720p).
+    AvatarStandard,
+}
+
+impl Model {
+    /// Every model id this SDK can send.
+    pub const ALL: &'static [Model] =
+        &[Model::AvatarV1Pro, Model::AvatarPro, Model::AvatarStandard];
+
+    /// The id sent as `model`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::AvatarV1Pro => "kling/ai-avatar-v1-pro",
+            Model::AvatarPro => "kling/ai-avatar-pro",
+            Model::AvatarStandard => "kling/ai-avatar-standard",
+        }
+    }
+
+    /// The documented price in credits per generated second (kie.ai's catalogue:
+    /// 16 for Pro at 1080p, 8 for Standard at 720p; Apikley's price is not
+    /// published, so the client lets you set your own).
+    pub fn credits_per_second(self) -> f64 {
+        match self {
+            Model::AvatarV1Pro | Model::AvatarPro => 16.0,
+            Model::AvatarStandard => 8.0,
+        }
+    }
+
+    pub(crate) fn wire(self) -> kling_api::types::KlingAiAvatarV1ProBodyModel {
+        use kling_api::types::KlingAiAvatarV1ProBodyModel as M;
+        match self {
+            Model::AvatarV1Pro => M::KlingAiAvatarV1Pro,
+            Model::AvatarPro => M::KlingAiAvatarPro,
+            Model::AvatarStandard => M::KlingAiAvatarStandard,
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Model {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Model::ALL
+            .iter()
+            .copied()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
+                Error::invalid(
+                    Field::Model,
+                    Some(s.to_owned()),
+                    format!("unknown model; known: {}", known.join(", ")),
+                )
+            })
+    }
+}
+
+impl Serialize for Model {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Where a media input comes from: a local file (uploaded on submit) or a URL
+/// the service fetches itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MediaSource {
+    /// A local file.
+    Path(PathBuf),
+    /// An http(s) URL (query strings, e.g. presigned URLs, are fine).
+    Url(Url),
+}
+
+/// An input as given to the builder, checked by [`AvatarRequestBuilder::build`].
+#[derive(Clone, Debug)]
+enum RawSource {
+    Path(PathBuf),
+    Text(String),
+    Url(Url),
+}
+
+impl RawSource {
+    fn resolve(self, kind: MediaKind) -> Result<MediaSource, Error> {
+        match self {
+            RawSource::Path(p) => Ok(MediaSource::Path(p)),
+            RawSource::Url(u) => check_media_url(kind, u.as_str()).map(MediaSource::Url),
+            RawSource::Text(t) => {
+                if t.contains("://") {
+                    check_media_url(kind, &t).map(MediaSource::Url)
+                } else {
+                    Ok(MediaSource::Path(PathBuf::from(t)))
+                }
+            }
+        }
+    }
+}
+
+/// A value the builder accepts as an image or audio input: a path, or a string
+/// that is a URL when it has a scheme (`https://...`) and a path otherwise.
+pub trait IntoMediaInput: sealed::Sealed {
+    #[doc(hidden)]
+    fn into_raw(self) -> MediaInputRaw;
+}
+
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct MediaInputRaw(RawSource);
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+    impl Sealed for &String {}
+    impl Sealed for &std::path::Path {}
+    impl Sealed for std::path::PathBuf {}
+    impl Sealed for &std::path::PathBuf {}
+    impl Sealed for url::Url {}
+    impl Sealed for super::MediaSource {}
+}
+
+impl IntoMediaInput for &str {
+    fn into_raw(self) -> MediaInputRaw {
+        MediaInputRaw(RawSource::Text(self.to_owned()))
+    }
+}
+impl IntoMediaInput for String {
+    fn into_raw(self) -> MediaInputRaw {
+        MediaInputRaw(RawSource::Text(self))
+    }
+}
+impl IntoMediaInput for &String {
+    fn into_raw(self) -> MediaInputRaw {
+        MediaInputRaw(RawSource::Text(self.clone()))
+    }
+}
+impl IntoMediaInput for &Path {
+    fn into_raw(self) -> MediaInputRaw {
+        MediaInputRaw(RawSource::Path(self.to_owned()))
+    }
+}
+impl IntoMediaInput for PathBuf {
+    fn into_raw(self) -> MediaInputRaw {
+        MediaInputRaw(RawSource::Path(self))
+    }
+}
+impl IntoMediaInput for &PathBuf {
+    fn into_raw(self) -> MediaInputRaw {
+        MediaInputRaw(RawSource::Path(self.clone()))
+    }
+}
+impl IntoMediaInput for Url {
+    fn into_raw(self) -> MediaInputRaw {
+        MediaInputRaw(RawSource::Url(self))
+    }
+}
+impl IntoMediaInput for MediaSource {
+    fn into_raw(self) -> MediaInputRaw {
+        MediaInputRaw(match self {
+            MediaSource::Path(p) => RawSource::Path(p),
+            MediaSource::Url(u) => RawSource::Url(u),
+        })
+    }
+}
+
+fn check_media_url(kind: MediaKind, text: &str) -> Result<Url, Error> {
+    check_http_url(kind.field(), text)
+}
+
+/// Parses an absolute http(s) URL with a host.
+pub(crate) fn check_http_url(field: Field, text: &str) -> Result<Url, Error> {
+    let url = Url::parse(text).map_err(|e| {
+        Error::invalid(
+            field,
+            Some(text.to_owned()),
+            format!("not a valid URL ({e}); use an absolute http(s) URL"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::invalid(
+            field,
+            Some(text.to_owned()),
+            format!(
+                "the scheme is {}; only http and https URLs are allowed",
+                url.scheme()
+            ),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::invalid(
+            field,
+            Some(text.to_owned()),
+            "the URL has no host",
+        ));
+    }
+    Ok(url)
+}
+
+/// One media input of a request, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Media {
+    source: MediaSource,
+    facts: Option<MediaFacts>,
+}
+
+impl Media {
+    /// Where it comes from.
+    pub fn source(&self) -> &MediaSource {
+        &self.source
+    }
+
+    /// What is known about it: for local files, always (type, size, dimensions
+    /// or duration where the header says); for URLs, after a preflight.
+    pub fn facts(&self) -> Option<&MediaFacts> {
+        self.facts.as_ref()
+    }
+
+    pub(crate) fn from_url(url: Url, facts: MediaFacts) -> Media {
+        Media {
+            source: MediaSource::Url(url),
+            facts: Some(facts),
+        }
+    }
+
+    pub(crate) fn with_facts(&self, facts: MediaFacts) -> Media {
+        Media {
+            source: self.source.clone(),
+            facts: Some(facts),
+        }
+    }
+}
+
+/// A request for one avatar video. It can only be built valid: see
+/// [`AvatarRequest::builder`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct AvatarRequest {
+    pub(crate) image: Media,
+    pub(crate) audio: Media,
+    pub(crate) prompt: String,
+    pub(crate) callback_url: Option<Url>,
+    pub(crate) model: Model,
+    pub(crate) warnings: Vec<String>,
+}
+
+impl AvatarRequest {
+    /// Starts a request. Image and audio are required; the prompt may be empty.
+    ///
+    /// ```no_run
+    /// use kling_api_ext::{AvatarRequest, Model};
+    ///
+    /// let request = AvatarRequest::builder()
+    ///     .image("face.png") // a local file: checked now, uploaded on submit
+    ///     .audio("https://cdn.example.com/hello.mp3?X-Amz-Signature=abc") // a URL
+    ///     .prompt("A calm presenter, looking at the camera")
+    ///     .callback_url("https://example.com/kling/callback")
+    ///     .model(Model::AvatarV1Pro)
+    ///     .build()?;
+    /// for warning in request.warnings() {
+    ///     eprintln!("warning: {warning}");
+    /// }
+    /// # Ok::<(), kling_api_ext::Error>(())
+    /// ```
+    pub fn builder() -> AvatarRequestBuilder {
+        AvatarRequestBuilder::default()
+    }
+
+    /// The portrait.
+    pub fn image(&self) -> &Media {
+        &self.image
+    }
+
+    /// The audio track.
+    pub fn audio(&self) -> &Media {
+        &self.audio
+    }
+
+    /// The prompt (possibly empty).
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    /// The callback URL, if set.
+    pub fn callback_url(&self) -> Option<&Url> {
+        self.callback_url.as_ref()
+    }
+
+    /// The model.
+    pub fn model(&self) -> Model {
+        self.model
+    }
+
+    /// Things worth knowing that do not stop the request: values outside the
+    /// upstream limits (audio 2 to 300 s, image at least 300 px, aspect ratio
+    /// 1:2.5 to 2.5:1), which Apikley has not confirmed, and headers that could
+    /// not be read.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The estimated cost in credits: the audio's duration (the video lasts as
+    /// long), rounded up to whole seconds, times `credits_per_second`. `None`
+    /// when the duration is unknown (an audio URL, or a header that does not say).
+    pub fn estimated_credits(&self, credits_per_second: f64) -> Option<f64> {
+        let seconds = self.audio.facts()?.duration?.as_secs_f64().ceil();
+        Some(seconds * credits_per_second)
+    }
+
+    pub(crate) fn with_media(&self, image: Media, audio: Media) -> AvatarRequest {
+        AvatarRequest {
+            image,
+            audio,
+            ..self.clone()
+        }
+    }
+}
+
+/// Builds an [`AvatarRequest`]; [`build`](Self::build) checks everything.
+#[derive(Clone, Debug, Default)]
+pub struct AvatarRequestBuilder {
+    image: Option<RawSource>,
+    audio: Option<RawSource>,
+    prompt: Option<String>,
+    callback_url: Option<String>,
+    model: Option<Model>,
+}
+
+impl AvatarRequestBuilder {
+    /// The portrait: a local path, or an http(s) URL. JPEG, PNG or WebP, at most
+    /// [`MAX_MEDIA_BYTES`](crate::media::MAX_MEDIA_BYTES).
+    pub fn image(mut self, source: impl IntoMediaInput) -> Self {
+        self.image = Some(source.into_raw().0);
+        self
+    }
+
+    /// The audio: a local path, or an http(s) URL. MP3, WAV, AAC, MP4/M4A audio
+    /// or Ogg, at most [`MAX_MEDIA_BYTES`](crate::media::MAX_MEDIA_BYTES).
+    pub fn audio(mut self, source: impl IntoMediaInput) -> Self {
+        self.audio = Some(source.into_raw().0);
+        self
+    }
+
+    /// The prompt: at most 5000 characters; empty is allowed.
+    pub fn prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompt = Some(prompt.into());
+        self
+    }
+
+    /// Where the service should POST the result (an absolute http(s) URL).
+    pub fn callback_url(mut self, url: impl Into<String>) -> Self {
+        self.callback_url = Some(url.into());
+        self
+    }
+
+    /// The model (default [`Model::AvatarV1Pro`]).
+    pub fn model(mut self, model: Model) -> Self {
+        self.model = Some(model);
+        self
+    }
+
+    /// Checks everything and returns the request, or the first problem found.
+    ///
+    /// Local files are checked here: type from the content (magic bytes), the
+    /// extension must not contradict it, not empty, not over the limit (from the
+    /// metadata, before reading), and their headers are read for the media facts.
+    /// This does small blocking reads (metadata, the first 64 KiB, the header).
+    /// URLs are checked for syntax here; [`crate::Client::preflight`] checks what
+    /// they serve.
+    pub fn build(self) -> Result<AvatarRequest, Error> {
+        let prompt = self.prompt.unwrap_or_default();
+        let chars = prompt.chars().count();
+        if chars > MAX_PROMPT_CHARS {
+            return Err(Error::invalid(
+                Field::Prompt,
+                None,
+                format!(
+                    "the prompt has {chars} characters; at most {MAX_PROMPT_CHARS} are allowed"
+                ),
+            ));
+        }
+        let callback_url = self
+            .callback_url
+            .map(|u| check_http_url(Field::CallbackUrl, &u))
+            .transpose()?;
+        let mut warnings = Vec::new();
+        let image = check_media(MediaKind::Image, self.image, &mut warnings)?;
+        let audio = check_media(MediaKind::Audio, self.audio, &mut warnings)?;
+        Ok(AvatarRequest {
+            image,
+            audio,
+            prompt,
+            callback_url,
+            model: self.model.unwrap_or_default(),
+            warnings,
+        })
+    }
+}
+
+fn check_media(
+    kind: MediaKind,
+    raw: Option<RawSource>,
+    warnings: &mut Vec<String>,
+) -> Result<Media, Error> {
+    let raw = raw.ok_or_else(|| {
+        Error::invalid(
+            kind.field(),
+            None,
+            format!(
+                "missing: give a local path or an http(s) URL ({})",
+                kind.allowed_text()
+            ),
+        )
+    })?;
+    match raw.resolve(kind)? {
+        MediaSource::Path(path) => {
+            let (facts, file_warnings) = media::inspect_file(kind, &path)?;
+            warnings.extend(file_warnings);
+            Ok(Media {
+                source: MediaSource::Path(path),
+                facts: Some(facts),
+            })
+        }
+        MediaSource::Url(url) => Ok(Media {
+            source: MediaSource::Url(url),
+            facts: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL_IMAGE: &str = "https://cdn.example.com/face.png?X-Amz-Signature=abc&x=1";
+    const URL_AUDIO: &str = "https://cdn.example.com/hello.mp3";
+
+    fn urls() -> AvatarRequestBuilder {
+        AvatarRequest::builder().image(URL_IMAGE).audio(URL_AUDIO)
+    }
+
+    #[test]
+    fn prompt_counts_characters_not_bytes() {
+        let at_limit = "é".repeat(MAX_PROMPT_CHARS);
+        assert_eq!(at_limit.len(), 2 * MAX_PROMPT_CHARS);
+        let request = urls().prompt(at_limit.clone()).build().unwrap();
+        assert_eq!(request.prompt(), at_limit);
+        let over = "é".repeat(MAX_PROMPT_CHARS + 1);
+        let error = urls().prompt(over).build().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid prompt: the prompt has 5001 characters; at most 5000 are allowed"
+        );
+        // Four-byte characters too.
+        assert!(urls().prompt("🙂".repeat(MAX_PROMPT_CHARS)).build().is_ok());
+        assert!(
+            urls()
+                .prompt("🙂".repeat(MAX_PROMPT_CHARS + 1))
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn empty_prompt_is_allowed() {
+        assert_eq!(urls().build().unwrap().prompt(), "");
+        assert_eq!(urls().prompt("").build().unwrap().prompt(), "");
+    }
+
+    #[test]
+    fn urls_must_be_http_or_https_with_a_host() {
+        for (bad, why) in [
+            ("ftp://example.com/a.png", "the scheme is ftp"),
+            ("file:///etc/passwd", "the scheme is file"),
+            ("https://", "not a valid URL"),
+            ("http:// spaced.example.com/a.png", "not a valid URL"),
+        ] {
+            let error = AvatarRequest::builder()
+                .image(bad)
+                .audio(URL_AUDIO)
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::InvalidInput {
+                        field: Field::Image,
+                        ..
+                    }
+                ),
+                "{bad}: {error}"
+            );
+            assert!(error.to_string().contains(why), "{bad}: {error}");
+        }
+        let request = urls().build().unwrap();
+        assert_eq!(
+            request.image().source(),
+            &MediaSource::Url(Url::parse(URL_IMAGE).unwrap())
+        );
+    }
+
+    #[test]
+    fn callback_url_must_be_absolute_http() {
+        assert!(
+            urls()
+                .callback_url("https://example.com/cb")
+                .build()
+                .is_ok()
+        );
+        for bad in [
+            "/relative/cb",
+            "example.com/cb",
+            "mailto:a@example.com",
+            "ws://example.com/cb",
+        ] {
+            let error = urls().callback_url(bad).build().unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::InvalidInput {
+                        field: Field::CallbackUrl,
+                        ..
+                    }
+                ),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn image_and_audio_are_required() {
+        let error = AvatarRequest::builder()
+            .audio(URL_AUDIO)
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            Error::InvalidInput {
+                field: Field::Image,
+                ..
+            }
+        ));
+        assert!(
+            error
+                .to_string()
+                .contains("image/jpeg, image/png, image/webp"),
+            "{error}"
+        );
+        let error = AvatarRequest::builder()
+            .image(URL_IMAGE)
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            Error::InvalidInput {
+                field: Field::Audio,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn models_parse_and_map_to_the_wire() {
+        for model in Model::ALL {
+            assert_eq!(model.as_str().parse::<Model>().unwrap(), *model);
+            assert_eq!(model.wire().to_string(), model.as_str());
+        }
+        let error = "kling/ai-avatar-v9".parse::<Model>().unwrap_err();
+        assert!(
+            error.to_string().contains("kling/ai-avatar-v1-pro"),
+            "{error}"
+        );
+        assert_eq!(Model::default(), Model::AvatarV1Pro);
+    }
+
+    #[test]
+    fn estimate_needs_a_duration() {
+        let request = urls().build().unwrap();
+        assert_eq!(request.estimated_credits(16.0), None);
+    }
+}

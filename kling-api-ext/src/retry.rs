@@ -1,0 +1,132 @@
+//! When and how calls are repeated.
+//!
+//! **Reads** (recordInfo, credit, download-url, preflight, downloads) and uploads
+//! (free, and a repeat only stores another temporary file) are retried on
+//! transport errors, HTTP 408/429/5xx (Cloudflare's 52x included) and envelope
+//! codes 429, 433, 455 and 500, with jittered exponential backoff that honours
+//! `Retry-After` (seconds or HTTP-date), bounded by a number of attempts and a
+//! time budget.
+//!
+//! **createTask** costs money and has no idempotency key, so it is repeated only
+//! when the service certainly did not take it: no connection was made, or it
+//! answered 429/433 (rate limited) or 455 (maintenance). After a timeout, a reset
+//! once the request was sent, an HTTP 5xx or a body that is not the envelope, the
+//! outcome is unknown and [`crate::Client::submit`] returns
+//! [`crate::Error::SubmitOutcomeUnknown`] instead of trying again. An envelope
+//! `code: 500` is the service saying it failed; it is returned as is, not retried.
+
+use std::time::{Duration, SystemTime};
+
+use backon::BackoffBuilder;
+
+/// Bounds and shape of the retries (see the module docs for what is retried).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = no retries).
+    pub max_attempts: u32,
+    /// The first delay; each next one is up to twice as long, jittered.
+    pub initial_delay: Duration,
+    /// The longest single delay (a longer `Retry-After` is honoured up to the
+    /// time budget).
+    pub max_delay: Duration,
+    /// No retry starts once this much time has passed since the first attempt.
+    pub time_budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, 500 ms doubling to at most 8 s, within 60 s.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            time_budget: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The backoff delays, jittered (backon's exponential backoff).
+    pub(crate) fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.initial_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .build()
+    }
+}
+
+/// Parses `Retry-After`: delay-seconds, or an HTTP-date (RFC 9110 §10.2.3).
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        let now = httpdate::parse_http_date("Wed, 25 Nov 2026 17:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 17:00:12 GMT", now),
+            Some(Duration::from_secs(12))
+        );
+        // A date in the past means "now".
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 16:59:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn delays_grow_within_bounds_and_stop() {
+        let policy = RetryPolicy {
+            max_attempts: 6,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(800),
+            time_budget: Duration::from_secs(60),
+        };
+        let delays: Vec<Duration> = policy.delays().collect();
+        assert_eq!(delays.len(), 5);
+        for (i, d) in delays.iter().enumerate() {
+            let base = Duration::from_millis(100 * (1 << i)).min(Duration::from_millis(800));
+            // backon's jitter adds up to one base delay.
+            assert!(*d >= base && *d <= base * 2, "delay {i}: {d:?}");
+        }
+        assert_eq!(RetryPolicy::none().delays().count(), 0);
+    }
+}

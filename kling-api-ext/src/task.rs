@@ -1,0 +1,424 @@
+//! A task as the SDK shows it: an id, an open [`State`], and the result or the
+//! failure, parsed from what recordInfo (or a callback) sends.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::{Error, Field, Operation};
+
+/// A task id, as createTask returns it. Opaque: documented ids look like
+/// `task_kling_1765186008504`, real ones are 32 hex characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// Checks and wraps a task id: 1 to 256 characters, none of them white space
+    /// or control characters.
+    ///
+    /// ```
+    /// use kling_api_ext::TaskId;
+    /// assert!(TaskId::new("c420e5a6f3b84ad2b6c1e4d0a9f7b311").is_ok());
+    /// assert!(TaskId::new("").is_err());
+    /// assert!(TaskId::new("a b").is_err());
+    /// ```
+    pub fn new(id: impl Into<String>) -> Result<Self, Error> {
+        let id = id.into();
+        let bad = |reason: &str| Err(Error::invalid(Field::TaskId, Some(id.clone()), reason));
+        if id.is_empty() {
+            return bad("a task id cannot be empty");
+        }
+        if id.chars().count() > 256 {
+            return bad("a task id has at most 256 characters");
+        }
+        if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return bad("a task id has no spaces or control characters");
+        }
+        Ok(TaskId(id))
+    }
+
+    pub(crate) fn placeholder() -> TaskId {
+        TaskId(String::from("-"))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for TaskId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        TaskId::new(s)
+    }
+}
+
+impl TryFrom<String> for TaskId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self, Error> {
+        TaskId::new(s)
+    }
+}
+
+impl From<TaskId> for String {
+    fn from(id: TaskId) -> String {
+        id.0
+    }
+}
+
+/// The state of a task. Open: a state the service adds later parses as
+/// [`State::Unknown`], which counts as still running.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// Accepted, not yet queued.
+    Waiting,
+    /// Waiting for a worker.
+    Queuing,
+    /// Being generated.
+    Generating,
+    /// Finished; the result URLs are set.
+    Success,
+    /// Failed; the fail code and message say why.
+    Fail,
+    /// A state this SDK does not know, kept as sent. Treated as still running.
+    Unknown(String),
+}
+
+impl State {
+    /// Parses the wire value (`waiting`, `queuing`, `generating`, `success`, `fail`).
+    pub fn parse(wire: &str) -> State {
+        match wire {
+            "waiting" => State::Waiting,
+            "queuing" => State::Queuing,
+            "generating" => State::Generating,
+            "success" => State::Success,
+            "fail" => State::Fail,
+            other => State::Unknown(other.to_owned()),
+        }
+    }
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            State::Waiting => "waiting",
+            State::Queuing => "queuing",
+            State::Generating => "generating",
+            State::Success => "success",
+            State::Fail => "fail",
+            State::Unknown(s) => s,
+        }
+    }
+
+    /// Whether the task has ended (`success` or `fail`). Unknown states have not.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, State::Success | State::Fail)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(State::parse(&String::deserialize(d)?))
+    }
+}
+
+/// A task, as recordInfo reports it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Task {
+    /// The task id.
+    pub task_id: TaskId,
+    /// The model, when reported.
+    pub model: Option<String>,
+    /// The state.
+    pub state: State,
+    /// The result URLs (the video is the first), parsed from the `resultJson`
+    /// string; empty until the task succeeds.
+    pub result_urls: Vec<Url>,
+    /// The failure code (`failCode`, as text: the service sends strings or
+    /// integers); `None` unless the task failed.
+    pub fail_code: Option<String>,
+    /// The failure message; `None` unless the task failed.
+    pub fail_msg: Option<String>,
+    /// Processing time (`costTime`, seconds on the wire), once the task has ended.
+    #[serde(with = "opt_secs")]
+    pub cost_time: Option<Duration>,
+    /// When the task was created.
+    #[serde(with = "opt_millis")]
+    pub create_time: Option<SystemTime>,
+    /// When the task ended.
+    #[serde(with = "opt_millis")]
+    pub complete_time: Option<SystemTime>,
+    /// Credits charged, when reported (newer documentation; absent from recorded
+    /// traffic).
+    pub credits_consumed: Option<f64>,
+    /// Progress in percent, when reported (some models only).
+    pub progress: Option<i64>,
+}
+
+impl Task {
+    /// The video URL (the first result URL), once the task has succeeded.
+    pub fn video_url(&self) -> Option<&Url> {
+        self.result_urls.first()
+    }
+
+    /// `Ok(self)` if the task succeeded with a result, the typed failure if it
+    /// failed, and an error saying it is still running otherwise.
+    pub fn into_result(self) -> Result<Task, Error> {
+        match self.state {
+            State::Success => Ok(self),
+            State::Fail => Err(Error::GenerationFailed {
+                task_id: Some(self.task_id),
+                fail_code: self.fail_code,
+                fail_msg: self.fail_msg,
+            }),
+            _ => Err(Error::invalid(
+                Field::TaskId,
+                Some(self.task_id.to_string()),
+                format!("the task has not ended (state {})", self.state),
+            )),
+        }
+    }
+
+    /// Builds the view from the generated record. `operation` and `status` are
+    /// for the error if the record is not usable.
+    pub(crate) fn from_record(
+        record: kling_api::types::TaskRecord,
+        operation: Operation,
+        asked: Option<&TaskId>,
+    ) -> Result<Task, Error> {
+        let unexpected = |detail: String, body: String| Error::UnexpectedResponse {
+            operation,
+            task_id: asked.cloned(),
+            status: 200,
+            detail,
+            body,
+            retry_after: None,
+        };
+        let task_id = TaskId::new(record.task_id.clone()).map_err(|_| {
+            unexpected(
+                "the record's taskId is not a usable id".into(),
+                record.task_id.clone(),
+            )
+        })?;
+        let state = State::parse(&record.state);
+        let result_json = record.result_json.unwrap_or_default();
+        let result_urls = if state == State::Success {
+            parse_result_urls(&result_json).map_err(|detail| {
+                unexpected(detail, crate::error::body_prefix(result_json.as_bytes()))
+            })?
+        } else {
+            Vec::new()
+        };
+        let fail_code = match record.fail_code {
+            Some(kling_api::types::TaskRecordFailCode::String(s)) => Some(s),
+            Some(kling_api::types::TaskRecordFailCode::Int64(n)) => Some(n.to_string()),
+            None => None,
+        }
+        .filter(|s| !s.is_empty());
+        let fail_msg = record.fail_msg.filter(|s| !s.is_empty());
+        Ok(Task {
+            task_id,
+            model: record.model,
+            state,
+            result_urls,
+            fail_code,
+            fail_msg,
+            cost_time: record
+                .cost_time
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64),
+            create_time: record.create_time.and_then(from_millis),
+            complete_time: record.complete_time.and_then(from_millis),
+            credits_consumed: record.credits_consumed,
+            progress: record.progress,
+        })
+    }
+}
+
+fn from_millis(ms: i64) -> Option<SystemTime> {
+    u64::try_from(ms)
+        .ok()
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// Parses `resultJson` (a JSON-encoded string) into its result URLs. A success
+/// without a usable URL is an error: there is nothing to download.
+pub(crate) fn parse_result_urls(result_json: &str) -> Result<Vec<Url>, String> {
+    #[derive(Deserialize)]
+    struct ResultJson {
+        #[serde(rename = "resultUrls", default)]
+        result_urls: Vec<String>,
+    }
+    if result_json.trim().is_empty() {
+        return Err("the task succeeded but resultJson is empty".into());
+    }
+    let parsed: ResultJson = serde_json::from_str(result_json)
+        .map_err(|e| format!("resultJson is not the expected JSON object: {e}"))?;
+    let urls = parsed
+        .result_urls
+        .iter()
+        .map(|u| {
+            Url::parse(u)
+                .map_err(|e| format!("resultJson holds a URL that does not parse ({u:?}): {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        return Err("the task succeeded but resultJson has no resultUrls".into());
+    }
+    if let Some(bad) = urls
+        .iter()
+        .find(|u| !matches!(u.scheme(), "http" | "https"))
+    {
+        return Err(format!("resultJson holds a URL that is not http(s): {bad}"));
+    }
+    Ok(urls)
+}
+
+mod opt_secs {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+mod opt_millis {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
+            Some(d) => s.serialize_u64(d.as_millis() as u64),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kling_api::types::{TaskRecord, TaskRecordFailCode};
+
+    fn record(state: &str) -> TaskRecord {
+        TaskRecord {
+            task_id: "t-1".into(),
+            model: Some("kling/ai-avatar-v1-pro".into()),
+            state: state.into(),
+            param: None,
+            result_json: Some(String::new()),
+            fail_code: None,
+            fail_msg: None,
+            cost_time: None,
+            complete_time: None,
+            create_time: Some(1_777_540_425_139),
+            update_time: None,
+            progress: None,
+            credits_consumed: None,
+        }
+    }
+
+    #[test]
+    fn states_parse_and_unknown_is_not_terminal() {
+        for s in ["waiting", "queuing", "generating", "success", "fail"] {
+            assert_eq!(State::parse(s).as_str(), s);
+        }
+        let unknown = State::parse("pending_review");
+        assert_eq!(unknown, State::Unknown("pending_review".into()));
+        assert!(!unknown.is_terminal());
+        assert!(State::Success.is_terminal() && State::Fail.is_terminal());
+        assert!(!State::Generating.is_terminal());
+    }
+
+    #[test]
+    fn success_record_gives_urls_and_seconds() {
+        let mut r = record("success");
+        r.result_json =
+            Some(r#"{"resultUrls":["https://x.test/v.mp4"],"firstFrameUrl":[]}"#.into());
+        r.cost_time = Some(127.0);
+        r.complete_time = Some(1_777_540_552_331);
+        let task = Task::from_record(r, Operation::GetTask, None).unwrap();
+        assert_eq!(task.state, State::Success);
+        assert_eq!(task.video_url().unwrap().as_str(), "https://x.test/v.mp4");
+        assert_eq!(task.cost_time, Some(Duration::from_secs(127)));
+        assert_eq!(
+            task.complete_time
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+            1_777_540_552_331
+        );
+    }
+
+    #[test]
+    fn success_without_a_url_is_an_error_that_keeps_the_body() {
+        for bad in [
+            "",
+            "not json",
+            r#"{"resultUrls":[]}"#,
+            r#"{"resultUrls":["ftp://x/v.mp4"]}"#,
+        ] {
+            let mut r = record("success");
+            r.result_json = Some(bad.into());
+            let error = Task::from_record(r, Operation::GetTask, None).unwrap_err();
+            match error {
+                Error::UnexpectedResponse { body, .. } => assert_eq!(body, bad),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn fail_codes_of_both_types_become_text() {
+        let mut r = record("fail");
+        r.fail_code = Some(TaskRecordFailCode::Int64(422));
+        r.fail_msg = Some("bad face".into());
+        let task = Task::from_record(r, Operation::GetTask, None).unwrap();
+        assert_eq!(task.fail_code.as_deref(), Some("422"));
+        let error = task.into_result().unwrap_err();
+        assert_eq!(error.kind(), "generation_failed");
+        assert_eq!(
+            error.to_string(),
+            "generation failed for task t-1 (failCode 422): bad face"
+        );
+        let mut r = record("generating");
+        r.fail_code = Some(TaskRecordFailCode::String(String::new()));
+        r.fail_msg = Some(String::new());
+        let task = Task::from_record(r, Operation::GetTask, None).unwrap();
+        assert_eq!((task.fail_code, task.fail_msg), (None, None));
+    }
+}
