@@ -1,0 +1,226 @@
+//! The API key never appears in `Debug`, `Display`, errors or logs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use httpmock::MockServer;
+use kling_api::mock::MockServerExt as _;
+use kling_api_ext::{Client, Error, Field, Operation, State, TaskId, TransportKind};
+use serde_json::{Value, json};
+
+use crate::support::{KEY, builder, envelope, url_request};
+
+fn assert_clean(text: &str) {
+    assert!(!text.contains(KEY), "the key leaked: {text}");
+    assert!(
+        !text.contains("9f8e7d6c5b4a"),
+        "part of the key leaked: {text}"
+    );
+}
+
+async fn transport_error() -> reqwest::Error {
+    kling_api_ext::install_tls_provider();
+    kling_api_ext::reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{}/",
+            crate::support::closed_port()
+        ))
+        .send()
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn client_config_and_every_error_variant_hide_the_key() {
+    let server = MockServer::start_async().await;
+    let config = builder(&server);
+    assert_clean(&format!("{config:?}"));
+    let client = config.build().unwrap();
+    assert_clean(&format!("{client:?}"));
+    assert_clean(&format!("{:?}", client.raw()));
+    let id = TaskId::new("t-1").unwrap();
+    let variants = vec![
+        Error::InvalidInput {
+            field: Field::Prompt,
+            subject: None,
+            reason: "r".into(),
+        },
+        Error::Unauthorized {
+            operation: Operation::GetTask,
+            task_id: Some(id.clone()),
+            msg: "m".into(),
+        },
+        Error::InsufficientCredits {
+            operation: Operation::CreateTask,
+            task_id: None,
+            msg: "m".into(),
+        },
+        Error::NotFound {
+            operation: Operation::GetTask,
+            task_id: Some(id.clone()),
+            code: 422,
+            msg: "m".into(),
+        },
+        Error::Rejected {
+            operation: Operation::CreateTask,
+            task_id: None,
+            code: 422,
+            msg: "m".into(),
+        },
+        Error::RateLimited {
+            operation: Operation::CreateTask,
+            task_id: None,
+            code: 429,
+            retry_after: Some(Duration::from_secs(1)),
+            msg: "m".into(),
+        },
+        Error::Maintenance {
+            operation: Operation::GetTask,
+            task_id: None,
+            msg: "m".into(),
+        },
+        Error::ServerError {
+            operation: Operation::GetTask,
+            task_id: None,
+            msg: "m".into(),
+        },
+        Error::GenerationFailed {
+            task_id: Some(id.clone()),
+            fail_code: Some("1".into()),
+            fail_msg: Some("f".into()),
+        },
+        Error::FeatureDisabled {
+            operation: Operation::GetTask,
+            task_id: None,
+            msg: "m".into(),
+        },
+        Error::UnknownCode {
+            operation: Operation::GetTask,
+            task_id: None,
+            code: 999,
+            msg: "m".into(),
+        },
+        Error::Transport {
+            operation: Operation::GetTask,
+            task_id: None,
+            kind: TransportKind::Connect,
+            may_have_reached_server: false,
+            source: transport_error().await,
+        },
+        Error::UnexpectedResponse {
+            operation: Operation::GetTask,
+            task_id: None,
+            status: 502,
+            detail: "d".into(),
+            body: "b".into(),
+            retry_after: None,
+        },
+        Error::SubmitOutcomeUnknown {
+            cause: Box::new(Error::ServerError {
+                operation: Operation::CreateTask,
+                task_id: None,
+                msg: "m".into(),
+            }),
+        },
+        Error::WaitTimedOut {
+            task_id: id.clone(),
+            elapsed: Duration::from_secs(1),
+            last_state: State::Generating,
+            polls: 3,
+        },
+        Error::Cancelled {
+            task_id: id.clone(),
+        },
+        Error::Io {
+            operation: Operation::Download,
+            path: "/tmp/x".into(),
+            source: std::io::Error::other("disk full"),
+        },
+    ];
+    for error in &variants {
+        assert_clean(&format!("{error:?}"));
+        assert_clean(&format!("{error}"));
+    }
+    assert_eq!(variants.len(), 17, "one of each variant");
+}
+
+#[tokio::test]
+async fn a_service_that_echoes_the_key_does_not_make_it_leak() {
+    let server = MockServer::start_async().await;
+    server.get_account_credits(|_, then| {
+        then.into_inner()
+            .status(200)
+            .body(envelope(401, &format!("Invalid key {KEY}"), Value::Null).to_string());
+    });
+    server.get_task_details(|_, then| {
+        then.into_inner()
+            .status(502)
+            .body(format!("<html>bad gateway for Bearer {KEY}</html>"));
+    });
+    let client = builder(&server)
+        .retry(kling_api_ext::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let error = client.credits().await.unwrap_err();
+    assert_eq!(error.kind(), "unauthorized");
+    assert_clean(&format!("{error} {error:?}"));
+    let error = client.get(&TaskId::new("t").unwrap()).await.unwrap_err();
+    assert_clean(&format!("{error} {error:?}"));
+    assert!(format!("{error}").contains("[redacted]"), "{error}");
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn logs_at_trace_level_never_hold_the_key() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let server = MockServer::start_async().await;
+            server.mock(|when, then| {
+                when.method(httpmock::Method::POST)
+                    .path("/api/v1/jobs/createTask");
+                then.status(200).body(
+                    json!({"code": 200, "msg": "success", "data": {"taskId": "t-9"}}).to_string(),
+                );
+            });
+            server.get_task_details(|_, then| {
+                then.into_inner()
+                    .status(200)
+                    .body(envelope(401, &format!("bad key {KEY}"), Value::Null).to_string());
+            });
+            let client: Client = builder(&server).preflight(false).build().unwrap();
+            client.submit(&url_request()).await.unwrap();
+            let _ = client.get(&TaskId::new("t-9").unwrap()).await;
+            let _ = client.credits().await;
+        });
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("kling_request"),
+        "the spans were not logged:\n{logs}"
+    );
+    assert!(logs.contains("createTask"), "{logs}");
+    assert_clean(&logs);
+}

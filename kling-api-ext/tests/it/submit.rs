@@ -1,0 +1,376 @@
+//! Submitting: local files are uploaded, URLs preflighted, the task created
+//! with exactly what was checked; invalid input never reaches the service.
+
+use httpmock::{Method, MockServer};
+use kling_api_ext::{AvatarRequest, Error, Field, Model, TaskId};
+use serde_json::json;
+
+use crate::support::{asset, builder, client, copy_as, created, data, png_head, uploaded};
+
+fn mock_create<'a>(server: &'a MockServer, expected_body: serde_json::Value) -> httpmock::Mock<'a> {
+    server.mock(|when, then| {
+        when.method(Method::POST)
+            .path("/api/v1/jobs/createTask")
+            .json_body(expected_body);
+        then.status(200)
+            .body(created("c420e5a6f3b84ad2b6c1e4d0a9f7b311").to_string());
+    })
+}
+
+fn any_create(server: &MockServer) -> httpmock::Mock<'_> {
+    server.mock(|when, then| {
+        when.method(Method::POST).path("/api/v1/jobs/createTask");
+        then.status(200).body(created("t").to_string());
+    })
+}
+
+fn any_upload(server: &MockServer) -> httpmock::Mock<'_> {
+    server.mock(|when, then| {
+        when.method(Method::POST).path_includes("upload");
+        then.status(200)
+            .body(uploaded("https://files.example.com/x").to_string());
+    })
+}
+
+#[tokio::test]
+async fn local_files_are_streamed_up_then_the_task_is_created_with_their_urls() {
+    let server = MockServer::start_async().await;
+    let image_upload = server.mock(|when, then| {
+        when.method(Method::POST)
+            .path("/api/file-stream-upload")
+            .header("authorization", format!("Bearer {}", crate::support::KEY))
+            .header_includes("content-type", "multipart/form-data")
+            .body_includes("Content-Type: image/png")
+            .body_includes("name=\"uploadPath\"\r\n\r\nkling-rs/images")
+            .body_matches(regex::Regex::new(r#"filename="face-\d+-[0-9a-f]{6}\.png""#).unwrap());
+        then.status(200)
+            .body(uploaded("https://files.example.com/face.png").to_string());
+    });
+    let audio_upload = server.mock(|when, then| {
+        when.method(Method::POST)
+            .path("/api/file-stream-upload")
+            .body_includes("Content-Type: audio/wav")
+            .body_includes("kling-rs/audio");
+        then.status(200)
+            .body(uploaded("https://files.example.com/hello.wav").to_string());
+    });
+    let create = mock_create(
+        &server,
+        json!({
+            "model": "kling/ai-avatar-v1-pro",
+            "callBackUrl": "https://example.com/callback",
+            "input": {
+                "image_url": "https://files.example.com/face.png",
+                "audio_url": "https://files.example.com/hello.wav",
+                "prompt": "Bonjour, ça va ?"
+            }
+        }),
+    );
+    let request = AvatarRequest::builder()
+        .image(asset("face.png"))
+        .audio(asset("hello.wav"))
+        .prompt("Bonjour, ça va ?")
+        .callback_url("https://example.com/callback")
+        .build()
+        .unwrap();
+    let id = client(&server).submit(&request).await.unwrap();
+    assert_eq!(id, TaskId::new("c420e5a6f3b84ad2b6c1e4d0a9f7b311").unwrap());
+    image_upload.assert_calls(1);
+    audio_upload.assert_calls(1);
+    create.assert_calls(1);
+}
+
+#[tokio::test]
+async fn the_model_is_sent_as_chosen() {
+    let server = MockServer::start_async().await;
+    let create = mock_create(
+        &server,
+        json!({"model": "kling/ai-avatar-standard", "input": {
+            "image_url": "https://cdn.example.com/face.png", "audio_url": "https://cdn.example.com/hello.mp3", "prompt": ""}}),
+    );
+    let request = AvatarRequest::builder()
+        .image("https://cdn.example.com/face.png")
+        .audio("https://cdn.example.com/hello.mp3")
+        .model(Model::AvatarStandard)
+        .build()
+        .unwrap();
+    builder(&server)
+        .preflight(false)
+        .build()
+        .unwrap()
+        .submit(&request)
+        .await
+        .unwrap();
+    create.assert_calls(1);
+}
+
+/// Builds requests from bad input and submits whatever builds, against a
+/// service that would accept anything: nothing may reach it.
+#[tokio::test]
+async fn invalid_input_makes_no_request_at_all() {
+    let server = MockServer::start_async().await;
+    let create = any_create(&server);
+    let upload = any_upload(&server);
+    let client = client(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let oversized = dir.path().join("big.png");
+    std::fs::write(&oversized, png_head(512, 512)).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&oversized)
+        .unwrap()
+        .set_len(10_000_001)
+        .unwrap();
+    let mislabelled = copy_as(&data("face.jpg"), dir.path(), "face.png");
+    let cases: Vec<(&str, Result<AvatarRequest, Error>)> = vec![
+        (
+            "prompt over 5000",
+            AvatarRequest::builder()
+                .image(asset("face.png"))
+                .audio(asset("hello.wav"))
+                .prompt("é".repeat(5001))
+                .build(),
+        ),
+        (
+            "gif",
+            AvatarRequest::builder()
+                .image(data("face.gif"))
+                .audio(asset("hello.wav"))
+                .build(),
+        ),
+        (
+            "video as audio",
+            AvatarRequest::builder()
+                .image(asset("face.png"))
+                .audio(data("video.mp4"))
+                .build(),
+        ),
+        (
+            "empty",
+            AvatarRequest::builder()
+                .image(&empty)
+                .audio(asset("hello.wav"))
+                .build(),
+        ),
+        (
+            "over 10 MB",
+            AvatarRequest::builder()
+                .image(&oversized)
+                .audio(asset("hello.wav"))
+                .build(),
+        ),
+        (
+            "extension lies",
+            AvatarRequest::builder()
+                .image(&mislabelled)
+                .audio(asset("hello.wav"))
+                .build(),
+        ),
+        (
+            "missing",
+            AvatarRequest::builder()
+                .image(dir.path().join("nope.png"))
+                .audio(asset("hello.wav"))
+                .build(),
+        ),
+        (
+            "directory",
+            AvatarRequest::builder()
+                .image(dir.path())
+                .audio(asset("hello.wav"))
+                .build(),
+        ),
+        (
+            "ftp url",
+            AvatarRequest::builder()
+                .image("ftp://x.example.com/a.png")
+                .audio(asset("hello.wav"))
+                .build(),
+        ),
+        (
+            "relative callback",
+            AvatarRequest::builder()
+                .image(asset("face.png"))
+                .audio(asset("hello.wav"))
+                .callback_url("/cb")
+                .build(),
+        ),
+        (
+            "no audio",
+            AvatarRequest::builder().image(asset("face.png")).build(),
+        ),
+    ];
+    for (label, built) in cases {
+        match built {
+            Err(Error::InvalidInput { .. }) => {}
+            Err(other) => panic!("{label}: expected InvalidInput, got {other:?}"),
+            Ok(request) => panic!("{label}: built {request:?}"),
+        }
+    }
+    // A file that changes after it was checked is refused at upload time.
+    let changing = copy_as(&asset("face.png"), dir.path(), "changing.png");
+    let request = AvatarRequest::builder()
+        .image(&changing)
+        .audio(asset("hello.wav"))
+        .build()
+        .unwrap();
+    std::fs::write(&changing, [0u8; 10]).unwrap();
+    let error = client.submit(&request).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidInput { field: Field::Image, reason, .. } if reason.contains("changed")),
+        "{error:?}"
+    );
+    create.assert_calls(0);
+    upload.assert_calls(0);
+}
+
+/// A media server for preflight tests.
+async fn media_server(head_status: u16, content_type: &str, length: &str) -> MockServer {
+    let server = MockServer::start_async().await;
+    let (content_type, length) = (content_type.to_owned(), length.to_owned());
+    server.mock(|when, then| {
+        when.method(Method::HEAD).path("/media");
+        then.status(head_status)
+            .header("content-type", &content_type)
+            .header("content-length", &length);
+    });
+    let mut png = png_head(640, 800);
+    png.resize(2000, 0);
+    server.mock(|when, then| {
+        when.method(Method::GET)
+            .path("/media")
+            .header("range", "bytes=0-65535");
+        then.status(206)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", "bytes 0-1999/123456")
+            .body(png);
+    });
+    server
+}
+
+async fn preflight_image(media: &MockServer) -> Result<AvatarRequest, Error> {
+    let api = MockServer::start_async().await;
+    let create = any_create(&api);
+    let request = AvatarRequest::builder()
+        .image(format!("{}/media", media.base_url()))
+        .audio(asset("hello.wav"))
+        .build()
+        .unwrap();
+    let result = client(&api).preflight(&request).await;
+    create.assert_calls(0);
+    result
+}
+
+#[tokio::test]
+async fn preflight_accepts_a_url_serving_an_allowed_type() {
+    let media = media_server(200, "image/png", "123456").await;
+    let checked = preflight_image(&media).await.unwrap();
+    let facts = checked.image().facts().unwrap();
+    assert_eq!((facts.mime, facts.bytes), ("image/png", Some(123456)));
+}
+
+#[tokio::test]
+async fn preflight_falls_back_to_a_ranged_get_when_head_is_refused() {
+    // Presigned URLs are often signed for GET only.
+    let media = media_server(403, "application/xml", "0").await;
+    let checked = preflight_image(&media).await.unwrap();
+    let facts = checked.image().facts().unwrap();
+    assert_eq!(facts.mime, "image/png");
+    assert_eq!(facts.bytes, Some(123456));
+    assert_eq!(facts.dimensions, Some((640, 800)));
+}
+
+#[tokio::test]
+async fn preflight_sniffs_the_bytes_behind_a_generic_type() {
+    let media = media_server(200, "application/octet-stream", "123456").await;
+    assert_eq!(
+        preflight_image(&media)
+            .await
+            .unwrap()
+            .image()
+            .facts()
+            .unwrap()
+            .mime,
+        "image/png"
+    );
+}
+
+#[tokio::test]
+async fn preflight_refuses_wrong_types_sizes_and_dead_links() {
+    for (status, content_type, length, why) in [
+        (
+            200,
+            "text/html; charset=utf-8",
+            "5000",
+            "the URL serves text/html; charset=utf-8; allowed: image/jpeg",
+        ),
+        (200, "image/gif", "5000", "the URL serves image/gif"),
+        (
+            200,
+            "image/png",
+            "10000001",
+            "the file is 10000001 bytes; the limit is 10000000",
+        ),
+        (200, "image/png", "0", "the file is empty"),
+        (404, "text/html", "10", "the URL answers HTTP 404 Not Found"),
+    ] {
+        let media = MockServer::start_async().await;
+        media.mock(|when, then| {
+            when.path("/media");
+            then.status(status)
+                .header("content-type", content_type)
+                .header("content-length", length);
+        });
+        let error = preflight_image(&media).await.unwrap_err();
+        match &error {
+            Error::InvalidInput {
+                field: Field::Image,
+                reason,
+                ..
+            } => assert!(reason.starts_with(why), "{reason}"),
+            other => panic!("{why}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn submit_preflights_urls_and_sends_nothing_when_one_is_bad() {
+    let media = MockServer::start_async().await;
+    media.mock(|when, then| {
+        when.path("/face.png");
+        then.status(200)
+            .header("content-type", "text/html")
+            .header("content-length", "100");
+    });
+    let api = MockServer::start_async().await;
+    let create = any_create(&api);
+    let request = AvatarRequest::builder()
+        .image(format!("{}/face.png", media.base_url()))
+        .audio(asset("hello.wav"))
+        .build()
+        .unwrap();
+    let upload = any_upload(&api);
+    let error = client(&api).submit(&request).await.unwrap_err();
+    assert_eq!(error.kind(), "invalid_input");
+    create.assert_calls(0);
+    upload.assert_calls(0);
+}
+
+#[tokio::test]
+async fn create_task_needs_urls() {
+    let server = MockServer::start_async().await;
+    let create = any_create(&server);
+    let request = AvatarRequest::builder()
+        .image(asset("face.png"))
+        .audio(asset("hello.wav"))
+        .build()
+        .unwrap();
+    let error = client(&server).create_task(&request).await.unwrap_err();
+    assert!(
+        error.to_string().contains("must be uploaded first"),
+        "{error}"
+    );
+    create.assert_calls(0);
+}
