@@ -359,16 +359,27 @@ pub(crate) struct Inner {
 /// The SDK's client: cheap to clone (clones share connections and the rate
 /// limiter).
 ///
-/// ```no_run
-/// use kling_api_ext::{AvatarRequest, Client};
+/// ```
+/// use std::time::Duration;
+/// use kling_api_ext::{Client, Model, RateLimit};
 ///
-/// # async fn demo() -> Result<(), kling_api_ext::Error> {
-/// let client = Client::builder().api_key("my-apikley-key").build()?;
-/// let request = AvatarRequest::builder()
-///     .image("face.png")
-///     .audio("hello.wav")
-///     .prompt("A friendly presenter")
+/// let client = Client::builder()
+///     .api_key("my-apikley-key")
+///     .model(Model::AvatarV1Pro)
+///     .request_timeout(Duration::from_secs(20))
+///     .rate_limit(Some(RateLimit::DEFAULT))
 ///     .build()?;
+/// assert!(!format!("{client:?}").contains("my-apikley-key"));
+/// # Ok::<(), kling_api_ext::Error>(())
+/// ```
+///
+/// Then, with the network:
+///
+/// ```no_run
+/// # async fn demo(client: kling_api_ext::Client) -> Result<(), kling_api_ext::Error> {
+/// use kling_api_ext::AvatarRequest;
+///
+/// let request = AvatarRequest::builder().image("face.png").audio("hello.wav").build()?;
 /// let task_id = client.submit(&request).await?;
 /// let task = client.get(&task_id).await?;
 /// println!("{task_id}: {}", task.state);

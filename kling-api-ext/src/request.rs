@@ -273,19 +273,26 @@ pub struct AvatarRequest {
 impl AvatarRequest {
     /// Starts a request. Image and audio are required; the prompt may be empty.
     ///
-    /// ```no_run
-    /// use kling_api_ext::{AvatarRequest, Model};
+    /// ```
+    /// use kling_api_ext::{AvatarRequest, Error, Field, Model};
     ///
     /// let request = AvatarRequest::builder()
-    ///     .image("face.png") // a local file: checked now, uploaded on submit
-    ///     .audio("https://cdn.example.com/hello.mp3?X-Amz-Signature=abc") // a URL
+    ///     .image("https://cdn.example.com/face.png") // or a local path, checked now
+    ///     .audio("https://cdn.example.com/hello.mp3?X-Amz-Signature=abc")
     ///     .prompt("A calm presenter, looking at the camera")
     ///     .callback_url("https://example.com/kling/callback")
     ///     .model(Model::AvatarV1Pro)
     ///     .build()?;
-    /// for warning in request.warnings() {
-    ///     eprintln!("warning: {warning}");
-    /// }
+    /// assert_eq!(request.prompt(), "A calm presenter, looking at the camera");
+    ///
+    /// // Bad input never builds, and says what is allowed.
+    /// let error = AvatarRequest::builder()
+    ///     .image("https://cdn.example.com/face.png")
+    ///     .audio("https://cdn.example.com/hello.mp3")
+    ///     .prompt("x".repeat(5001))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(error, Error::InvalidInput { field: Field::Prompt, .. }));
     /// # Ok::<(), kling_api_ext::Error>(())
     /// ```
     pub fn builder() -> AvatarRequestBuilder {
