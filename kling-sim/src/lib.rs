@@ -1,0 +1,61 @@
+//! A faithful local simulator of the Apikley Kling AI Avatar service, for tests,
+//! examples, benchmarks and the CLI's `--sim` mode. No credits are spent and
+//! nothing leaves the machine: it listens on 127.0.0.1 only, and never fetches
+//! a URL off loopback.
+//!
+//! It behaves like the service, quirks included: errors as HTTP 200 with the
+//! status in the body's `code`; `recordInfo is null` for unknown ids; fields
+//! `null` until a task ends; `resultJson` a JSON-encoded string; `costTime` in
+//! seconds; Bearer keys; the model id and required fields checked; a per-key
+//! creation limit (20 per 10 s by default) answered as HTTP 429 or as code 429;
+//! credits charged per generated second; tasks that go
+//! `waiting → queuing → generating → success | fail` on a seeded schedule; a
+//! real MP4 as the result; signed callbacks; and faults injected per endpoint
+//! with seeded probabilities.
+//!
+//! ```no_run
+//! use kling_sim::{SimConfig, Simulator};
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = Simulator::builder()
+//!     .api_key("test-key")
+//!     .with(|c: &mut SimConfig| {
+//!         c.lifecycle.fail_fraction = 0.1;
+//!         c.faults.create_task.reset_after = 0.05;
+//!     })
+//!     .start()
+//!     .await?;
+//! // Point a client at sim.base_url() and sim.upload_base_url(), then:
+//! let stats = sim.stats();
+//! assert!(stats.duplicate_inputs().is_empty(), "a paid task was created twice");
+//! # Ok(()) }
+//! ```
+//!
+//! # Endpoints
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /api/v1/jobs/createTask` | creates a task (`taskId` and `recordId`) |
+//! | `GET /api/v1/jobs/recordInfo?taskId=` | the task record |
+//! | `GET /api/v1/chat/credit` | the balance |
+//! | `POST /api/v1/common/download-url` | a temporary link for a file it generated |
+//! | `POST /file-upload/api/file-stream-upload`, `…/file-base64-upload`, `…/file-url-upload` | uploads |
+//! | `GET /file-upload/files/{path}`, `GET /results/{taskId}.mp4` | stored files and result videos (`Range` supported) |
+//! | `GET /_sim/stats` | the [`Stats`], for tests in another process |
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod callback;
+pub mod config;
+mod handlers;
+mod server;
+mod state;
+
+pub use callback::signature;
+pub use config::{
+    EndpointFaults, FaultConfig, LifecycleConfig, RateLimitConfig, RateLimitMode, SimConfig,
+};
+pub use handlers::RESULT_VIDEO;
+pub use server::{Simulator, SimulatorBuilder};
+pub use state::{CallbackRecord, Stats, TaskStats};

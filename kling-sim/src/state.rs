@@ -1,0 +1,448 @@
+//! What the simulator remembers: tasks with their scripted lifecycles, uploads,
+//! balances, rate-limit windows, and the counters tests inspect.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::config::{LifecycleConfig, RangeMs};
+
+/// How a task ends.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Outcome {
+    Success {
+        video_seconds: f64,
+    },
+    Fail {
+        code: &'static str,
+        msg: &'static str,
+    },
+}
+
+/// Failure reasons drawn for failing tasks.
+const FAILURES: &[(&str, &str)] = &[
+    ("500", "Generation failed: the face could not be animated"),
+    ("422", "generate playground failed, task id is blank"),
+    ("400", "The audio could not be decoded"),
+];
+
+#[derive(Clone, Debug)]
+pub(crate) struct Task {
+    pub id: String,
+    pub owner: String,
+    pub model: String,
+    pub param: String,
+    pub callback_url: Option<String>,
+    pub created: Instant,
+    pub created_ms: i64,
+    /// Offsets from `created` at which each state ends.
+    pub waiting_end: Duration,
+    pub queuing_end: Duration,
+    pub end: Duration,
+    pub outcome: Outcome,
+    pub credits: f64,
+    pub null_until: Option<Duration>,
+    pub unknown_until: Option<Duration>,
+    pub fail_code_int: bool,
+    pub polls: u32,
+    pub first_seen_ended: Option<Instant>,
+}
+
+impl Task {
+    pub fn state(&self, now: Instant) -> &'static str {
+        let age = now.saturating_duration_since(self.created);
+        if age >= self.end {
+            match self.outcome {
+                Outcome::Success { .. } => "success",
+                Outcome::Fail { .. } => "fail",
+            }
+        } else if age >= self.queuing_end {
+            "generating"
+        } else if age >= self.waiting_end {
+            "queuing"
+        } else {
+            "waiting"
+        }
+    }
+
+    pub fn ended(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.created) >= self.end
+    }
+
+    pub fn end_ms(&self) -> i64 {
+        self.created_ms + self.end.as_millis() as i64
+    }
+
+    pub fn result_url(&self, base: &str) -> String {
+        format!("{base}/results/{}.mp4", self.id)
+    }
+
+    /// The `data` of recordInfo (and of callbacks), as the service sends it:
+    /// fields null until the task ends, `resultJson` a JSON-encoded string,
+    /// `costTime` in seconds, times in Unix milliseconds.
+    pub fn record(&self, now: Instant, base: &str, state_override: Option<&str>) -> Value {
+        let state = state_override.unwrap_or_else(|| self.state(now));
+        let ended = self.ended(now);
+        let mut data = json!({
+            "taskId": self.id,
+            "model": self.model,
+            "state": state,
+            "param": self.param,
+            "resultJson": "",
+            "failCode": null,
+            "failMsg": null,
+            "costTime": null,
+            "completeTime": null,
+            "createTime": self.created_ms,
+        });
+        if ended {
+            data["costTime"] = json!(self.end.as_secs());
+            data["completeTime"] = json!(self.end_ms());
+            match &self.outcome {
+                Outcome::Success { .. } => {
+                    data["resultJson"] =
+                        json!(json!({"resultUrls": [self.result_url(base)]}).to_string());
+                }
+                Outcome::Fail { code, msg } => {
+                    data["failCode"] = if self.fail_code_int {
+                        json!(code.parse::<i64>().unwrap_or(500))
+                    } else {
+                        json!(code)
+                    };
+                    data["failMsg"] = json!(msg);
+                }
+            }
+        }
+        data
+    }
+}
+
+/// A stored upload.
+#[derive(Clone, Debug)]
+pub(crate) struct Upload {
+    pub bytes: bytes::Bytes,
+    pub mime: String,
+    /// For URL uploads off loopback: the URL, never fetched.
+    pub source_url: Option<String>,
+}
+
+/// A callback the simulator sent or decided not to send.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackRecord {
+    /// The task.
+    pub task_id: String,
+    /// Where to.
+    pub url: String,
+    /// Whether a POST was made.
+    pub sent: bool,
+    /// The receiver's HTTP status.
+    pub status: Option<u16>,
+    /// Why it was not sent or failed.
+    pub error: Option<String>,
+    /// Whether it was signed.
+    pub signed: bool,
+}
+
+/// One task, as tests see it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStats {
+    /// The id.
+    pub task_id: String,
+    /// The state now.
+    pub state: String,
+    /// recordInfo requests for it.
+    pub polls: u32,
+    /// When it was created (Unix ms).
+    pub created_ms: i64,
+    /// How long after creation it ended (or will end), in ms.
+    pub ends_after_ms: u64,
+    /// Whether it has ended.
+    pub ended: bool,
+    /// From its end to the first recordInfo answer that showed it ended, in ms.
+    pub detection_lag_ms: Option<u64>,
+}
+
+/// Counters and records for tests and benchmarks (`Simulator::stats`, or
+/// `GET /_sim/stats`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Requests per endpoint (`createTask`, `recordInfo`, ...).
+    pub requests: BTreeMap<String, u64>,
+    /// Tasks created.
+    pub tasks_created: u64,
+    /// Tasks created per input (model and input, as sent): a value above 1 is a
+    /// paid task created twice.
+    pub tasks_per_input: BTreeMap<String, u32>,
+    /// Every task.
+    pub tasks: Vec<TaskStats>,
+    /// Callbacks.
+    pub callbacks: Vec<CallbackRecord>,
+    /// Faults injected, by endpoint and kind (`createTask.resetAfter`, ...).
+    pub faults: BTreeMap<String, u64>,
+    /// Rate-limit refusals.
+    pub rate_limited: u64,
+    /// Remaining credits of the first key's account.
+    pub credits: f64,
+}
+
+impl Stats {
+    /// Inputs created more than once, with their counts.
+    pub fn duplicate_inputs(&self) -> Vec<(&str, u32)> {
+        self.tasks_per_input
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, n)| (k.as_str(), *n))
+            .collect()
+    }
+
+    /// Requests to one endpoint.
+    pub fn requests_to(&self, endpoint: &str) -> u64 {
+        self.requests.get(endpoint).copied().unwrap_or(0)
+    }
+}
+
+pub(crate) struct SimState {
+    pub tasks: HashMap<String, Task>,
+    pub order: Vec<String>,
+    pub uploads: HashMap<String, Upload>,
+    pub credits: HashMap<String, f64>,
+    pub windows: HashMap<String, VecDeque<Instant>>,
+    pub lifecycle_rng: fastrand::Rng,
+    pub requests: BTreeMap<String, u64>,
+    pub tasks_per_input: BTreeMap<String, u32>,
+    pub callbacks: Vec<CallbackRecord>,
+    pub faults: BTreeMap<String, u64>,
+    pub rate_limited: u64,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn draw(rng: &mut fastrand::Rng, range: RangeMs) -> Duration {
+    let (lo, hi) = (range[0].min(range[1]), range[0].max(range[1]));
+    Duration::from_millis(if lo == hi { lo } else { rng.u64(lo..=hi) })
+}
+
+impl SimState {
+    pub fn new(keys: &[String], credits: f64, seed: u64) -> Self {
+        SimState {
+            tasks: HashMap::new(),
+            order: Vec::new(),
+            uploads: HashMap::new(),
+            credits: keys.iter().map(|k| (k.clone(), credits)).collect(),
+            windows: HashMap::new(),
+            lifecycle_rng: fastrand::Rng::with_seed(seed),
+            requests: BTreeMap::new(),
+            tasks_per_input: BTreeMap::new(),
+            callbacks: Vec::new(),
+            faults: BTreeMap::new(),
+            rate_limited: 0,
+        }
+    }
+
+    /// A new task id: 32 hex characters, like real ones.
+    pub fn new_id(&mut self) -> String {
+        format!("{:032x}", self.lifecycle_rng.u128(..))
+    }
+
+    /// Draws a lifecycle.
+    pub fn schedule(
+        &mut self,
+        lifecycle: &LifecycleConfig,
+        video_seconds: f64,
+    ) -> (Duration, Duration, Duration, Outcome) {
+        let rng = &mut self.lifecycle_rng;
+        let waiting = draw(rng, lifecycle.waiting_ms);
+        let queuing = waiting + draw(rng, lifecycle.queuing_ms);
+        let end = queuing + draw(rng, lifecycle.generating_ms);
+        let outcome = if rng.f64() < lifecycle.fail_fraction {
+            let (code, msg) = FAILURES[rng.usize(..FAILURES.len())];
+            Outcome::Fail { code, msg }
+        } else {
+            Outcome::Success { video_seconds }
+        };
+        (waiting, queuing, end, outcome)
+    }
+
+    /// Sliding-window limit: `Ok` records the request; `Err` is how long until
+    /// a slot frees.
+    pub fn admit(
+        &mut self,
+        key: &str,
+        max: u32,
+        window: Duration,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        if max == 0 {
+            return Ok(());
+        }
+        let log = self.windows.entry(key.to_owned()).or_default();
+        while log
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            log.pop_front();
+        }
+        if log.len() >= max as usize {
+            let oldest = *log.front().expect("full log");
+            return Err(window.saturating_sub(now.saturating_duration_since(oldest)));
+        }
+        log.push_back(now);
+        Ok(())
+    }
+
+    pub fn count(&mut self, endpoint: &str) {
+        *self.requests.entry(endpoint.to_owned()).or_default() += 1;
+    }
+
+    pub fn stats(&self, now: Instant, first_key: &str) -> Stats {
+        let tasks = self
+            .order
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .map(|t| TaskStats {
+                task_id: t.id.clone(),
+                state: t.state(now).to_owned(),
+                polls: t.polls,
+                created_ms: t.created_ms,
+                ends_after_ms: t.end.as_millis() as u64,
+                ended: t.ended(now),
+                detection_lag_ms: t.first_seen_ended.map(|seen| {
+                    seen.saturating_duration_since(t.created + t.end)
+                        .as_millis() as u64
+                }),
+            })
+            .collect();
+        Stats {
+            requests: self.requests.clone(),
+            tasks_created: self.order.len() as u64,
+            tasks_per_input: self.tasks_per_input.clone(),
+            tasks,
+            callbacks: self.callbacks.clone(),
+            faults: self.faults.clone(),
+            rate_limited: self.rate_limited,
+            credits: self.credits.get(first_key).copied().unwrap_or(0.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(outcome: Outcome) -> Task {
+        Task {
+            id: "abc".into(),
+            owner: "k".into(),
+            model: "kling/ai-avatar-v1-pro".into(),
+            param: "{}".into(),
+            callback_url: None,
+            created: Instant::now(),
+            created_ms: 1_000,
+            waiting_end: Duration::from_secs(1),
+            queuing_end: Duration::from_secs(2),
+            end: Duration::from_secs(10),
+            outcome,
+            credits: 0.0,
+            null_until: None,
+            unknown_until: None,
+            fail_code_int: false,
+            polls: 0,
+            first_seen_ended: None,
+        }
+    }
+
+    #[test]
+    fn states_follow_the_schedule() {
+        let t = task(Outcome::Success { video_seconds: 5.0 });
+        let at = |s: u64| t.created + Duration::from_secs(s);
+        assert_eq!(t.state(at(0)), "waiting");
+        assert_eq!(t.state(at(1)), "queuing");
+        assert_eq!(t.state(at(5)), "generating");
+        assert_eq!(t.state(at(10)), "success");
+    }
+
+    #[test]
+    fn records_are_null_until_the_end_then_filled() {
+        let t = task(Outcome::Success { video_seconds: 5.0 });
+        let running = t.record(t.created, "http://h", None);
+        assert_eq!(running["resultJson"], json!(""));
+        assert!(running["costTime"].is_null() && running["completeTime"].is_null());
+        let done = t.record(t.created + Duration::from_secs(11), "http://h", None);
+        assert_eq!(done["costTime"], json!(10));
+        assert_eq!(done["completeTime"], json!(11_000));
+        let result: Value = serde_json::from_str(done["resultJson"].as_str().unwrap()).unwrap();
+        assert_eq!(result["resultUrls"][0], json!("http://h/results/abc.mp4"));
+
+        let mut failing = task(Outcome::Fail {
+            code: "500",
+            msg: "boom",
+        });
+        let failed = failing.record(failing.created + Duration::from_secs(11), "http://h", None);
+        assert_eq!(
+            (failed["failCode"].clone(), failed["resultJson"].clone()),
+            (json!("500"), json!(""))
+        );
+        failing.fail_code_int = true;
+        let failed = failing.record(failing.created + Duration::from_secs(11), "http://h", None);
+        assert_eq!(failed["failCode"], json!(500));
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let mut state = SimState::new(&["k".into()], 0.0, 1);
+        let start = Instant::now();
+        for _ in 0..3 {
+            state.admit("k", 3, Duration::from_secs(10), start).unwrap();
+        }
+        let wait = state
+            .admit(
+                "k",
+                3,
+                Duration::from_secs(10),
+                start + Duration::from_secs(4),
+            )
+            .unwrap_err();
+        assert_eq!(wait, Duration::from_secs(6));
+        assert!(
+            state
+                .admit(
+                    "k",
+                    3,
+                    Duration::from_secs(10),
+                    start + Duration::from_secs(10)
+                )
+                .is_ok()
+        );
+        // Other keys have their own window.
+        assert!(
+            state
+                .admit("other", 3, Duration::from_secs(10), start)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_lifecycles() {
+        let lifecycle = LifecycleConfig {
+            fail_fraction: 0.5,
+            ..LifecycleConfig::default()
+        };
+        let mut a = SimState::new(&[], 0.0, 42);
+        let mut b = SimState::new(&[], 0.0, 42);
+        for _ in 0..20 {
+            assert_eq!(a.schedule(&lifecycle, 5.0), b.schedule(&lifecycle, 5.0));
+            assert_eq!(a.new_id(), b.new_id());
+        }
+    }
+}
