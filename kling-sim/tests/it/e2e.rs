@@ -1,0 +1,171 @@
+//! The SDK against the simulator, end to end: upload, submit, read the task
+//! until it ends, fetch the result; then many jobs with faults switched on.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kling_api_ext::{AvatarRequest, Client, Error, RetryPolicy, State, Task};
+use kling_sim::Simulator;
+
+use crate::support::{KEY, check_mp4, sim};
+
+fn asset(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/assets")
+        .join(name)
+}
+
+fn client(sim: &Simulator) -> Client {
+    Client::builder()
+        .api_key(KEY)
+        .base_url(sim.base_url())
+        .upload_base_url(sim.upload_base_url())
+        .retry(RetryPolicy {
+            max_attempts: 6,
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
+            time_budget: Duration::from_secs(10),
+        })
+        .request_timeout(Duration::from_millis(800))
+        // The simulator's limit is off in these tests; the client's would only
+        // slow them down (it has its own tests).
+        .rate_limit(None)
+        .build()
+        .unwrap()
+}
+
+/// Reads the task until it ends (the next issue adds a real `wait`).
+async fn until_done(client: &Client, task_id: &kling_api_ext::TaskId) -> Result<Task, Error> {
+    loop {
+        match client.get(task_id).await {
+            Ok(task) if task.state.is_terminal() => return Ok(task),
+            Ok(_) => {}
+            // Just after creation the record may not be visible yet.
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn upload_submit_read_and_fetch_the_video() {
+    let sim = sim(|_| {}).await;
+    let client = client(&sim);
+    let request = AvatarRequest::builder()
+        .image(asset("face.png"))
+        .audio(asset("hello.wav"))
+        .prompt("A friendly presenter")
+        .build()
+        .unwrap();
+    let task_id = client.submit(&request).await.unwrap();
+    let task = until_done(&client, &task_id).await.unwrap();
+    assert_eq!(task.state, State::Success);
+    let video = kling_api_ext::reqwest::get(task.video_url().unwrap().as_str())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    check_mp4(&video).unwrap();
+    let stats = sim.stats();
+    assert_eq!(stats.requests_to("uploadStream"), 2);
+    assert_eq!(stats.tasks_created, 1);
+    // The audio was uploaded to the simulator, which read its WAV header: 2.93 s
+    // → 3 s × 16 credits charged.
+    assert_eq!(stats.credits, 10_000.0 - 48.0);
+}
+
+#[tokio::test]
+async fn many_jobs_with_faults_never_pay_twice_never_hang_and_always_end_typed() {
+    let sim = sim(|c| {
+        c.lifecycle.fail_fraction = 0.1;
+        c.faults.seed = 11;
+        let create = &mut c.faults.create_task;
+        create.reset_before = 0.05;
+        create.reset_after = 0.05;
+        create.slow_after = 0.05;
+        create.html502 = 0.03;
+        create.html520 = 0.03;
+        create.envelope500 = 0.04;
+        create.envelope455 = 0.05;
+        create.message_alias = 0.05;
+        let read = &mut c.faults.record_info;
+        read.reset_before = 0.05;
+        read.html502 = 0.05;
+        read.envelope500 = 0.05;
+        read.envelope455 = 0.05;
+        read.message_alias = 0.05;
+        c.faults.upload.html520 = 0.05;
+        c.faults.upload.reset_before = 0.05;
+        c.faults.slow_ms = 1500;
+        c.faults.unknown_state = 0.1;
+        c.faults.unknown_state_ms = 50;
+        c.faults.null_record = 0.1;
+        c.faults.null_record_ms = 50;
+        c.faults.fail_code_int = 0.5;
+        c.rate_limit.max = 0;
+    })
+    .await;
+    let client = client(&sim);
+    // Uploaded once; every job uses the URLs with its own prompt.
+    let image = client.upload_file(asset("face.png")).await.unwrap().url;
+    let audio = client.upload_file(asset("hello.wav")).await.unwrap().url;
+    let jobs = 60;
+    let handles: Vec<_> = (0..jobs)
+        .map(|i| {
+            let client = client.clone();
+            let request = AvatarRequest::builder()
+                .image(image.clone())
+                .audio(audio.clone())
+                .prompt(format!("job {i}"))
+                .build()
+                .unwrap();
+            tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_secs(30), async {
+                    let task_id = client.submit(&request).await?;
+                    until_done(&client, &task_id).await
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut outcomes: BTreeMap<String, u32> = BTreeMap::new();
+    for handle in handles {
+        let outcome = handle.await.unwrap().expect("a job hung");
+        let key = match outcome {
+            Ok(task) => task.state.to_string(),
+            Err(e) => e.kind().to_owned(),
+        };
+        *outcomes.entry(key).or_default() += 1;
+    }
+    let stats = sim.stats();
+    assert!(
+        stats.duplicate_inputs().is_empty(),
+        "paid twice: {:?}",
+        stats.duplicate_inputs()
+    );
+    assert_eq!(outcomes.values().sum::<u32>(), jobs);
+    assert!(
+        outcomes.get("success").copied().unwrap_or(0) > 0,
+        "{outcomes:?}"
+    );
+    // Every failure is a typed error a caller can act on.
+    for kind in outcomes.keys() {
+        assert!(
+            [
+                "success",
+                "fail",
+                "submit_outcome_unknown",
+                "server_error",
+                "maintenance",
+                "transport",
+                "unexpected_response"
+            ]
+            .contains(&kind.as_str()),
+            "unexpected outcome {kind}: {outcomes:?}"
+        );
+    }
+    println!("outcomes: {outcomes:?}; faults: {:?}", stats.faults);
+}

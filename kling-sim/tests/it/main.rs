@@ -1,0 +1,8 @@
+//! Tests of the simulator over HTTP (raw reqwest, independent of the SDK), and
+//! end-to-end tests of the SDK against it.
+
+mod e2e;
+mod endpoints;
+mod faults;
+mod rules;
+mod support;

@@ -1,0 +1,379 @@
+//! Server-side rules, the lifecycle model and callbacks.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kling_sim::RateLimitMode;
+use serde_json::{Value, json};
+
+use crate::support::{KEY, body, create, create_ok, http, record, sim, until_ended};
+
+async fn json_of(response: reqwest::Response) -> Value {
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_wrong_key_gets_code_401_with_http_200() {
+    let sim = sim(|_| {}).await;
+    for auth in [Some("Bearer nope"), Some(KEY), None] {
+        let mut request = http()
+            .post(format!("{}/api/v1/jobs/createTask", sim.base_url()))
+            .json(&body("kling/ai-avatar-v1-pro", ""));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            json_of(response).await,
+            json!({"code": 401, "msg": "You do not have access permissions", "data": null})
+        );
+    }
+    assert_eq!(sim.stats().tasks_created, 0);
+}
+
+#[tokio::test]
+async fn requests_without_a_user_agent_are_refused_by_the_proxy() {
+    let sim = sim(|_| {}).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bare = reqwest::Client::new();
+    let response = bare
+        .get(format!("{}/api/v1/chat/credit", sim.base_url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.text().await.unwrap(), "error code: 1010");
+}
+
+#[tokio::test]
+async fn unknown_models_are_refused_and_siblings_accepted() {
+    let sim = sim(|_| {}).await;
+    let answer = json_of(create(&sim, &body("kling/ai-avatar-v9", "")).await).await;
+    assert_eq!(answer["code"], json!(422));
+    assert!(
+        answer["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("The model name you specified is not supported")
+    );
+    for model in ["kling/ai-avatar-pro", "kling/ai-avatar-standard"] {
+        assert_eq!(
+            json_of(create(&sim, &body(model, "")).await).await["code"],
+            json!(200),
+            "{model}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn required_fields_answer_code_500_this_field_is_required() {
+    let sim = sim(|_| {}).await;
+    let mut without_input = body("kling/ai-avatar-v1-pro", "");
+    without_input.as_object_mut().unwrap().remove("input");
+    let mut cases = vec![without_input];
+    for field in ["image_url", "audio_url", "prompt"] {
+        let mut b = body("kling/ai-avatar-v1-pro", "");
+        b["input"].as_object_mut().unwrap().remove(field);
+        cases.push(b);
+    }
+    for case in cases {
+        assert_eq!(
+            json_of(create(&sim, &case).await).await,
+            json!({"code": 500, "msg": "This field is required", "data": null}),
+            "{case}"
+        );
+    }
+    assert_eq!(sim.stats().tasks_created, 0);
+}
+
+#[tokio::test]
+async fn prompts_over_5000_characters_are_refused() {
+    let sim = sim(|_| {}).await;
+    assert_eq!(
+        json_of(create(&sim, &body("kling/ai-avatar-v1-pro", &"é".repeat(5000))).await).await["code"],
+        json!(200)
+    );
+    let answer =
+        json_of(create(&sim, &body("kling/ai-avatar-v1-pro", &"é".repeat(5001))).await).await;
+    assert_eq!(answer["code"], json!(422));
+}
+
+#[tokio::test]
+async fn uploads_over_the_configured_size_are_refused() {
+    let sim = sim(|c| c.max_upload_bytes = 1000).await;
+    let form = reqwest::multipart::Form::new()
+        .text("uploadPath", "big")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![0u8; 1001]).file_name("big.bin"),
+        );
+    let answer = json_of(
+        http()
+            .post(format!("{}/api/file-stream-upload", sim.upload_base_url()))
+            .bearer_auth(KEY)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer["success"], json!(false));
+    assert_eq!(answer["code"], json!(400));
+    assert!(
+        answer["msg"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the limit of 1000 bytes")
+    );
+}
+
+#[tokio::test]
+async fn credits_run_out_with_code_402() {
+    // 5 s × 16 credits = 80 per task: 100 credits pay for one.
+    let sim = sim(|c| c.credits = 100.0).await;
+    create_ok(&sim, "one").await;
+    let answer = json_of(create(&sim, &body("kling/ai-avatar-v1-pro", "two")).await).await;
+    assert_eq!(
+        answer,
+        json!({"code": 402, "msg": "Insufficient credits", "data": null})
+    );
+    assert_eq!(sim.stats().credits, 20.0);
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_http_429_with_retry_after() {
+    let sim = sim(|c| c.rate_limit.window_ms = 60_000).await;
+    for i in 0..20 {
+        create_ok(&sim, &format!("job {i}")).await;
+    }
+    let response = create(&sim, &body("kling/ai-avatar-v1-pro", "job 20")).await;
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((59..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(json_of(response).await["code"], json!(429));
+    let stats = sim.stats();
+    assert_eq!((stats.tasks_created, stats.rate_limited), (20, 1));
+}
+
+#[tokio::test]
+async fn the_rate_limit_can_answer_code_429_with_http_200() {
+    let sim = sim(|c| {
+        c.rate_limit.max = 2;
+        c.rate_limit.mode = RateLimitMode::Envelope429;
+    })
+    .await;
+    create_ok(&sim, "a").await;
+    create_ok(&sim, "b").await;
+    let response = create(&sim, &body("kling/ai-avatar-v1-pro", "c")).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("retry-after").is_none());
+    assert_eq!(
+        json_of(response).await,
+        json!({"code": 429, "msg": "Rate limit exceeded", "data": null})
+    );
+}
+
+#[tokio::test]
+async fn the_rate_limit_window_slides() {
+    let sim = sim(|c| {
+        c.rate_limit.max = 2;
+        c.rate_limit.window_ms = 300;
+    })
+    .await;
+    create_ok(&sim, "a").await;
+    create_ok(&sim, "b").await;
+    assert_eq!(
+        create(&sim, &body("kling/ai-avatar-v1-pro", "c"))
+            .await
+            .status(),
+        429
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    create_ok(&sim, "d").await;
+}
+
+#[tokio::test]
+async fn failing_tasks_end_in_fail_with_a_string_code_and_cost_nothing() {
+    let sim = sim(|c| {
+        c.lifecycle.fail_fraction = 1.0;
+        c.credits = 100.0;
+    })
+    .await;
+    let id = create_ok(&sim, "doomed").await;
+    let data = until_ended(&sim, &id).await["data"].clone();
+    assert_eq!(data["state"], json!("fail"));
+    assert!(data["failCode"].is_string(), "{data}");
+    assert!(!data["failMsg"].as_str().unwrap().is_empty());
+    assert_eq!(data["resultJson"], json!(""));
+    assert_eq!(sim.stats().credits, 100.0);
+    let video = http()
+        .get(format!("{}/results/{id}.mp4", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(video.status(), 404);
+}
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_tasks() {
+    let run = || async {
+        let sim = sim(|c| {
+            c.lifecycle.seed = 99;
+            c.lifecycle.fail_fraction = 0.5;
+        })
+        .await;
+        let mut out = Vec::new();
+        for i in 0..6 {
+            let id = create_ok(&sim, &format!("{i}")).await;
+            out.push(id);
+        }
+        let ends: Vec<u64> = sim.stats().tasks.iter().map(|t| t.ends_after_ms).collect();
+        (out, ends)
+    };
+    assert_eq!(run().await, run().await);
+}
+
+#[tokio::test]
+async fn inspection_counts_requests_polls_inputs_and_detection_lag() {
+    let sim = sim(|_| {}).await;
+    let id = create_ok(&sim, "same").await;
+    create_ok(&sim, "same").await;
+    create_ok(&sim, "other").await;
+    until_ended(&sim, &id).await;
+    record(&sim, &id).await;
+    let stats = sim.stats();
+    assert_eq!(stats.requests_to("createTask"), 3);
+    assert_eq!(stats.tasks_created, 3);
+    let duplicates = stats.duplicate_inputs();
+    assert_eq!(duplicates.len(), 1);
+    assert_eq!(duplicates[0].1, 2);
+    assert!(duplicates[0].0.contains("\"prompt\":\"same\""));
+    let task = stats.tasks.iter().find(|t| t.task_id == id).unwrap();
+    assert_eq!(u64::from(task.polls), stats.requests_to("recordInfo"));
+    // Polled every 10 ms: seen ended within a few tens of ms of the end.
+    assert!(task.detection_lag_ms.unwrap() < 200, "{task:?}");
+}
+
+/// A loopback server that records callback requests.
+async fn receiver() -> (String, Arc<Mutex<Vec<(axum::http::HeaderMap, Value)>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    let app = axum::Router::new().route(
+        "/callback",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let log = log.clone();
+                async move {
+                    log.lock().unwrap().push((headers, body));
+                    axum::Json(json!({"code": 200, "msg": "success"}))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/callback", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+async fn create_with_callback(sim: &kling_sim::Simulator, callback: &str, prompt: &str) -> String {
+    let mut b = body("kling/ai-avatar-v1-pro", prompt);
+    b["callBackUrl"] = json!(callback);
+    json_of(create(sim, &b).await).await["data"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn wait_for_callbacks(sim: &kling_sim::Simulator, n: usize) {
+    for _ in 0..300 {
+        if sim.stats().callbacks.len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} callbacks were not sent");
+}
+
+#[tokio::test]
+async fn a_signed_callback_is_posted_once_when_the_task_ends() {
+    let (url, received) = receiver().await;
+    let sim = crate::support::sim(|c| c.webhook_hmac_key = Some("whsec-test".into())).await;
+    let id = create_with_callback(&sim, &url, "called back").await;
+    wait_for_callbacks(&sim, 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let received = received.lock().unwrap();
+    assert_eq!(received.len(), 1, "sent once");
+    let (headers, body) = &received[0];
+    assert_eq!(body["code"], json!(200));
+    assert_eq!(
+        body["msg"],
+        json!("Playground task completed successfully.")
+    );
+    assert_eq!(body["data"]["taskId"], json!(id));
+    assert_eq!(body["data"]["state"], json!("success"));
+    assert_eq!(body["data"]["creditsConsumed"], json!(80.0));
+    assert!(
+        body["data"]["resultJson"]
+            .as_str()
+            .unwrap()
+            .contains("resultUrls")
+    );
+    let timestamp: i64 = headers["x-webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now - timestamp).abs() <= 5,
+        "timestamp in seconds: {timestamp}"
+    );
+    let signature = headers["x-webhook-signature"].to_str().unwrap();
+    assert_eq!(
+        signature,
+        kling_sim::signature("whsec-test", &id, timestamp)
+    );
+    let record = &sim.stats().callbacks[0];
+    assert!(record.sent && record.signed);
+    assert_eq!(record.status, Some(200));
+}
+
+#[tokio::test]
+async fn a_failure_callback_has_code_501_and_no_credits() {
+    let (url, received) = receiver().await;
+    let sim = crate::support::sim(|c| c.lifecycle.fail_fraction = 1.0).await;
+    create_with_callback(&sim, &url, "failing").await;
+    wait_for_callbacks(&sim, 1).await;
+    let received = received.lock().unwrap();
+    let (headers, body) = &received[0];
+    assert_eq!(
+        (body["code"].clone(), body["msg"].clone()),
+        (json!(501), json!("Playground task failed."))
+    );
+    assert_eq!(body["data"]["state"], json!("fail"));
+    assert_eq!(body["data"]["creditsConsumed"], json!(0));
+    assert!(
+        headers.get("x-webhook-signature").is_none(),
+        "no key, no signature"
+    );
+}
+
+#[tokio::test]
+async fn callbacks_off_loopback_are_recorded_not_sent() {
+    let sim = crate::support::sim(|_| {}).await;
+    create_with_callback(&sim, "https://example.com/callback", "far").await;
+    wait_for_callbacks(&sim, 1).await;
+    let record = &sim.stats().callbacks[0];
+    assert!(!record.sent);
+    assert!(record.error.as_deref().unwrap().contains("not on loopback"));
+}
