@@ -7,9 +7,11 @@
 //!   with the spec's request schema;
 //! - `behaviours`: for every operation, what the generated client returns for each
 //!   way the service (or a proxy in front of it) may answer. The table of
-//!   behaviours in the README is documented by these tests.
+//!   behaviours in the README is documented by these tests;
+//! - `simulator`: the simulator's answers agree with the specs' response schemas.
 
 mod behaviours;
 mod examples;
 mod schema;
+mod simulator;
 mod support;
