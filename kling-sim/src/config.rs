@@ -124,6 +124,10 @@ pub struct LifecycleConfig {
     pub queuing_ms: RangeMs,
     /// Time in `generating`.
     pub generating_ms: RangeMs,
+    /// Time in `generating` per second of audio, when the audio is a WAV file
+    /// the simulator stored (so it knows its length); replaces `generatingMs`
+    /// for those tasks. Models generation that scales with the video's length.
+    pub generating_ms_per_audio_second: Option<RangeMs>,
     /// Fraction of tasks that end in `fail`.
     pub fail_fraction: f64,
 }
@@ -135,6 +139,7 @@ impl Default for LifecycleConfig {
             waiting_ms: [300, 800],
             queuing_ms: [500, 1500],
             generating_ms: [2000, 5000],
+            generating_ms_per_audio_second: None,
             fail_fraction: 0.0,
         }
     }
@@ -214,6 +219,8 @@ impl SimConfig {
         self.lifecycle.waiting_ms = scale(self.lifecycle.waiting_ms);
         self.lifecycle.queuing_ms = scale(self.lifecycle.queuing_ms);
         self.lifecycle.generating_ms = scale(self.lifecycle.generating_ms);
+        self.lifecycle.generating_ms_per_audio_second =
+            self.lifecycle.generating_ms_per_audio_second.map(scale);
         self
     }
 }

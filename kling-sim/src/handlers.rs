@@ -332,8 +332,8 @@ async fn create_task(
 
     let now = Instant::now();
     let config = &shared.config;
-    let video_seconds =
-        uploaded_audio_seconds(&shared, audio).unwrap_or(config.default_video_seconds);
+    let audio_seconds = uploaded_audio_seconds(&shared, audio);
+    let video_seconds = audio_seconds.unwrap_or(config.default_video_seconds);
     let task = {
         let mut state = shared.lock();
         let window = Duration::from_millis(config.rate_limit.window_ms);
@@ -343,7 +343,7 @@ async fn create_task(
             return rate_limited(&shared, wait, header, alias);
         }
         let (waiting_end, queuing_end, end, outcome) =
-            state.schedule(&config.lifecycle, video_seconds);
+            state.schedule(&config.lifecycle, video_seconds, audio_seconds);
         let cost = match outcome {
             Outcome::Success { video_seconds } => (video_seconds.ceil() * price).max(0.0),
             Outcome::Fail { .. } => 0.0,
@@ -725,7 +725,12 @@ async fn upload_stream(
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) => {
-                return upload_envelope(400, &format!("Malformed multipart body: {e}"), None, alias);
+                return upload_envelope(
+                    400,
+                    &format!("Malformed multipart body: {e}"),
+                    None,
+                    alias,
+                );
             }
         };
         match field.name().unwrap_or_default() {

@@ -255,16 +255,21 @@ impl SimState {
         format!("{:032x}", self.lifecycle_rng.u128(..))
     }
 
-    /// Draws a lifecycle.
+    /// Draws a lifecycle. `audio_seconds` is the audio's length when known.
     pub fn schedule(
         &mut self,
         lifecycle: &LifecycleConfig,
         video_seconds: f64,
+        audio_seconds: Option<f64>,
     ) -> (Duration, Duration, Duration, Outcome) {
         let rng = &mut self.lifecycle_rng;
         let waiting = draw(rng, lifecycle.waiting_ms);
         let queuing = waiting + draw(rng, lifecycle.queuing_ms);
-        let end = queuing + draw(rng, lifecycle.generating_ms);
+        let generating = match (lifecycle.generating_ms_per_audio_second, audio_seconds) {
+            (Some(rate), Some(audio)) => draw(rng, rate).mul_f64(audio),
+            _ => draw(rng, lifecycle.generating_ms),
+        };
+        let end = queuing + generating;
         let outcome = if rng.f64() < lifecycle.fail_fraction {
             let (code, msg) = FAILURES[rng.usize(..FAILURES.len())];
             Outcome::Fail { code, msg }
@@ -399,6 +404,22 @@ mod tests {
     }
 
     #[test]
+    fn generation_can_scale_with_the_audio() {
+        let lifecycle = LifecycleConfig {
+            waiting_ms: [0, 0],
+            queuing_ms: [0, 0],
+            generating_ms_per_audio_second: Some([4000, 4000]),
+            ..LifecycleConfig::default()
+        };
+        let mut state = SimState::new(&[], 0.0, 1);
+        let (_, _, end, _) = state.schedule(&lifecycle, 10.0, Some(10.0));
+        assert_eq!(end, Duration::from_secs(40));
+        // Unknown audio: the plain range.
+        let (_, _, end, _) = state.schedule(&lifecycle, 10.0, None);
+        assert!(end >= Duration::from_secs(2) && end <= Duration::from_secs(5));
+    }
+
+    #[test]
     fn the_window_slides() {
         let mut state = SimState::new(&["k".into()], 0.0, 1);
         let start = Instant::now();
@@ -441,7 +462,10 @@ mod tests {
         let mut a = SimState::new(&[], 0.0, 42);
         let mut b = SimState::new(&[], 0.0, 42);
         for _ in 0..20 {
-            assert_eq!(a.schedule(&lifecycle, 5.0), b.schedule(&lifecycle, 5.0));
+            assert_eq!(
+                a.schedule(&lifecycle, 5.0, None),
+                b.schedule(&lifecycle, 5.0, None)
+            );
             assert_eq!(a.new_id(), b.new_id());
         }
     }
