@@ -318,6 +318,8 @@ impl ClientBuilder {
                 upload_path,
                 preflight: self.preflight,
                 transfer_timeout: self.transfer_timeout,
+                durations: crate::wait::DurationModel::default(),
+                submitted: std::sync::Mutex::new(std::collections::VecDeque::new()),
             }),
         })
     }
@@ -354,6 +356,32 @@ pub(crate) struct Inner {
     pub(crate) upload_path: String,
     pub(crate) preflight: bool,
     pub(crate) transfer_timeout: Duration,
+    /// Generation speed learned from finished waits (poll scheduling).
+    pub(crate) durations: crate::wait::DurationModel,
+    /// Audio lengths of recently submitted tasks, for their waits.
+    pub(crate) submitted: std::sync::Mutex<std::collections::VecDeque<(TaskId, Duration)>>,
+}
+
+impl Inner {
+    /// How many submitted tasks' audio lengths are remembered.
+    const REMEMBERED: usize = 4096;
+
+    pub(crate) fn remember_audio(&self, task_id: &TaskId, audio: Duration) {
+        let mut submitted = self.submitted.lock().unwrap_or_else(|p| p.into_inner());
+        if submitted.len() >= Self::REMEMBERED {
+            submitted.pop_front();
+        }
+        submitted.push_back((task_id.clone(), audio));
+    }
+
+    pub(crate) fn submitted_audio(&self, task_id: &TaskId) -> Option<Duration> {
+        let submitted = self.submitted.lock().unwrap_or_else(|p| p.into_inner());
+        submitted
+            .iter()
+            .rev()
+            .find(|(id, _)| id == task_id)
+            .map(|(_, audio)| *audio)
+    }
 }
 
 /// The SDK's client: cheap to clone (clones share connections and the rate

@@ -354,6 +354,19 @@ pub enum Error {
         task_id: TaskId,
     },
 
+    /// A result URL answered 403, 404 or 410: result URLs expire after about 24
+    /// hours. [`crate::Client::download_url`] gives a fresh 20-minute link for a
+    /// file the service generated.
+    #[error(
+        "download: {url} answered HTTP {status}; result URLs expire after about 24 hours: ask download_url() for a fresh link"
+    )]
+    LinkExpired {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+
     /// A local file could not be read or written.
     #[error("{operation}: {}: {source}", .path.display())]
     Io {
@@ -448,6 +461,7 @@ impl Error {
             | Error::Io { operation, .. } => Some(*operation),
             Error::SubmitOutcomeUnknown { .. } => Some(Operation::CreateTask),
             Error::WaitTimedOut { .. } | Error::Cancelled { .. } => Some(Operation::Wait),
+            Error::LinkExpired { .. } => Some(Operation::Download),
             Error::GenerationFailed { .. } => None,
         }
     }
@@ -518,6 +532,7 @@ impl Error {
             Error::SubmitOutcomeUnknown { .. } => "submit_outcome_unknown",
             Error::WaitTimedOut { .. } => "wait_timed_out",
             Error::Cancelled { .. } => "cancelled",
+            Error::LinkExpired { .. } => "link_expired",
             Error::Io { .. } => "io",
         }
     }
@@ -569,6 +584,7 @@ impl Error {
                 );
                 **cause = inner.redact(secret);
             }
+            Error::LinkExpired { url, .. } => scrub(url),
             Error::Transport { .. }
             | Error::WaitTimedOut { .. }
             | Error::Cancelled { .. }

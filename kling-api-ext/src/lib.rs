@@ -38,6 +38,11 @@
 //! - [`Error`]: one error type, a variant per thing a caller acts on differently.
 //! - [`retry`]: what is repeated and what never is; [`ratelimit`]: the creation
 //!   limiter.
+//! - [`wait`]: waiting for a task with an adaptive poll schedule, a deadline,
+//!   cancellation and progress; [`Client::submit_and_wait`].
+//! - [`webhook`]: verifying and parsing callbacks; `receiver` (feature
+//!   `webhook-receiver`): a ready axum endpoint.
+//! - [`download`]: atomic, resumable, hashed downloads.
 //!
 //! Every request runs in a `tracing` span (`kling_request`: operation, method,
 //! path, HTTP status, envelope code, duration, task id). The API key is never
@@ -47,21 +52,27 @@
 #![deny(missing_docs)]
 
 mod client;
+pub mod download;
 mod envelope;
 pub mod error;
 pub mod media;
 pub mod preflight;
 pub mod ratelimit;
+#[cfg(feature = "webhook-receiver")]
+pub mod receiver;
 pub mod request;
 pub mod retry;
 mod submit;
 pub mod task;
 pub mod upload;
+pub mod wait;
+pub mod webhook;
 
 pub use client::{
     Client, ClientBuilder, DEFAULT_USER_AGENT, ENV_API_KEY, ENV_BASE_URL, ENV_UPLOAD_BASE_URL,
     install_tls_provider,
 };
+pub use download::{DownloadSource, Downloaded};
 pub use error::{Error, Field, Operation, Result, TransportKind};
 /// The HTTP client crate this SDK uses (for [`ClientBuilder::http_client`]).
 pub use kling_api::reqwest;
@@ -71,6 +82,10 @@ pub use request::{AvatarRequest, AvatarRequestBuilder, Media, MediaSource, Model
 pub use retry::RetryPolicy;
 pub use task::{State, Task, TaskId};
 pub use upload::{ProgressFn, UploadedFile};
+pub use wait::{
+    AdaptivePoll, CancellationToken, ExponentialPoll, PollPolicy, WaitEvent, WaitOptions,
+};
+pub use webhook::{Callback, VerifyOptions, WebhookError, verify_callback};
 
 /// The generated client this crate is built on, for raw access.
 pub use kling_api;

@@ -136,6 +136,7 @@ impl Client {
             }),
         };
 
+        let audio = request.audio.facts().and_then(|f| f.duration);
         let policy = &self.inner.retry;
         let started = Instant::now();
         let mut delays = policy.delays();
@@ -150,7 +151,13 @@ impl Client {
                 // The permit is released here, when the answer has arrived.
             };
             let error = match result {
-                Ok(task_id) => return Ok(task_id),
+                Ok(task_id) => {
+                    if let Some(audio) = audio {
+                        // For this task's wait: its expected generation time.
+                        self.inner.remember_audio(&task_id, audio);
+                    }
+                    return Ok(task_id);
+                }
                 Err(error) => error,
             };
             let error = match verdict(error) {

@@ -1,0 +1,667 @@
+//! Waiting for a task to end: polls that never hang, spent where the task is
+//! likely to end.
+//!
+//! [`Client::wait`] polls recordInfo until the task succeeds or fails, with:
+//!
+//! - a [`PollPolicy`] deciding each delay (the default, [`AdaptivePoll`], is
+//!   chosen by the polling benchmark: `cargo bench -p kling-api-ext --bench polling`);
+//! - an overall deadline, on by default ([`DEFAULT_DEADLINE`]), after which
+//!   [`Error::WaitTimedOut`] carries the task id so the wait can be resumed;
+//! - cancellation by dropping the future, or from elsewhere with a
+//!   [`CancellationToken`];
+//! - progress events ([`WaitEvent`]) on every poll and state change;
+//! - unknown states counted as still running, `recordInfo is null` right after
+//!   creation counted as "not visible yet" for a grace period, and transient
+//!   errors retried inside the deadline.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+pub use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::task::{State, Task, TaskId};
+
+/// The default overall deadline: 30 minutes.
+///
+/// kie.ai suggests giving up after 10 to 15 minutes, but that is generic:
+/// avatar videos last as long as their audio (up to 5 minutes by some
+/// accounts) and generation runs slower than real time, so a long-audio task
+/// may legitimately take more than 15 minutes (kie-go waits 20 for avatar
+/// models). 30 minutes covers that with margin and still ends every wait.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+/// How long `recordInfo is null` right after creation counts as "not visible
+/// yet" rather than "no such task".
+pub const DEFAULT_NOT_VISIBLE_GRACE: Duration = Duration::from_secs(30);
+
+/// What a [`PollPolicy`] knows when it picks the next delay.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PollContext {
+    /// Time since the wait started.
+    pub elapsed: Duration,
+    /// Status requests made so far.
+    pub polls: u32,
+    /// The last state seen (`None` before the first answer).
+    pub state: Option<State>,
+    /// When (as elapsed time) the task was first seen `generating`.
+    pub generating_since: Option<Duration>,
+    /// The expected generation time, if known (see [`WaitOptions::expect_generation`]).
+    pub expected_generation: Option<Duration>,
+    /// The expected total time from the start of the wait, if known.
+    pub expected_total: Option<Duration>,
+}
+
+impl PollContext {
+    /// A context at `elapsed` after `polls` requests, with nothing else known
+    /// (for testing a policy; the wait builds its own).
+    pub fn new(elapsed: Duration, polls: u32) -> Self {
+        PollContext {
+            elapsed,
+            polls,
+            state: None,
+            generating_since: None,
+            expected_generation: None,
+            expected_total: None,
+        }
+    }
+
+    /// With the last state seen.
+    pub fn with_state(mut self, state: State) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// With the time the task was first seen generating.
+    pub fn with_generating_since(mut self, since: Duration) -> Self {
+        self.generating_since = Some(since);
+        self
+    }
+
+    /// With an expected generation time.
+    pub fn with_expected_generation(mut self, expected: Option<Duration>) -> Self {
+        self.expected_generation = expected;
+        self
+    }
+
+    /// With an expected total time.
+    pub fn with_expected_total(mut self, expected: Option<Duration>) -> Self {
+        self.expected_total = expected;
+        self
+    }
+
+    /// When (as elapsed time) the task is expected to end, if anything says.
+    pub fn expected_end(&self) -> Option<Duration> {
+        match (self.generating_since, self.expected_generation) {
+            (Some(since), Some(generation)) => Some(since + generation),
+            _ => self.expected_total,
+        }
+    }
+}
+
+/// Decides how long to wait before the next status request. Implement it to
+/// plug your own schedule into [`WaitOptions::policy`].
+pub trait PollPolicy: Send + Sync + fmt::Debug {
+    /// The delay before the next poll.
+    fn next_delay(&self, context: &PollContext) -> Duration;
+}
+
+/// Exponential backoff with a cap: the schedule most SDKs use (kie-go's is
+/// `ExponentialPoll::new(500 ms, 1.5, 5 s)`). Kept for comparison and for
+/// callers who want it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExponentialPoll {
+    /// The first delay.
+    pub first: Duration,
+    /// The growth factor.
+    pub factor: f64,
+    /// The longest delay.
+    pub cap: Duration,
+}
+
+impl ExponentialPoll {
+    /// A schedule starting at `first`, growing by `factor`, capped at `cap`.
+    pub fn new(first: Duration, factor: f64, cap: Duration) -> Self {
+        ExponentialPoll { first, factor, cap }
+    }
+}
+
+impl PollPolicy for ExponentialPoll {
+    fn next_delay(&self, context: &PollContext) -> Duration {
+        let grown = self.first.as_secs_f64() * self.factor.powi(context.polls as i32);
+        Duration::from_secs_f64(grown.min(self.cap.as_secs_f64()))
+    }
+}
+
+/// The default policy: it spends its polls where the task is likely to end.
+///
+/// - Without an expectation: a short first delay, then exponential growth to
+///   `cap` (1 s, ×1.6, capped at 10 s).
+/// - With one (an expected generation time once the task is seen `generating`,
+///   or an expected total): a few sparse checks until `early` × the expected end
+///   (at most `sparse_cap` apart, so a failure or a fast task is still seen),
+///   then a poll every `near` (3 s) until `late` × the expected end, then back
+///   to growth from `near` to `cap` for an overdue task.
+///
+/// Measured over tasks of 20 to 300 s (`cargo bench -p kling-api-ext --bench
+/// polling`): with a learned expectation, 42 % fewer requests than kie-go's
+/// schedule and a 40 % lower p95 detection lag; with nothing known, about half
+/// the requests for twice the lag (p95 under 10 s).
+///
+/// Each delay is jittered by ±`jitter` so that many waits do not poll in step.
+/// Expectations come from [`Client`]'s duration model, which learns seconds of
+/// generation per second of audio from the tasks it has waited for, or from the
+/// caller ([`WaitOptions::expect_generation`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdaptivePoll {
+    /// The first delay.
+    pub first: Duration,
+    /// Growth factor between delays.
+    pub factor: f64,
+    /// The longest delay when nothing is expected, or when overdue.
+    pub cap: Duration,
+    /// The longest delay before the expected end window.
+    pub sparse_cap: Duration,
+    /// The window opens at `early` × the expected end...
+    pub early: f64,
+    /// ... and closes at `late` × the expected end.
+    pub late: f64,
+    /// The delay inside the window.
+    pub near: Duration,
+    /// Relative jitter (0.1 = ±10 %).
+    pub jitter: f64,
+}
+
+impl Default for AdaptivePoll {
+    fn default() -> Self {
+        AdaptivePoll {
+            first: Duration::from_secs(1),
+            factor: 1.6,
+            cap: Duration::from_secs(10),
+            sparse_cap: Duration::from_secs(60),
+            early: 0.8,
+            late: 1.3,
+            near: Duration::from_secs(3),
+            jitter: 0.1,
+        }
+    }
+}
+
+impl AdaptivePoll {
+    /// The delay before jitter.
+    pub fn base_delay(&self, context: &PollContext) -> Duration {
+        let grow = |from: Duration, polls: u32, cap: Duration| {
+            Duration::from_secs_f64(
+                (from.as_secs_f64() * self.factor.powi(polls as i32)).min(cap.as_secs_f64()),
+            )
+        };
+        let Some(end) = context.expected_end() else {
+            return grow(self.first, context.polls, self.cap);
+        };
+        let now = context.elapsed;
+        let open = end.mul_f64(self.early);
+        let close = end.mul_f64(self.late);
+        if now < open {
+            // Sparse checks, never jumping past the window's opening.
+            let sparse = grow(self.first, context.polls, self.sparse_cap);
+            sparse.min(open - now).max(Duration::from_millis(200))
+        } else if now < close {
+            self.near
+        } else {
+            // Overdue: grow again from `near`, counting from the window's end.
+            let overdue_polls =
+                ((now - close).as_secs_f64() / self.near.as_secs_f64()).max(0.0) as u32;
+            grow(self.near, overdue_polls, self.cap)
+        }
+    }
+}
+
+impl PollPolicy for AdaptivePoll {
+    fn next_delay(&self, context: &PollContext) -> Duration {
+        let base = self.base_delay(context);
+        let spread = 1.0 + self.jitter * (fastrand::f64() * 2.0 - 1.0);
+        base.mul_f64(spread.max(0.0))
+    }
+}
+
+/// Something the wait reports as it goes.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct WaitEvent {
+    /// The task.
+    pub task_id: TaskId,
+    /// The state after this poll (`None` while the task is not visible yet).
+    pub state: Option<State>,
+    /// Whether the state differs from the previous poll's.
+    pub state_changed: bool,
+    /// Time since the wait started.
+    #[serde(serialize_with = "secs")]
+    pub elapsed: Duration,
+    /// Status requests so far.
+    pub polls: u32,
+    /// A transient error this poll met (the wait goes on).
+    pub transient_error: Option<String>,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Called on every poll with what it found.
+pub type ProgressCallback = Arc<dyn Fn(&WaitEvent) + Send + Sync>;
+
+/// How [`Client::wait`] waits.
+#[derive(Clone)]
+pub struct WaitOptions {
+    deadline: Option<Duration>,
+    policy: Arc<dyn PollPolicy>,
+    not_visible_grace: Duration,
+    cancel: Option<CancellationToken>,
+    progress: Option<ProgressCallback>,
+    expected_generation: Option<Duration>,
+    expected_total: Option<Duration>,
+    audio: Option<Duration>,
+}
+
+impl fmt::Debug for WaitOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitOptions")
+            .field("deadline", &self.deadline)
+            .field("policy", &self.policy)
+            .field("not_visible_grace", &self.not_visible_grace)
+            .field("cancellable", &self.cancel.is_some())
+            .field("progress", &self.progress.is_some())
+            .field("expected_generation", &self.expected_generation)
+            .field("expected_total", &self.expected_total)
+            .field("audio", &self.audio)
+            .finish()
+    }
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            deadline: Some(DEFAULT_DEADLINE),
+            policy: Arc::new(AdaptivePoll::default()),
+            not_visible_grace: DEFAULT_NOT_VISIBLE_GRACE,
+            cancel: None,
+            progress: None,
+            expected_generation: None,
+            expected_total: None,
+            audio: None,
+        }
+    }
+}
+
+impl WaitOptions {
+    /// The defaults: 30 min deadline, [`AdaptivePoll`], 30 s grace.
+    pub fn new() -> Self {
+        WaitOptions::default()
+    }
+
+    /// The overall deadline; `None` waits until the task ends (it still stops
+    /// on cancellation or a final error).
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The poll schedule.
+    pub fn policy(mut self, policy: impl PollPolicy + 'static) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// How long `recordInfo is null` counts as "not visible yet".
+    pub fn not_visible_grace(mut self, grace: Duration) -> Self {
+        self.not_visible_grace = grace;
+        self
+    }
+
+    /// Stops the wait when `token` is cancelled ([`Error::Cancelled`]).
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Called on every poll.
+    pub fn on_progress(mut self, callback: impl Fn(&WaitEvent) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(callback));
+        self
+    }
+
+    /// How long generation is expected to take once the task is `generating`
+    /// (the policy polls densely around then).
+    pub fn expect_generation(mut self, expected: Duration) -> Self {
+        self.expected_generation = Some(expected);
+        self
+    }
+
+    /// How long the whole task is expected to take from the start of the wait.
+    pub fn expect_total(mut self, expected: Duration) -> Self {
+        self.expected_total = Some(expected);
+        self
+    }
+
+    /// The length of the task's audio: the client expects a generation time
+    /// from what it learned, and learns from this task when it ends. Not needed
+    /// for tasks this client submitted: it remembers their audio.
+    pub fn audio_duration(mut self, audio: Duration) -> Self {
+        self.audio = Some(audio);
+        self
+    }
+}
+
+/// What a client learned about generation speed: seconds of generation per
+/// second of audio, from the tasks it waited for (the median of the last 32,
+/// once there are 3). Each [`Client`] keeps one; it is public so that code
+/// which tracks tasks itself can use the same estimate.
+#[derive(Debug, Default)]
+pub struct DurationModel {
+    ratios: Mutex<Vec<f64>>,
+}
+
+impl DurationModel {
+    const KEEP: usize = 32;
+    const MIN_SAMPLES: usize = 3;
+
+    /// Records that `audio` of audio took `generation` to generate.
+    pub fn learn(&self, audio: Duration, generation: Duration) {
+        if audio.is_zero() || generation.is_zero() {
+            return;
+        }
+        let mut ratios = self.ratios.lock().unwrap_or_else(|p| p.into_inner());
+        ratios.push(generation.as_secs_f64() / audio.as_secs_f64());
+        if ratios.len() > Self::KEEP {
+            ratios.remove(0);
+        }
+    }
+
+    /// The expected generation time for `audio` of audio, once learned.
+    pub fn expected_generation(&self, audio: Duration) -> Option<Duration> {
+        let ratios = self.ratios.lock().unwrap_or_else(|p| p.into_inner());
+        if ratios.len() < Self::MIN_SAMPLES {
+            return None;
+        }
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        Some(audio.mul_f64(sorted[sorted.len() / 2]))
+    }
+}
+
+impl Client {
+    /// Waits until the task ends: `Ok` with its result URLs when it succeeds,
+    /// [`Error::GenerationFailed`] when it fails, [`Error::WaitTimedOut`] at the
+    /// deadline (the task may still finish: call `wait` again),
+    /// [`Error::Cancelled`] when the token is cancelled. Dropping the future
+    /// stops polling too. The service has no cancel: the task keeps running.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: kling_api_ext::Client, id: kling_api_ext::TaskId) -> Result<(), kling_api_ext::Error> {
+    /// use std::time::Duration;
+    /// use kling_api_ext::wait::{CancellationToken, WaitOptions};
+    ///
+    /// let stop = CancellationToken::new();
+    /// let options = WaitOptions::new()
+    ///     .deadline(Some(Duration::from_secs(20 * 60)))
+    ///     .cancel_token(stop.clone())
+    ///     .on_progress(|e| eprintln!("{} {:?} after {:.0?}", e.task_id, e.state, e.elapsed));
+    /// let task = client.wait(&id, options).await?;
+    /// println!("video: {}", task.video_url().expect("a success has a URL"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait(&self, task_id: &TaskId, mut options: WaitOptions) -> Result<Task> {
+        use tracing::Instrument as _;
+        if options.audio.is_none() {
+            options.audio = self.inner.submitted_audio(task_id);
+        }
+        if options.expected_generation.is_none() {
+            options.expected_generation = options
+                .audio
+                .and_then(|a| self.inner.durations.expected_generation(a));
+        }
+        let span = tracing::info_span!("kling_wait", task_id = %task_id);
+        self.wait_inner(task_id, options).instrument(span).await
+    }
+
+    async fn wait_inner(&self, task_id: &TaskId, options: WaitOptions) -> Result<Task> {
+        let started = Instant::now();
+        let deadline = options.deadline.map(|d| started + d);
+        let mut context = PollContext {
+            elapsed: Duration::ZERO,
+            polls: 0,
+            state: None,
+            generating_since: None,
+            expected_generation: options.expected_generation,
+            expected_total: options.expected_total,
+        };
+        let mut seen_once = false;
+        loop {
+            if options
+                .cancel
+                .as_ref()
+                .is_some_and(CancellationToken::is_cancelled)
+            {
+                return Err(Error::Cancelled {
+                    task_id: task_id.clone(),
+                });
+            }
+            let result = self.get_once(task_id).await;
+            context.polls += 1;
+            context.elapsed = started.elapsed();
+            let mut transient = None;
+            let mut retry_after = None;
+            let previous = context.state.clone();
+            match result {
+                Ok(task) => {
+                    seen_once = true;
+                    if task.state == State::Generating && context.generating_since.is_none() {
+                        context.generating_since = Some(context.elapsed);
+                    }
+                    context.state = Some(task.state.clone());
+                    self.report(&options, task_id, &context, previous.as_ref(), None);
+                    match task.state {
+                        State::Success => {
+                            tracing::info!(task_id = %task_id, polls = context.polls, "task succeeded");
+                            // Generation time, from first seen generating to first
+                            // seen ended (each within a poll interval of the truth).
+                            if let (Some(audio), Some(since)) =
+                                (options.audio, context.generating_since)
+                            {
+                                self.inner
+                                    .durations
+                                    .learn(audio, context.elapsed.saturating_sub(since));
+                            }
+                            return Ok(task);
+                        }
+                        State::Fail => return task.into_result(),
+                        _ => {}
+                    }
+                }
+                Err(Error::NotFound { .. })
+                    if !seen_once && context.elapsed < options.not_visible_grace =>
+                {
+                    transient = Some("not visible yet (recordInfo is null)".to_owned());
+                }
+                Err(error) if error.is_retryable() => {
+                    retry_after = error.retry_after();
+                    transient = Some(error.to_string());
+                }
+                Err(error) => return Err(error),
+            }
+            if let Some(message) = transient {
+                tracing::debug!(task_id = %task_id, error = %message, "transient; still waiting");
+                self.report(
+                    &options,
+                    task_id,
+                    &context,
+                    previous.as_ref(),
+                    Some(message),
+                );
+            }
+            let mut delay = options.policy.next_delay(&context);
+            if let Some(after) = retry_after {
+                delay = delay.max(after);
+            }
+            let wake = Instant::now() + delay;
+            if let Some(deadline) = deadline {
+                if Instant::now() >= deadline {
+                    return Err(timed_out(task_id, &context));
+                }
+                if wake > deadline {
+                    // One last look exactly at the deadline.
+                    if !self.sleep(&options, deadline).await {
+                        return Err(Error::Cancelled {
+                            task_id: task_id.clone(),
+                        });
+                    }
+                    continue;
+                }
+            }
+            if !self.sleep(&options, wake).await {
+                return Err(Error::Cancelled {
+                    task_id: task_id.clone(),
+                });
+            }
+        }
+    }
+
+    /// Sleeps until `until`; `false` if cancelled first.
+    async fn sleep(&self, options: &WaitOptions, until: Instant) -> bool {
+        match &options.cancel {
+            Some(token) => tokio::select! {
+                _ = tokio::time::sleep_until(until) => true,
+                _ = token.cancelled() => false,
+            },
+            None => {
+                tokio::time::sleep_until(until).await;
+                true
+            }
+        }
+    }
+
+    fn report(
+        &self,
+        options: &WaitOptions,
+        task_id: &TaskId,
+        context: &PollContext,
+        previous: Option<&State>,
+        transient_error: Option<String>,
+    ) {
+        let Some(progress) = &options.progress else {
+            return;
+        };
+        progress(&WaitEvent {
+            task_id: task_id.clone(),
+            state: context.state.clone(),
+            state_changed: context.state.as_ref() != previous,
+            elapsed: context.elapsed,
+            polls: context.polls,
+            transient_error,
+        });
+    }
+
+    /// Submits the request and waits for its task (see [`wait`](Self::wait)).
+    pub async fn submit_and_wait(
+        &self,
+        request: &crate::AvatarRequest,
+        options: WaitOptions,
+    ) -> Result<Task> {
+        let task_id = self.submit(request).await?;
+        self.wait(&task_id, options).await
+    }
+}
+
+fn timed_out(task_id: &TaskId, context: &PollContext) -> Error {
+    Error::WaitTimedOut {
+        task_id: task_id.clone(),
+        elapsed: context.elapsed,
+        last_state: context
+            .state
+            .clone()
+            .unwrap_or(State::Unknown("not visible".into())),
+        polls: context.polls,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(elapsed: u64, polls: u32) -> PollContext {
+        PollContext {
+            elapsed: Duration::from_secs(elapsed),
+            polls,
+            state: Some(State::Generating),
+            generating_since: None,
+            expected_generation: None,
+            expected_total: None,
+        }
+    }
+
+    #[test]
+    fn exponential_grows_to_its_cap() {
+        let p = ExponentialPoll::new(Duration::from_millis(500), 1.5, Duration::from_secs(5));
+        let delays: Vec<u128> = (0..8)
+            .map(|i| p.next_delay(&context(0, i)).as_millis())
+            .collect();
+        assert_eq!(delays, [500, 750, 1125, 1687, 2531, 3796, 5000, 5000]);
+    }
+
+    #[test]
+    fn adaptive_without_expectation_backs_off_to_ten_seconds() {
+        let p = AdaptivePoll::default();
+        assert_eq!(p.base_delay(&context(0, 0)), Duration::from_secs(1));
+        assert_eq!(p.base_delay(&context(0, 1)), Duration::from_millis(1600));
+        assert_eq!(p.base_delay(&context(100, 20)), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn adaptive_with_expectation_is_sparse_then_dense_then_backs_off() {
+        let p = AdaptivePoll::default();
+        let mut c = context(0, 0);
+        c.generating_since = Some(Duration::from_secs(10));
+        c.expected_generation = Some(Duration::from_secs(100)); // end expected at 110 s
+        // Sparse before 0.8 × 110 = 88 s, never past the window's opening.
+        c.elapsed = Duration::from_secs(20);
+        c.polls = 10;
+        assert_eq!(p.base_delay(&c), Duration::from_secs(60));
+        c.elapsed = Duration::from_secs(80);
+        assert_eq!(p.base_delay(&c), Duration::from_secs(8));
+        // Dense inside [88, 143).
+        c.elapsed = Duration::from_secs(90);
+        assert_eq!(p.base_delay(&c), Duration::from_secs(3));
+        // Overdue: growing again, to the cap.
+        c.elapsed = Duration::from_secs(143);
+        assert_eq!(p.base_delay(&c), Duration::from_secs(3));
+        c.elapsed = Duration::from_secs(400);
+        assert_eq!(p.base_delay(&c), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bounds() {
+        let p = AdaptivePoll::default();
+        for _ in 0..1000 {
+            let d = p.next_delay(&context(100, 20)).as_secs_f64();
+            assert!((9.0..=11.0).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn the_duration_model_needs_three_samples_and_takes_the_median() {
+        let model = DurationModel::default();
+        let secs = Duration::from_secs;
+        model.learn(secs(10), secs(40));
+        model.learn(secs(20), secs(100));
+        assert_eq!(model.expected_generation(secs(30)), None);
+        model.learn(secs(10), secs(45));
+        // Ratios 4, 5, 4.5: median 4.5.
+        assert_eq!(model.expected_generation(secs(30)), Some(secs(135)));
+    }
+}

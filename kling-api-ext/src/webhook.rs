@@ -1,0 +1,511 @@
+//! Callbacks (webhooks): verifying the signature, parsing the body, and
+//! confirming by re-reading the task.
+//!
+//! When a task with a `callBackUrl` ends, the service POSTs the task record
+//! there, once. With a webhook HMAC key set in the account, every callback
+//! carries (API notes §5):
+//!
+//! - `X-Webhook-Timestamp`: Unix seconds when sent;
+//! - `X-Webhook-Signature`: `base64(HMAC-SHA256(taskId + "." + timestamp, key))`.
+//!
+//! **The body is not signed**, only the task id and the time. A valid signature
+//! proves the callback came from the service for that task; it does not prove
+//! the body's other fields. Before acting on the result or the failure (paying
+//! out, publishing the video), call [`Client::confirm`], which re-reads the task
+//! by id. Callbacks are sent once and never retried as far as anyone knows, so
+//! pair them with a slow poll as a fallback (see the `receiver` module, feature
+//! `webhook-receiver`).
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use kling_api_ext::webhook::{VerifyOptions, verify_callback};
+//!
+//! let body = br#"{"code":200,"msg":"Playground task completed successfully.","data":{
+//!     "taskId":"task1","model":"kling/ai-avatar-v1-pro","state":"success","param":"{}",
+//!     "resultJson":"{\"resultUrls\":[\"https://files.example.com/v.mp4\"]}","costTime":89}}"#;
+//! let mut headers = kling_api_ext::reqwest::header::HeaderMap::new();
+//! headers.insert("x-webhook-timestamp", "1700000000".parse().unwrap());
+//! // base64(HMAC-SHA256("task1.1700000000", "secret")), computed with Python's hmac.
+//! headers.insert("x-webhook-signature", "Bpi3jhs3QgziHpYQ8zsyMocxMn4eY89lHCR9BLAl8zM=".parse().unwrap());
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_030);
+//! let callback = verify_callback(&headers, body, b"secret", now, &VerifyOptions::default()).unwrap();
+//! assert_eq!(callback.task.task_id.as_str(), "task1");
+//! assert_eq!(callback.task.video_url().unwrap().as_str(), "https://files.example.com/v.mp4");
+//! ```
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use reqwest::header::HeaderMap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::error::Result;
+use crate::task::{State, Task, TaskId, parse_result_urls};
+
+/// The timestamp header.
+pub const TIMESTAMP_HEADER: &str = "x-webhook-timestamp";
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
+
+/// How strict the check is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// How far the timestamp may be from now, either way (default ±300 s: the
+    /// service documents replay protection but no window). `None` turns the
+    /// replay check off.
+    pub tolerance: Option<Duration>,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            tolerance: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// Each way a callback can fail the check.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// A required header is missing.
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    /// The timestamp is not an integer number of seconds.
+    #[error("bad timestamp {0:?}: expected Unix seconds")]
+    BadTimestamp(String),
+    /// The timestamp is older than the tolerance allows (a replay?).
+    #[error("stale timestamp: sent {age_secs} s ago, more than the {tolerance_secs} s allowed")]
+    StaleTimestamp {
+        /// Seconds since it was sent.
+        age_secs: u64,
+        /// The tolerance.
+        tolerance_secs: u64,
+    },
+    /// The timestamp is further in the future than the tolerance allows.
+    #[error("timestamp {ahead_secs} s in the future, more than the {tolerance_secs} s allowed")]
+    FutureTimestamp {
+        /// Seconds ahead of now.
+        ahead_secs: u64,
+        /// The tolerance.
+        tolerance_secs: u64,
+    },
+    /// The signature does not match (wrong key, tampered task id or timestamp).
+    #[error("bad signature")]
+    BadSignature,
+    /// The body is not the callback JSON.
+    #[error("unparseable body: {0}")]
+    UnparseableBody(String),
+    /// No task id in `data.taskId`, `data.task_id` or `taskId`.
+    #[error("the body has no task id")]
+    MissingTaskId,
+}
+
+/// A parsed callback.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Callback {
+    /// The envelope code: 200 on success, 501 on failure.
+    pub code: i64,
+    /// The envelope message.
+    pub msg: Option<String>,
+    /// The task, as the body describes it (unsigned: see [`Client::confirm`]).
+    pub task: Task,
+    /// Credits charged (`creditsConsumed`, or the older `consumeCredits`).
+    pub credits_consumed: Option<f64>,
+    /// Credits left (`remainedCredits`, older bodies only).
+    pub remaining_credits: Option<f64>,
+}
+
+impl Callback {
+    /// Whether the task succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.task.state == State::Success
+    }
+
+    /// Parses a callback body (success or failure). Does not check any signature.
+    pub fn parse(body: &[u8]) -> std::result::Result<Callback, WebhookError> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| WebhookError::UnparseableBody(e.to_string()))?;
+        let task_id = task_id_of(&value).ok_or(WebhookError::MissingTaskId)?;
+        let task_id = TaskId::new(task_id).map_err(|_| WebhookError::MissingTaskId)?;
+        let code = value
+            .get("code")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| WebhookError::UnparseableBody("no integer code".into()))?;
+        let msg = value
+            .get("msg")
+            .or_else(|| value.get("message"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let data = value
+            .get("data")
+            .filter(|d| d.is_object())
+            .ok_or_else(|| WebhookError::UnparseableBody("no data object".into()))?;
+        let text = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_owned);
+        let number = |key: &str| data.get(key).and_then(Value::as_f64);
+        let state = match text("state") {
+            Some(state) => State::parse(&state),
+            // Some bodies omit it: the code says.
+            None if code == 200 => State::Success,
+            None => State::Fail,
+        };
+        let result_urls = if state == State::Success {
+            parse_result_urls(&text("resultJson").unwrap_or_default())
+                .map_err(WebhookError::UnparseableBody)?
+        } else {
+            Vec::new()
+        };
+        let fail_code = match data.get("failCode") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let millis = |key: &str| {
+            data.get(key)
+                .and_then(Value::as_i64)
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+        };
+        let task = Task {
+            task_id,
+            model: text("model"),
+            state,
+            result_urls,
+            fail_code,
+            fail_msg: text("failMsg").filter(|m| !m.is_empty()),
+            cost_time: number("costTime")
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64),
+            create_time: millis("createTime"),
+            complete_time: millis("completeTime"),
+            credits_consumed: number("creditsConsumed").or_else(|| number("consumeCredits")),
+            progress: data.get("progress").and_then(Value::as_i64),
+        };
+        Ok(Callback {
+            code,
+            msg,
+            credits_consumed: task.credits_consumed,
+            remaining_credits: number("remainedCredits"),
+            task,
+        })
+    }
+}
+
+/// The task id of a callback body: `data.taskId`, else `data.task_id` (the
+/// documentation's sample reads that), else a top-level `taskId`.
+fn task_id_of(value: &Value) -> Option<String> {
+    let data = value.get("data");
+    data.and_then(|d| d.get("taskId"))
+        .or_else(|| data.and_then(|d| d.get("task_id")))
+        .or_else(|| value.get("taskId"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// The expected signature for a task id and timestamp (the documented scheme).
+pub fn sign(key: &[u8], task_id: &str, timestamp: i64) -> String {
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("{task_id}.{timestamp}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn header<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> std::result::Result<&'a str, WebhookError> {
+    headers
+        .get(name)
+        .ok_or(WebhookError::MissingHeader(name))?
+        .to_str()
+        .map(str::trim)
+        .map_err(|_| WebhookError::MissingHeader(name))
+}
+
+/// Verifies a callback request and parses its body.
+///
+/// Checks, in order: both headers are present; the timestamp is Unix seconds
+/// within `options.tolerance` of `now`; the body parses and names a task; the
+/// signature over `taskId + "." + timestamp` matches, compared in constant time.
+pub fn verify_callback(
+    headers: &HeaderMap,
+    body: &[u8],
+    key: &[u8],
+    now: SystemTime,
+    options: &VerifyOptions,
+) -> std::result::Result<Callback, WebhookError> {
+    let timestamp_text = header(headers, TIMESTAMP_HEADER)?;
+    let signature = header(headers, SIGNATURE_HEADER)?;
+    let timestamp: i64 = timestamp_text
+        .parse()
+        .map_err(|_| WebhookError::BadTimestamp(timestamp_text.to_owned()))?;
+    if let Some(tolerance) = options.tolerance {
+        let now_secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let tolerance_secs = tolerance.as_secs();
+        let age = now_secs - timestamp;
+        if age > tolerance_secs as i64 {
+            return Err(WebhookError::StaleTimestamp {
+                age_secs: age as u64,
+                tolerance_secs,
+            });
+        }
+        if -age > tolerance_secs as i64 {
+            return Err(WebhookError::FutureTimestamp {
+                ahead_secs: (-age) as u64,
+                tolerance_secs,
+            });
+        }
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| WebhookError::UnparseableBody(e.to_string()))?;
+    let task_id = task_id_of(&value).ok_or(WebhookError::MissingTaskId)?;
+    let given = base64::engine::general_purpose::STANDARD
+        .decode(signature)
+        .map_err(|_| WebhookError::BadSignature)?;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("{task_id}.{timestamp}").as_bytes());
+    // verify_slice compares in constant time.
+    mac.verify_slice(&given)
+        .map_err(|_| WebhookError::BadSignature)?;
+    Callback::parse(body)
+}
+
+impl Client {
+    /// Re-reads a callback's task from the service. The signature covers only the
+    /// task id and the time, so use this before trusting anything else in the
+    /// body (the state, the result URLs, the failure).
+    pub async fn confirm(&self, callback: &Callback) -> Result<Task> {
+        self.get(&callback.task.task_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUCCESS: &str = r#"{"code":200,"msg":"Playground task completed successfully.","data":{"taskId":"task1","model":"kling/ai-avatar-v1-pro","state":"success","param":"{}","resultJson":"{\"resultUrls\":[\"https://files.example.com/v.mp4\"]}","costTime":89,"completeTime":1787567409000,"createTime":1787567320000,"updateTime":1787567409000,"creditsConsumed":61}}"#;
+    const FAILURE: &str = r#"{"code":501,"msg":"Playground task failed.","data":{"taskId":"task1","model":"m","state":"fail","param":"{}","failCode":"400","failMsg":"bad audio","costTime":89,"creditsConsumed":0}}"#;
+
+    fn headers(timestamp: &str, signature: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(TIMESTAMP_HEADER, timestamp.parse().unwrap());
+        h.insert(SIGNATURE_HEADER, signature.parse().unwrap());
+        h
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    /// Known answers computed independently of this code, with:
+    /// `python3 -c 'import hmac,hashlib,base64; print(base64.b64encode(hmac.new(b"secret", b"task1.1700000000", hashlib.sha256).digest()).decode())'`
+    /// and `printf 'task1.1700000000' | openssl dgst -sha256 -hmac secret -binary | base64`.
+    const KNOWN: &str = "Bpi3jhs3QgziHpYQ8zsyMocxMn4eY89lHCR9BLAl8zM=";
+
+    #[test]
+    fn signatures_match_independent_known_answers() {
+        assert_eq!(sign(b"secret", "task1", 1_700_000_000), KNOWN);
+        // python3 -c 'import hmac,hashlib,base64; print(base64.b64encode(hmac.new(b"whsec_test",
+        //   b"c420e5a6f3b84ad2b6c1e4d0a9f7b311.1787567409", hashlib.sha256).digest()).decode())'
+        assert_eq!(
+            sign(
+                b"whsec_test",
+                "c420e5a6f3b84ad2b6c1e4d0a9f7b311",
+                1_787_567_409
+            ),
+            "3z0b/erIg9DUkrHt3iGuDCMrjreTRxsrIYxt6xhvOxg="
+        );
+    }
+
+    #[test]
+    fn a_good_callback_verifies_and_parses() {
+        let callback = verify_callback(
+            &headers("1700000000", KNOWN),
+            SUCCESS.as_bytes(),
+            b"secret",
+            at(1_700_000_100),
+            &VerifyOptions::default(),
+        )
+        .unwrap();
+        assert!(callback.succeeded());
+        assert_eq!(callback.code, 200);
+        assert_eq!(callback.credits_consumed, Some(61.0));
+        assert_eq!(callback.task.cost_time, Some(Duration::from_secs(89)));
+    }
+
+    #[test]
+    fn each_failure_has_its_error() {
+        let opts = VerifyOptions::default();
+        let now = at(1_700_000_000);
+        let body = SUCCESS.as_bytes();
+        let mut missing = headers("1700000000", KNOWN);
+        missing.remove(SIGNATURE_HEADER);
+        assert_eq!(
+            verify_callback(&missing, body, b"secret", now, &opts),
+            Err(WebhookError::MissingHeader(SIGNATURE_HEADER))
+        );
+        let mut missing = headers("1700000000", KNOWN);
+        missing.remove(TIMESTAMP_HEADER);
+        assert_eq!(
+            verify_callback(&missing, body, b"secret", now, &opts),
+            Err(WebhookError::MissingHeader(TIMESTAMP_HEADER))
+        );
+        assert_eq!(
+            verify_callback(&headers("17e8", KNOWN), body, b"secret", now, &opts),
+            Err(WebhookError::BadTimestamp("17e8".into()))
+        );
+        assert_eq!(
+            verify_callback(
+                &headers("1700000000", KNOWN),
+                body,
+                b"secret",
+                at(1_700_000_301),
+                &opts
+            ),
+            Err(WebhookError::StaleTimestamp {
+                age_secs: 301,
+                tolerance_secs: 300
+            })
+        );
+        assert_eq!(
+            verify_callback(
+                &headers("1700000000", KNOWN),
+                body,
+                b"secret",
+                at(1_699_999_699),
+                &opts
+            ),
+            Err(WebhookError::FutureTimestamp {
+                ahead_secs: 301,
+                tolerance_secs: 300
+            })
+        );
+        // Edges of the window pass.
+        assert!(
+            verify_callback(
+                &headers("1700000000", KNOWN),
+                body,
+                b"secret",
+                at(1_700_000_300),
+                &opts
+            )
+            .is_ok()
+        );
+        assert!(
+            verify_callback(
+                &headers("1700000000", KNOWN),
+                body,
+                b"secret",
+                at(1_699_999_700),
+                &opts
+            )
+            .is_ok()
+        );
+        // Off: anything goes for time.
+        let off = VerifyOptions { tolerance: None };
+        assert!(
+            verify_callback(
+                &headers("1700000000", KNOWN),
+                body,
+                b"secret",
+                at(2_000_000_000),
+                &off
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            verify_callback(&headers("1700000000", KNOWN), body, b"wrong", now, &opts),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_callback(&headers("1700000001", KNOWN), body, b"secret", now, &opts),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_callback(
+                &headers("1700000000", "not base64!"),
+                body,
+                b"secret",
+                now,
+                &opts
+            ),
+            Err(WebhookError::BadSignature)
+        );
+        let other_task = SUCCESS.replace("task1", "task2");
+        assert_eq!(
+            verify_callback(
+                &headers("1700000000", KNOWN),
+                other_task.as_bytes(),
+                b"secret",
+                now,
+                &opts
+            ),
+            Err(WebhookError::BadSignature)
+        );
+        assert!(matches!(
+            verify_callback(
+                &headers("1700000000", KNOWN),
+                b"<html>",
+                b"secret",
+                now,
+                &opts
+            ),
+            Err(WebhookError::UnparseableBody(_))
+        ));
+        assert_eq!(
+            verify_callback(
+                &headers("1700000000", KNOWN),
+                br#"{"code":200,"data":{}}"#,
+                b"secret",
+                now,
+                &opts
+            ),
+            Err(WebhookError::MissingTaskId)
+        );
+    }
+
+    #[test]
+    fn the_task_id_falls_back_as_documented() {
+        let snake =
+            r#"{"code":200,"msg":"ok","data":{"task_id":"task1","state":"fail","failCode":500}}"#;
+        let top = r#"{"code":501,"taskId":"task1","data":{"state":"fail"}}"#;
+        for body in [snake, top] {
+            let c = verify_callback(
+                &headers("1700000000", KNOWN),
+                body.as_bytes(),
+                b"secret",
+                at(1_700_000_000),
+                &VerifyOptions::default(),
+            )
+            .unwrap();
+            assert_eq!(c.task.task_id.as_str(), "task1");
+        }
+    }
+
+    #[test]
+    fn failure_bodies_parse() {
+        let c = Callback::parse(FAILURE.as_bytes()).unwrap();
+        assert!(!c.succeeded());
+        assert_eq!((c.code, c.task.state.clone()), (501, State::Fail));
+        assert_eq!(c.task.fail_code.as_deref(), Some("400"));
+        assert_eq!(c.task.fail_msg.as_deref(), Some("bad audio"));
+        assert_eq!(c.credits_consumed, Some(0.0));
+        // Older bodies name the credits differently.
+        let old = r#"{"code":200,"msg":"success","data":{"taskId":"t","state":"success","resultJson":"{\"resultUrls\":[\"https://x.test/v.mp4\"]}","consumeCredits":80,"remainedCredits":920.5}}"#;
+        let c = Callback::parse(old.as_bytes()).unwrap();
+        assert_eq!(
+            (c.credits_consumed, c.remaining_credits),
+            (Some(80.0), Some(920.5))
+        );
+    }
+}
