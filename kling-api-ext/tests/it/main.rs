@@ -1,10 +1,14 @@
 //! Integration tests of the SDK against httpmock on 127.0.0.1.
 
+mod download;
 mod errors;
 mod media;
 mod ratelimit;
+#[cfg(feature = "webhook-receiver")]
+mod receiver;
 mod retry;
 mod secrets;
 mod submit;
 mod support;
 mod upload;
+mod wait;

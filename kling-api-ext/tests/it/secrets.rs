@@ -131,6 +131,10 @@ async fn client_config_and_every_error_variant_hide_the_key() {
         Error::Cancelled {
             task_id: id.clone(),
         },
+        Error::LinkExpired {
+            url: "https://files.example.com/v.mp4".into(),
+            status: 404,
+        },
         Error::Io {
             operation: Operation::Download,
             path: "/tmp/x".into(),
@@ -141,7 +145,7 @@ async fn client_config_and_every_error_variant_hide_the_key() {
         assert_clean(&format!("{error:?}"));
         assert_clean(&format!("{error}"));
     }
-    assert_eq!(variants.len(), 17, "one of each variant");
+    assert_eq!(variants.len(), 18, "one of each variant");
 }
 
 #[tokio::test]

@@ -1,0 +1,119 @@
+//! The ready callback endpoint (feature `webhook-receiver`).
+
+use std::time::Duration;
+
+use kling_api_ext::receiver::{ReceiverConfig, router};
+use kling_api_ext::webhook::sign;
+use serde_json::{Value, json};
+
+const BODY: &str = r#"{"code":200,"msg":"Playground task completed successfully.","data":{"taskId":"task-9","model":"kling/ai-avatar-v1-pro","state":"success","param":"{}","resultJson":"{\"resultUrls\":[\"https://files.example.com/v.mp4\"]}","costTime":12}}"#;
+
+async fn serve(
+    config: ReceiverConfig,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<kling_api_ext::Callback>,
+) {
+    let (app, events) = router(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, events)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn http() -> kling_api_ext::reqwest::Client {
+    kling_api_ext::install_tls_provider();
+    kling_api_ext::reqwest::Client::new()
+}
+
+async fn post(url: &str, body: &str, timestamp: i64, signature: &str) -> (u16, Value) {
+    let response = http()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-webhook-timestamp", timestamp.to_string())
+        .header("x-webhook-signature", signature)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_signed_callback_is_answered_and_handed_over() {
+    let (url, mut events) = serve(ReceiverConfig::new(Some("hook-key".into()))).await;
+    let ts = now();
+    let (status, body) = post(&url, BODY, ts, &sign(b"hook-key", "task-9", ts)).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"code": 200, "msg": "success"}))
+    );
+    let event = tokio::time::timeout(Duration::from_secs(1), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.task.task_id.as_str(), "task-9");
+    assert!(event.succeeded());
+}
+
+#[tokio::test]
+async fn bad_signatures_stale_times_and_bad_bodies_are_refused() {
+    let (url, mut events) = serve(ReceiverConfig::new(Some("hook-key".into()))).await;
+    let ts = now();
+    let (status, body) = post(&url, BODY, ts, &sign(b"other-key", "task-9", ts)).await;
+    assert_eq!((status, body["msg"].clone()), (401, json!("bad signature")));
+    let old = ts - 3600;
+    let (status, body) = post(&url, BODY, old, &sign(b"hook-key", "task-9", old)).await;
+    assert_eq!(status, 401);
+    assert!(body["msg"].as_str().unwrap().starts_with("stale timestamp"));
+    let (status, _) = post(&url, "<html>", ts, &sign(b"hook-key", "task-9", ts)).await;
+    assert_eq!(status, 400);
+    assert!(
+        events.try_recv().is_err(),
+        "nothing refused reaches the channel"
+    );
+}
+
+#[tokio::test]
+async fn bodies_are_bounded_in_size_and_time() {
+    let mut config = ReceiverConfig::new(None);
+    config.max_body_bytes = 1024;
+    config.read_timeout = Duration::from_millis(300);
+    let (url, _events) = serve(config).await;
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(4096));
+    let response = http().post(&url).body(big).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+
+    // A body that never finishes arriving.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"code\":")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let started = std::time::Instant::now();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn without_a_key_callbacks_are_parsed_unsigned() {
+    let (url, mut events) = serve(ReceiverConfig::new(None)).await;
+    let response = http().post(&url).body(BODY).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(events.recv().await.unwrap().task.task_id.as_str(), "task-9");
+}

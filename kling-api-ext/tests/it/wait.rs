@@ -1,0 +1,278 @@
+//! Waiting: every edge the peers get wrong.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kling_api_ext::wait::{CancellationToken, ExponentialPoll, WaitOptions};
+use kling_api_ext::{Error, State, TaskId};
+use serde_json::json;
+
+use crate::support::{Canned, ScriptedServer, envelope, record};
+
+fn id() -> TaskId {
+    TaskId::new("t-1").unwrap()
+}
+
+/// Polls every 10 ms, so tests are quick.
+fn fast() -> WaitOptions {
+    WaitOptions::new().policy(ExponentialPoll::new(
+        Duration::from_millis(10),
+        1.0,
+        Duration::from_millis(10),
+    ))
+}
+
+fn ok(state: &str) -> Canned {
+    Canned::json(200, &record("t-1", state))
+}
+
+#[tokio::test]
+async fn unknown_states_count_as_running() {
+    let mut odd = record("t-1", "waiting");
+    odd["data"]["state"] = json!("pending_review");
+    let server = ScriptedServer::start(vec![
+        ok("waiting"),
+        Canned::json(200, &odd),
+        Canned::json(200, &odd),
+        ok("generating"),
+        ok("success"),
+    ])
+    .await;
+    let task = server.client().wait(&id(), fast()).await.unwrap();
+    assert_eq!(task.state, State::Success);
+    assert_eq!(server.hits(), 5);
+}
+
+#[tokio::test]
+async fn not_visible_right_after_creation_is_waited_out() {
+    let null = Canned::json(200, &envelope(422, "recordInfo is null", json!(null)));
+    let server =
+        ScriptedServer::start(vec![null.clone(), null, ok("queuing"), ok("success")]).await;
+    let task = server.client().wait(&id(), fast()).await.unwrap();
+    assert_eq!(task.state, State::Success);
+}
+
+#[tokio::test]
+async fn not_visible_past_the_grace_is_not_found() {
+    let server = ScriptedServer::start(vec![Canned::json(
+        200,
+        &envelope(422, "recordInfo is null", json!(null)),
+    )])
+    .await;
+    let started = Instant::now();
+    let error = server
+        .client()
+        .wait(&id(), fast().not_visible_grace(Duration::from_millis(150)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "not_found");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert!(server.hits() > 2);
+}
+
+#[tokio::test]
+async fn a_task_that_vanishes_after_being_seen_is_not_found_at_once() {
+    let server = ScriptedServer::start(vec![
+        ok("waiting"),
+        Canned::json(200, &envelope(422, "recordInfo is null", json!(null))),
+    ])
+    .await;
+    let error = server.client().wait(&id(), fast()).await.unwrap_err();
+    assert_eq!(error.kind(), "not_found");
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn the_deadline_ends_the_wait_with_the_task_id() {
+    let server = ScriptedServer::start(vec![ok("generating")]).await;
+    let started = Instant::now();
+    let error = server
+        .client()
+        .wait(&id(), fast().deadline(Some(Duration::from_millis(300))))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    match error {
+        Error::WaitTimedOut {
+            task_id,
+            last_state,
+            polls,
+            ..
+        } => {
+            assert_eq!(task_id, id());
+            assert_eq!(last_state, State::Generating);
+            assert!(polls >= 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_deadline_is_respected_even_with_long_poll_delays() {
+    let server = ScriptedServer::start(vec![ok("generating")]).await;
+    let slow = WaitOptions::new()
+        .policy(ExponentialPoll::new(
+            Duration::from_secs(60),
+            1.0,
+            Duration::from_secs(60),
+        ))
+        .deadline(Some(Duration::from_millis(400)));
+    let started = Instant::now();
+    let error = server.client().wait(&id(), slow).await.unwrap_err();
+    assert_eq!(error.kind(), "wait_timed_out");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Once at the start, once at the deadline.
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_token_cancels_from_elsewhere() {
+    let server = ScriptedServer::start(vec![ok("generating")]).await;
+    let token = CancellationToken::new();
+    let stopper = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        stopper.cancel();
+    });
+    let slow = WaitOptions::new()
+        .policy(ExponentialPoll::new(
+            Duration::from_secs(30),
+            1.0,
+            Duration::from_secs(30),
+        ))
+        .cancel_token(token);
+    let started = Instant::now();
+    let error = server.client().wait(&id(), slow).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Cancelled { ref task_id } if *task_id == id()),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn dropping_the_future_stops_polling() {
+    let server = ScriptedServer::start(vec![ok("generating")]).await;
+    let client = server.client();
+    let waiting = tokio::spawn(async move { client.wait(&id(), fast()).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    waiting.abort();
+    let _ = waiting.await;
+    let after_abort = server.hits();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(after_abort > 0);
+    assert_eq!(
+        server.hits(),
+        after_abort,
+        "polls went on after the future was dropped"
+    );
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_inside_the_deadline() {
+    let server = ScriptedServer::start(vec![
+        ok("waiting"),
+        Canned::html(502),
+        Canned::json(200, &envelope(500, "Server exception", json!(null))),
+        Canned::json(200, &envelope(455, "Maintenance", json!(null))),
+        Canned::html(520),
+        ok("success"),
+    ])
+    .await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let log = events.clone();
+    let options = fast().on_progress(move |e| log.lock().unwrap().push(e.clone()));
+    let task = server.client().wait(&id(), options).await.unwrap();
+    assert_eq!(task.state, State::Success);
+    let events = events.lock().unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.transient_error.is_some())
+            .count(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_final_error_ends_the_wait_at_once() {
+    let server = ScriptedServer::start(vec![
+        ok("waiting"),
+        Canned::json(200, &envelope(401, "Unauthorized", json!(null))),
+    ])
+    .await;
+    let error = server.client().wait(&id(), fast()).await.unwrap_err();
+    assert_eq!(error.kind(), "unauthorized");
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_task_is_a_typed_error() {
+    let server = ScriptedServer::start(vec![ok("generating"), ok("fail")]).await;
+    match server.client().wait(&id(), fast()).await.unwrap_err() {
+        Error::GenerationFailed {
+            task_id,
+            fail_code,
+            fail_msg,
+        } => {
+            assert_eq!(task_id, Some(id()));
+            assert_eq!(fail_code.as_deref(), Some("422"));
+            assert_eq!(fail_msg.as_deref(), Some("face not detected"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn retry_after_stretches_the_next_poll() {
+    let server = ScriptedServer::start(vec![
+        Canned::html(429).header("retry-after", "1"),
+        ok("success"),
+    ])
+    .await;
+    server.client().wait(&id(), fast()).await.unwrap();
+    let received = server.received.lock().unwrap();
+    assert!(received[1].at - received[0].at >= Duration::from_millis(950));
+}
+
+#[tokio::test]
+async fn progress_reports_every_poll_and_each_state_change() {
+    let server = ScriptedServer::start(vec![
+        ok("waiting"),
+        ok("waiting"),
+        ok("queuing"),
+        ok("generating"),
+        ok("generating"),
+        ok("success"),
+    ])
+    .await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let log = events.clone();
+    server
+        .client()
+        .wait(
+            &id(),
+            fast().on_progress(move |e| log.lock().unwrap().push(e.clone())),
+        )
+        .await
+        .unwrap();
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 6);
+    let polls: Vec<u32> = events.iter().map(|e| e.polls).collect();
+    assert_eq!(polls, [1, 2, 3, 4, 5, 6]);
+    let changes: Vec<String> = events
+        .iter()
+        .filter(|e| e.state_changed)
+        .map(|e| e.state.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(changes, ["waiting", "queuing", "generating", "success"]);
+    assert!(events.windows(2).all(|w| w[0].elapsed <= w[1].elapsed));
+}
