@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kling_api_ext::wait::{ExponentialPoll, WaitOptions};
 use kling_api_ext::{AvatarRequest, Client, Error, RetryPolicy, State, Task};
 use kling_sim::Simulator;
 
@@ -35,17 +36,19 @@ fn client(sim: &Simulator) -> Client {
         .unwrap()
 }
 
-/// Reads the task until it ends (the next issue adds a real `wait`).
+/// Waits for the task with a quick schedule (the simulator's tasks last
+/// ~100 ms here). A failed task is `Ok` here so the test can count it.
 async fn until_done(client: &Client, task_id: &kling_api_ext::TaskId) -> Result<Task, Error> {
-    loop {
-        match client.get(task_id).await {
-            Ok(task) if task.state.is_terminal() => return Ok(task),
-            Ok(_) => {}
-            // Just after creation the record may not be visible yet.
-            Err(Error::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let quick = WaitOptions::new()
+        .policy(ExponentialPoll::new(
+            Duration::from_millis(10),
+            1.5,
+            Duration::from_millis(50),
+        ))
+        .deadline(Some(Duration::from_secs(20)));
+    match client.wait(task_id, quick).await {
+        Err(Error::GenerationFailed { .. }) => client.get(task_id).await,
+        other => other,
     }
 }
 
@@ -78,6 +81,100 @@ async fn upload_submit_read_and_fetch_the_video() {
 }
 
 #[tokio::test]
+async fn submit_wait_download() {
+    let sim = sim(|_| {}).await;
+    let client = client(&sim);
+    let request = AvatarRequest::builder()
+        .image(asset("face.png"))
+        .audio(asset("hello.wav"))
+        .build()
+        .unwrap();
+    let task = client
+        .submit_and_wait(
+            &request,
+            WaitOptions::new().policy(ExponentialPoll::new(
+                Duration::from_millis(20),
+                1.2,
+                Duration::from_millis(100),
+            )),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let saved = client
+        .download(&task, dir.path().join("avatar.mp4"))
+        .await
+        .unwrap();
+    assert_eq!(saved.bytes, kling_sim::RESULT_VIDEO.len() as u64);
+    check_mp4(&std::fs::read(&saved.path).unwrap()).unwrap();
+    // A fresh link for the same file works too.
+    let link = client
+        .download_url(task.video_url().unwrap())
+        .await
+        .unwrap();
+    let again = client
+        .download(&link, dir.path().join("again.mp4"))
+        .await
+        .unwrap();
+    assert_eq!(again.sha256, saved.sha256);
+}
+
+#[tokio::test]
+async fn a_callback_reaches_the_receiver_verified() {
+    use kling_api_ext::receiver::{ReceiverConfig, router};
+    let (app, mut events) = router(ReceiverConfig::new(Some("hook-secret".into())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback_url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sim = sim(|c| c.webhook_hmac_key = Some("hook-secret".into())).await;
+    let client = client(&sim);
+    let request = AvatarRequest::builder()
+        .image(asset("face.png"))
+        .audio(asset("hello.wav"))
+        .callback_url(&callback_url)
+        .build()
+        .unwrap();
+    let task_id = client.submit(&request).await.unwrap();
+    let callback = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(callback.task.task_id, task_id);
+    assert!(callback.succeeded());
+    // The body is not signed: confirm by re-reading.
+    let confirmed = client.confirm(&callback).await.unwrap();
+    assert_eq!(confirmed.result_urls, callback.task.result_urls);
+    let record = &sim.stats().callbacks[0];
+    assert_eq!((record.signed, record.status), (true, Some(200)));
+}
+
+#[tokio::test]
+async fn a_callback_signed_with_another_key_is_refused() {
+    use kling_api_ext::receiver::{ReceiverConfig, router};
+    let (app, mut events) = router(ReceiverConfig::new(Some("our-key".into())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback_url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sim = sim(|c| c.webhook_hmac_key = Some("someone-elses-key".into())).await;
+    let client = client(&sim);
+    let request = AvatarRequest::builder()
+        .image(asset("face.png"))
+        .audio(asset("hello.wav"))
+        .callback_url(&callback_url)
+        .build()
+        .unwrap();
+    client.submit(&request).await.unwrap();
+    for _ in 0..300 {
+        if !sim.stats().callbacks.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sim.stats().callbacks[0].status, Some(401));
+    assert!(events.try_recv().is_err());
+}
+
+#[tokio::test]
 async fn many_jobs_with_faults_never_pay_twice_never_hang_and_always_end_typed() {
     let sim = sim(|c| {
         c.lifecycle.fail_fraction = 0.1;
@@ -98,6 +195,8 @@ async fn many_jobs_with_faults_never_pay_twice_never_hang_and_always_end_typed()
         read.envelope455 = 0.05;
         read.message_alias = 0.05;
         c.faults.upload.html520 = 0.05;
+        c.faults.download.truncate = 0.2;
+        c.faults.download.html502 = 0.05;
         c.faults.upload.reset_before = 0.05;
         c.faults.slow_ms = 1500;
         c.faults.unknown_state = 0.1;
@@ -113,6 +212,7 @@ async fn many_jobs_with_faults_never_pay_twice_never_hang_and_always_end_typed()
     let image = client.upload_file(asset("face.png")).await.unwrap().url;
     let audio = client.upload_file(asset("hello.wav")).await.unwrap().url;
     let jobs = 60;
+    let dir = tempfile::tempdir().unwrap();
     let handles: Vec<_> = (0..jobs)
         .map(|i| {
             let client = client.clone();
@@ -122,10 +222,15 @@ async fn many_jobs_with_faults_never_pay_twice_never_hang_and_always_end_typed()
                 .prompt(format!("job {i}"))
                 .build()
                 .unwrap();
+            let target = dir.path().join(format!("job-{i}.mp4"));
             tokio::spawn(async move {
                 tokio::time::timeout(Duration::from_secs(30), async {
                     let task_id = client.submit(&request).await?;
-                    until_done(&client, &task_id).await
+                    let task = until_done(&client, &task_id).await?;
+                    if task.state == State::Success {
+                        client.download(&task, &target).await?;
+                    }
+                    Ok::<Task, Error>(task)
                 })
                 .await
             })
