@@ -32,22 +32,51 @@ fn main() {
 fn parent() {
     let exe = std::env::current_exe().expect("own path");
     for (mode, title) in [
-        ("upload-child", "upload (multipart stream, Client::upload_file)"),
-        ("download-child", "download (Client::download: temp file, SHA-256, rename)"),
+        (
+            "upload-child",
+            "upload (multipart stream, Client::upload_file)",
+        ),
+        (
+            "download-child",
+            "download (Client::download: temp file, SHA-256, rename)",
+        ),
     ] {
         println!("{title}, one process per size:");
-        println!("{:>8} {:>10} {:>10} {:>14}", "size", "seconds", "MB/s", "peak RSS (MB)");
+        println!(
+            "{:>8} {:>10} {:>10} {:>14}",
+            "size", "seconds", "MB/s", "peak RSS (MB)"
+        );
         let mut peaks = Vec::new();
         for &mb in SIZES_MB {
-            let out = std::process::Command::new(&exe).arg(mode).arg(mb.to_string()).output().expect("child runs");
-            assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
+            let out = std::process::Command::new(&exe)
+                .arg(mode)
+                .arg(mb.to_string())
+                .output()
+                .expect("child runs");
+            assert!(
+                out.status.success(),
+                "child failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let line = String::from_utf8(out.stdout).unwrap();
-            let fields: Vec<f64> = line.split_whitespace().map(|f| f.parse().unwrap()).collect();
+            let fields: Vec<f64> = line
+                .split_whitespace()
+                .map(|f| f.parse().unwrap())
+                .collect();
             let (secs, peak_kb) = (fields[0], fields[1]);
-            println!("{:>6}MB {:>10.3} {:>10.1} {:>14.1}", mb, secs, mb as f64 / secs, peak_kb / 1024.0);
+            println!(
+                "{:>6}MB {:>10.3} {:>10.1} {:>14.1}",
+                mb,
+                secs,
+                mb as f64 / secs,
+                peak_kb / 1024.0
+            );
             peaks.push(peak_kb);
         }
-        println!("peak memory 100 MB / 10 MB: {:.2}x (target: < 3x)\n", peaks[1] / peaks[0]);
+        println!(
+            "peak memory 100 MB / 10 MB: {:.2}x (target: < 3x)\n",
+            peaks[1] / peaks[0]
+        );
     }
     std::io::stdout().flush().unwrap();
 }
@@ -56,11 +85,15 @@ fn parent() {
 /// the whole body.
 async fn source_server(listener: tokio::net::TcpListener, bytes: u64) {
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else { return };
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return;
+        };
         tokio::spawn(async move {
             let mut head = vec![0u8; 8192];
             let _ = socket.read(&mut head).await;
-            let header = format!("HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ncontent-length: {bytes}\r\n\r\n");
+            let header = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ncontent-length: {bytes}\r\n\r\n"
+            );
             if socket.write_all(header.as_bytes()).await.is_err() {
                 return;
             }
@@ -78,16 +111,27 @@ async fn source_server(listener: tokio::net::TcpListener, bytes: u64) {
 }
 
 fn download_child(mb: u64) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/video.mp4", listener.local_addr().unwrap());
         tokio::spawn(source_server(listener, mb * 1_000_000));
         let dir = tempfile::tempdir().unwrap();
-        let client = kling_api_ext::Client::builder().api_key("bench-key").base_url(&url).build().unwrap();
+        let client = kling_api_ext::Client::builder()
+            .api_key("bench-key")
+            .base_url(&url)
+            .build()
+            .unwrap();
         let started = Instant::now();
         let url: url::Url = url.parse().unwrap();
-        let saved = client.download(&url, dir.path().join("out.mp4")).await.unwrap();
+        let saved = client
+            .download(&url, dir.path().join("out.mp4"))
+            .await
+            .unwrap();
         let secs = started.elapsed().as_secs_f64();
         assert_eq!(saved.bytes, mb * 1_000_000);
         println!("{secs} {}", peak_rss_kb());

@@ -320,6 +320,7 @@ impl ClientBuilder {
                 transfer_timeout: self.transfer_timeout,
                 durations: crate::wait::DurationModel::default(),
                 submitted: std::sync::Mutex::new(std::collections::VecDeque::new()),
+                uploads: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -360,6 +361,9 @@ pub(crate) struct Inner {
     pub(crate) durations: crate::wait::DurationModel,
     /// Audio lengths of recently submitted tasks, for their waits.
     pub(crate) submitted: std::sync::Mutex<std::collections::VecDeque<(TaskId, Duration)>>,
+    /// Recent uploads of local files, reused by later submits of the same file.
+    pub(crate) uploads:
+        std::sync::Mutex<std::collections::HashMap<crate::submit::UploadKey, (Url, Instant)>>,
 }
 
 impl Inner {
@@ -372,6 +376,24 @@ impl Inner {
             submitted.pop_front();
         }
         submitted.push_back((task_id.clone(), audio));
+    }
+
+    /// How long an upload is reused. The service keeps uploads for 3 days
+    /// (some report about 24 h); an hour stays well inside either.
+    const UPLOAD_REUSE: Duration = Duration::from_secs(3600);
+
+    pub(crate) fn cached_upload(&self, key: &crate::submit::UploadKey) -> Option<Url> {
+        let uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        uploads
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < Self::UPLOAD_REUSE)
+            .map(|(url, _)| url.clone())
+    }
+
+    pub(crate) fn cache_upload(&self, key: crate::submit::UploadKey, url: Url) {
+        let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        uploads.retain(|_, (_, at)| at.elapsed() < Self::UPLOAD_REUSE);
+        uploads.insert(key, (url, Instant::now()));
     }
 
     pub(crate) fn submitted_audio(&self, task_id: &TaskId) -> Option<Duration> {

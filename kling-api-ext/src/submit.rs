@@ -13,6 +13,26 @@ use crate::request::{AvatarRequest, Media, MediaSource};
 use crate::task::TaskId;
 use crate::upload::ProgressFn;
 
+/// Identifies a local file's content cheaply: the same path, size and
+/// modification time are taken to be the same file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct UploadKey {
+    path: std::path::PathBuf,
+    len: u64,
+    modified: std::time::SystemTime,
+}
+
+impl UploadKey {
+    fn of(path: &std::path::Path) -> Option<UploadKey> {
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(UploadKey {
+            path: std::fs::canonicalize(path).ok()?,
+            len: metadata.len(),
+            modified: metadata.modified().ok()?,
+        })
+    }
+}
+
 /// What to do with a failed createTask attempt.
 enum Verdict {
     /// The service certainly did not take it: may be sent again.
@@ -70,9 +90,17 @@ impl Client {
         match (media.source(), media.facts()) {
             (MediaSource::Url(_), _) => Ok(media.clone()),
             (MediaSource::Path(path), Some(facts)) => {
+                let key = UploadKey::of(path);
+                if let Some(url) = key.as_ref().and_then(|k| self.inner.cached_upload(k)) {
+                    tracing::debug!(path = %path.display(), %url, "reusing an upload of the same file");
+                    return Ok(Media::from_url(url, facts.clone()));
+                }
                 let uploaded = self
                     .upload_checked_file(kind, path, facts, progress)
                     .await?;
+                if let Some(key) = key {
+                    self.inner.cache_upload(key, uploaded.url.clone());
+                }
                 Ok(Media::from_url(uploaded.url, facts.clone()))
             }
             (MediaSource::Path(path), None) => Err(Error::invalid(

@@ -374,3 +374,32 @@ async fn create_task_needs_urls() {
     );
     create.assert_calls(0);
 }
+
+#[tokio::test]
+async fn the_same_files_are_uploaded_once_for_many_submits() {
+    let server = MockServer::start_async().await;
+    let uploads = any_upload(&server);
+    let create = any_create(&server);
+    let client = client(&server);
+    for prompt in ["one", "two", "three"] {
+        let request = AvatarRequest::builder()
+            .image(asset("face.png"))
+            .audio(asset("hello.wav"))
+            .prompt(prompt)
+            .build()
+            .unwrap();
+        client.submit(&request).await.unwrap();
+    }
+    uploads.assert_calls(2);
+    create.assert_calls(3);
+    // A changed file is uploaded again.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = copy_as(&asset("face.png"), dir.path(), "face.png");
+    let request = AvatarRequest::builder()
+        .image(&copy)
+        .audio(asset("hello.wav"))
+        .build()
+        .unwrap();
+    client.submit(&request).await.unwrap();
+    uploads.assert_calls(3);
+}
