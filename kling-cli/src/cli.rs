@@ -1,0 +1,252 @@
+//! The command line: global options, commands and their arguments. Each doc
+//! comment is the help text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kling_api_ext::Model;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    a local error (a file could not be written)
+  2    usage or invalid input: nothing was sent
+  3    service error: authentication, credits, rejected, unreachable
+  4    the task failed
+  5    timed out: the task may still finish (resume with `kling wait TASK_ID`)
+  6    submit outcome unknown: the task may exist (do not resubmit blindly)
+  130  interrupted (Ctrl-C): a task keeps running; the resume command is printed";
+
+/// Generate talking-head videos with Kling AI Avatar V1 Pro on Apikley.
+///
+/// Try it offline first: `kling --sim generate --image face.png --audio hello.wav`
+/// runs against a built-in simulator (no key, no credits). With a key
+/// (APIKLEY_API_KEY), drop --sim to use the real service.
+#[derive(Debug, Parser)]
+#[command(name = "kling", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Global {
+    /// API key (never printed) [env: APIKLEY_API_KEY]
+    #[arg(
+        long,
+        global = true,
+        env = "APIKLEY_API_KEY",
+        hide_env = true,
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Read the API key from this file (takes precedence over --api-key)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+    /// API base URL [env: APIKLEY_BASE_URL]
+    #[arg(
+        long,
+        global = true,
+        env = "APIKLEY_BASE_URL",
+        hide_env = true,
+        value_name = "URL"
+    )]
+    pub base_url: Option<String>,
+    /// Upload base URL [env: APIKLEY_UPLOAD_BASE_URL]
+    #[arg(
+        long,
+        global = true,
+        env = "APIKLEY_UPLOAD_BASE_URL",
+        hide_env = true,
+        value_name = "URL"
+    )]
+    pub upload_base_url: Option<String>,
+    /// Use a built-in simulator on 127.0.0.1 instead of the service (no key,
+    /// no credits; the video is a placeholder)
+    #[arg(long, global = true)]
+    pub sim: bool,
+    /// One JSON document on stdout (the default when stdout is not a terminal)
+    #[arg(long, global = true, overrides_with = "no_json")]
+    pub json: bool,
+    /// Human-readable output even when stdout is not a terminal
+    #[arg(long, global = true, overrides_with = "json")]
+    pub no_json: bool,
+    /// More log output on stderr (-v, -vv, -vvv)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr, no progress bars
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check, upload, submit, wait and download: one video, start to finish
+    Generate(GenerateArgs),
+    /// Check, upload and submit; print the task id
+    Submit(SubmitArgs),
+    /// Show a task's state
+    Status(TaskArgs),
+    /// Wait for a task to end, optionally downloading its video
+    Wait(WaitArgs),
+    /// Download a finished task's video
+    Download(DownloadArgs),
+    /// Upload a local file; print its URL
+    Upload(UploadArgs),
+    /// Show the account's remaining credits
+    Credits,
+    /// Run many jobs from a JSONL manifest, crash-safe and resumable
+    Batch(BatchArgs),
+    /// Run the simulator in the foreground
+    Sim(SimArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Show versions: the CLI, the API document, the known models
+    Version,
+}
+
+/// The inputs of a generation.
+#[derive(Debug, Args)]
+pub struct Inputs {
+    /// The portrait: a local file or an http(s) URL (JPEG, PNG or WebP, at most 10 MB)
+    #[arg(long, value_name = "PATH|URL")]
+    pub image: String,
+    /// The audio: a local file or an http(s) URL (MP3, WAV, AAC, M4A or Ogg, at most 10 MB)
+    #[arg(long, value_name = "PATH|URL")]
+    pub audio: String,
+    /// The prompt (at most 5000 characters)
+    #[arg(long, conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    /// Where the service should POST the result when the task ends
+    #[arg(long, value_name = "URL")]
+    pub callback_url: Option<String>,
+    /// The model: kling/ai-avatar-v1-pro (default), kling/ai-avatar-pro, kling/ai-avatar-standard
+    #[arg(long, value_name = "ID", value_parser = parse_model)]
+    pub model: Option<Model>,
+    /// Skip checking what URL inputs serve before submitting
+    #[arg(long)]
+    pub no_preflight: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Where to save the video (default: TASK_ID.mp4)
+    #[arg(long, value_name = "FILE.mp4")]
+    pub out: Option<PathBuf>,
+    /// How long to wait for the task (e.g. 20m, 1h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// The task id
+    pub task_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The task id
+    pub task_id: String,
+    /// How long to wait (e.g. 20m, 1h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
+    pub timeout: Duration,
+    /// Download the video here when the task succeeds
+    #[arg(long, value_name = "FILE.mp4")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// The task id
+    pub task_id: String,
+    /// Where to save the video
+    #[arg(long, value_name = "FILE.mp4")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The file
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The manifest: one JSON object per line,
+    /// {"id": "...", "image": "...", "audio": "...", "prompt": "..."}
+    /// (optional: "callbackUrl", "model"). Paths are relative to the manifest;
+    /// ids name the videos (ID.mp4): letters, digits, '.', '_', '-'.
+    pub manifest: PathBuf,
+    /// Where videos (ID.mp4), results.jsonl and the journal go
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Jobs in progress at once (uploading, submitted, running or downloading)
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+    /// Stop before sending anything if any line is invalid
+    #[arg(long)]
+    pub strict: bool,
+    /// Submit again the jobs whose earlier submit outcome is unknown (their task
+    /// may exist and be paid for twice)
+    #[arg(long)]
+    pub resubmit_ambiguous: bool,
+    /// Submit again the jobs the service rejected before (no task exists for them)
+    #[arg(long)]
+    pub retry_rejected: bool,
+    /// How long to wait for each task
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// JSON config file (faults, lifecycles, rate limits)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: Shell,
+}
+
+fn parse_model(text: &str) -> Result<Model, String> {
+    text.parse::<Model>().map_err(|e| match e {
+        kling_api_ext::Error::InvalidInput { reason, .. } => reason,
+        other => other.to_string(),
+    })
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 20m, 1h)"))
+}

@@ -1,0 +1,278 @@
+//! generate, submit, wait, download.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kling_api_ext::wait::WaitOptions;
+use kling_api_ext::{AvatarRequest, Error, Field, MediaSource, Task, TaskId};
+use serde_json::json;
+
+use crate::cli::{DownloadArgs, GenerateArgs, Inputs, SubmitArgs, WaitArgs};
+use crate::cmd_simple::task_id;
+use crate::context::Context;
+use crate::output::{code, size};
+use crate::ui;
+
+/// Builds and checks the request: nothing is sent if this fails.
+pub fn request(inputs: &Inputs) -> Result<AvatarRequest, Error> {
+    let prompt = match (&inputs.prompt, &inputs.prompt_file) {
+        (Some(prompt), _) => prompt.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| Error::InvalidInput {
+            field: Field::Prompt,
+            subject: Some(path.display().to_string()),
+            reason: format!("the prompt file cannot be read: {e}"),
+        })?,
+        (None, None) => String::new(),
+    };
+    let mut builder = AvatarRequest::builder()
+        .image(inputs.image.as_str())
+        .audio(inputs.audio.as_str())
+        .prompt(prompt);
+    if let Some(url) = &inputs.callback_url {
+        builder = builder.callback_url(url);
+    }
+    if let Some(model) = inputs.model {
+        builder = builder.model(model);
+    }
+    builder.build()
+}
+
+/// What the checks found, for a person: types, sizes, dimensions, duration,
+/// the cost estimate and the warnings.
+pub fn describe(ctx: &Context, request: &AvatarRequest) {
+    let out = &ctx.out;
+    for (label, media) in [("image", request.image()), ("audio", request.audio())] {
+        let source = match media.source() {
+            MediaSource::Path(p) => p.display().to_string(),
+            MediaSource::Url(u) => u.to_string(),
+        };
+        let facts = media.facts().map(|f| {
+            let mut parts = vec![f.mime.to_owned()];
+            if let Some((w, h)) = f.dimensions {
+                parts.push(format!("{w}x{h}"));
+            }
+            if let Some(d) = f.duration {
+                parts.push(format!("{:.1} s", d.as_secs_f64()));
+            }
+            if let Some(b) = f.bytes {
+                parts.push(size(b));
+            }
+            parts.join(", ")
+        });
+        out.say(&format!(
+            "{label:>6}  {source}  {}",
+            facts.unwrap_or_else(|| "(checked before submitting)".into())
+        ));
+    }
+    let rate = ctx.client.credits_per_second(request.model());
+    match ctx.client.estimate_credits(request) {
+        Some(credits) => out.say(&format!(
+            "  cost  about {credits} credits ({} s of audio x {rate} credits/s, {}; Apikley's price may differ)",
+            request.audio().facts().and_then(|f| f.duration).map_or(0.0, |d| d.as_secs_f64().ceil()),
+            request.model()
+        )),
+        None => out.say(&format!("  cost  unknown: the audio's duration is not known ({rate} credits per generated second)")),
+    }
+    for warning in request.warnings() {
+        out.warn(warning);
+    }
+}
+
+/// Uploads, checks URLs, submits. Returns the task id.
+async fn submit(ctx: &Context, request: &AvatarRequest) -> Result<TaskId, Error> {
+    let bar = ui::bytes_bar(&ctx.out, "upload");
+    let prepared = ctx.client.prepare(request, Some(ui::feed(&bar))).await;
+    bar.finish_and_clear();
+    let prepared = prepared?;
+    // Preflight may have learnt sizes and types of URL inputs.
+    for warning in prepared.warnings().iter().skip(request.warnings().len()) {
+        ctx.out.warn(warning);
+    }
+    ctx.client.create_task(&prepared).await
+}
+
+/// Waits with a live status line; Ctrl-C stops polling (the task keeps running).
+async fn wait(ctx: &Context, id: &TaskId, timeout: Duration) -> Result<Task, Error> {
+    let status = ui::StatusLine::new(&ctx.out, id.as_str());
+    let options = WaitOptions::new()
+        .deadline(Some(timeout))
+        .on_progress(status.callback());
+    let result = tokio::select! {
+        result = ctx.client.wait(id, options) => result,
+        _ = tokio::signal::ctrl_c() => Err(Error::Cancelled { task_id: id.clone() }),
+    };
+    status.finish();
+    result
+}
+
+async fn download(
+    ctx: &Context,
+    task: &Task,
+    out: &Path,
+) -> Result<kling_api_ext::Downloaded, Error> {
+    let bar = ui::bytes_bar(&ctx.out, "download");
+    let saved = ctx
+        .client
+        .download_with_progress(task, out, Some(ui::feed(&bar)))
+        .await;
+    bar.finish_and_clear();
+    saved
+}
+
+fn default_out(id: &TaskId) -> PathBuf {
+    // Task ids are opaque: keep only what is safe in a file name.
+    let safe: String = id
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    PathBuf::from(format!("{safe}.mp4"))
+}
+
+fn result_document(task: &Task, saved: Option<&kling_api_ext::Downloaded>) -> serde_json::Value {
+    json!({
+        "taskId": task.task_id.as_str(),
+        "state": task.state.as_str(),
+        "resultUrls": task.result_urls.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+        "output": saved.map(|s| s.path.display().to_string()),
+        "bytes": saved.map(|s| s.bytes),
+        "sha256": saved.map(|s| s.sha256.clone()),
+        "costTime": task.cost_time.map(|d| d.as_secs_f64()),
+    })
+}
+
+fn check_out_path(out: &Path) -> Result<(), Error> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::InvalidInput {
+            field: Field::Download,
+            subject: Some(out.display().to_string()),
+            reason: format!("the directory {} does not exist", parent.display()),
+        });
+    }
+    if out.is_dir() {
+        return Err(Error::InvalidInput {
+            field: Field::Download,
+            subject: Some(out.display().to_string()),
+            reason: "this is a directory; give a file name such as avatar.mp4".into(),
+        });
+    }
+    Ok(())
+}
+
+pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Error> {
+    let request = request(&args.inputs)?;
+    if let Some(out) = &args.out {
+        check_out_path(out)?;
+    }
+    describe(ctx, &request);
+    let id = submit(ctx, &request).await?;
+    let out_path = args.out.clone().unwrap_or_else(|| default_out(&id));
+    ctx.out.say(&format!(
+        "  task  {id} (if interrupted, resume with: kling wait {id} --out {})",
+        out_path.display()
+    ));
+    let task = wait(ctx, &id, args.timeout).await?;
+    let saved = download(ctx, &task, &out_path).await?;
+    if ctx.simulated {
+        ctx.out.say(
+            "  note  SIMULATED: this video is the simulator's placeholder, not a generated avatar",
+        );
+    }
+    if ctx.out.json {
+        ctx.out.document(&result_document(&task, Some(&saved)));
+    } else {
+        ctx.out.say(&format!(
+            "  done  {} ({}, sha256 {})",
+            saved.path.display(),
+            size(saved.bytes),
+            &saved.sha256[..16]
+        ));
+        ctx.out.text(&saved.path.display().to_string());
+    }
+    Ok(code::OK)
+}
+
+pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Error> {
+    let request = request(&args.inputs)?;
+    describe(ctx, &request);
+    let id = submit(ctx, &request).await?;
+    if ctx.out.json {
+        ctx.out.document(&json!({"taskId": id.as_str(), "estimatedCredits": ctx.client.estimate_credits(&request)}));
+    } else {
+        ctx.out
+            .say(&format!("submitted; follow with: kling wait {id}"));
+        ctx.out.text(id.as_str());
+    }
+    Ok(code::OK)
+}
+
+pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Error> {
+    let id = task_id(&args.task_id)?;
+    if let Some(out) = &args.out {
+        check_out_path(out)?;
+    }
+    let task = wait(ctx, &id, args.timeout).await?;
+    let saved = match &args.out {
+        Some(out) => Some(download(ctx, &task, out).await?),
+        None => None,
+    };
+    if ctx.out.json {
+        ctx.out.document(&result_document(&task, saved.as_ref()));
+    } else {
+        match &saved {
+            Some(saved) => ctx.out.text(&saved.path.display().to_string()),
+            None => ctx.out.text(task.video_url().map_or("", |u| u.as_str())),
+        }
+    }
+    Ok(code::OK)
+}
+
+pub async fn download_cmd(ctx: &Context, args: DownloadArgs) -> Result<u8, Error> {
+    let id = task_id(&args.task_id)?;
+    check_out_path(&args.out)?;
+    let task = ctx.client.get(&id).await?.into_result()?;
+    let saved = match download(ctx, &task, &args.out).await {
+        // An expired result URL: ask for a fresh link once.
+        Err(Error::LinkExpired { .. }) if task.video_url().is_some() => {
+            let link = ctx
+                .client
+                .download_url(task.video_url().expect("checked"))
+                .await?;
+            ctx.client.download(&link, &args.out).await?
+        }
+        other => other?,
+    };
+    if ctx.out.json {
+        ctx.out.document(&result_document(&task, Some(&saved)));
+    } else {
+        ctx.out.text(&saved.path.display().to_string());
+    }
+    Ok(code::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_output_names_are_safe() {
+        assert_eq!(
+            default_out(&TaskId::new("c420e5").unwrap()),
+            PathBuf::from("c420e5.mp4")
+        );
+        assert_eq!(
+            default_out(&TaskId::new("../../etc/x").unwrap()),
+            PathBuf::from("______etc_x.mp4")
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The small commands: status, upload, credits, completions, version, sim.
+
+use std::io::Write as _;
+
+use clap::CommandFactory as _;
+use kling_api_ext::{Error, TaskId};
+use serde_json::json;
+
+use crate::cli::{Cli, CompletionsArgs, Shell, SimArgs, TaskArgs, UploadArgs};
+use crate::context::Context;
+use crate::output::{Out, code};
+use crate::ui;
+
+pub fn task_id(text: &str) -> Result<TaskId, Error> {
+    TaskId::new(text.trim())
+}
+
+pub async fn status(ctx: &Context, args: TaskArgs) -> Result<u8, Error> {
+    let task = ctx.client.get(&task_id(&args.task_id)?).await?;
+    if ctx.out.json {
+        ctx.out
+            .document(&serde_json::to_value(&task).expect("serializable"));
+    } else {
+        let mut text = format!("{} {}", task.task_id, task.state);
+        if let Some(url) = task.video_url() {
+            text.push_str(&format!("\nvideo: {url}"));
+        }
+        if let Some(t) = task.cost_time {
+            text.push_str(&format!("\ntook: {:.0} s", t.as_secs_f64()));
+        }
+        if let (Some(code), msg) = (&task.fail_code, &task.fail_msg) {
+            text.push_str(&format!(
+                "\nfailed: {code} {}",
+                msg.as_deref().unwrap_or("")
+            ));
+        }
+        ctx.out.text(&text);
+    }
+    Ok(code::OK)
+}
+
+pub async fn upload(ctx: &Context, args: UploadArgs) -> Result<u8, Error> {
+    let bar = ui::bytes_bar(&ctx.out, "upload");
+    let uploaded = ctx
+        .client
+        .upload_file_with_progress(&args.path, Some(ui::feed(&bar)))
+        .await;
+    bar.finish_and_clear();
+    let uploaded = uploaded?;
+    if ctx.out.json {
+        ctx.out
+            .document(&serde_json::to_value(&uploaded).expect("serializable"));
+    } else {
+        ctx.out.text(uploaded.url.as_str());
+    }
+    Ok(code::OK)
+}
+
+pub async fn credits(ctx: &Context) -> Result<u8, Error> {
+    let credits = ctx.client.credits().await?;
+    if ctx.out.json {
+        ctx.out.document(&json!({"credits": credits}));
+    } else {
+        ctx.out.text(&format!("{credits}"));
+    }
+    Ok(code::OK)
+}
+
+pub fn completions(args: CompletionsArgs) -> u8 {
+    use clap_complete::Shell as S;
+    let shell = match args.shell {
+        Shell::Bash => S::Bash,
+        Shell::Zsh => S::Zsh,
+        Shell::Fish => S::Fish,
+        Shell::Elvish => S::Elvish,
+        Shell::Powershell => S::PowerShell,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kling", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&script);
+    code::OK
+}
+
+pub fn version(out: &Out) -> u8 {
+    let models: Vec<&str> = kling_api_ext::Model::ALL
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    let info = json!({
+        "kling": env!("CARGO_PKG_VERSION"),
+        "userAgent": kling_api_ext::DEFAULT_USER_AGENT,
+        "api": {"spec": "spec/ai-avatar-v1-pro.json", "version": "1.0.0", "baseUrl": kling_api_ext::kling_api::DEFAULT_BASE_URL,
+                "uploadBaseUrl": kling_api_ext::kling_api::DEFAULT_UPLOAD_BASE_URL},
+        "models": models,
+    });
+    if out.json {
+        out.document(&info);
+    } else {
+        out.text(&format!(
+            "kling {} (API document 1.0.0, {})\nmodels: {}",
+            env!("CARGO_PKG_VERSION"),
+            kling_api_ext::kling_api::DEFAULT_BASE_URL,
+            models.join(", ")
+        ));
+    }
+    code::OK
+}
+
+pub async fn sim(out: &Out, args: SimArgs) -> u8 {
+    let config = match &args.config {
+        Some(path) => match kling_sim::SimConfig::from_file(path) {
+            Ok(config) => config,
+            Err(e) => return out.usage(&e),
+        },
+        None => kling_sim::SimConfig::default(),
+    };
+    let sim = match kling_sim::Simulator::builder()
+        .config(config)
+        .port(args.port)
+        .start()
+        .await
+    {
+        Ok(sim) => sim,
+        Err(e) => {
+            return out.error(&Error::InvalidInput {
+                field: kling_api_ext::Field::Config,
+                subject: Some(format!("127.0.0.1:{}", args.port)),
+                reason: format!("cannot listen: {e}"),
+            });
+        }
+    };
+    if out.json {
+        out.document(&json!({"baseUrl": sim.base_url(), "uploadBaseUrl": sim.upload_base_url(), "apiKey": sim.api_key()}));
+    } else {
+        out.text(&format!(
+            "SIMULATED service (kling-sim), Ctrl-C to stop\nexport APIKLEY_BASE_URL={}\nexport APIKLEY_UPLOAD_BASE_URL={}\nexport APIKLEY_API_KEY={}",
+            sim.base_url(),
+            sim.upload_base_url(),
+            sim.api_key()
+        ));
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    let stats = sim.stats();
+    out.say(&format!(
+        "stopped after {} tasks ({} requests)",
+        stats.tasks_created,
+        stats.requests.values().sum::<u64>()
+    ));
+    code::OK
+}

@@ -1,0 +1,115 @@
+//! Turning the global options into a client (and, with --sim, a simulator).
+
+use std::path::Path;
+
+use kling_api_ext::{Client, ClientBuilder, Error, Field};
+use kling_sim::Simulator;
+
+use crate::cli::Global;
+use crate::output::Out;
+
+/// A client, plus the simulator it talks to in --sim mode (kept alive here).
+pub struct Context {
+    pub client: Client,
+    pub out: Out,
+    pub simulated: bool,
+    _sim: Option<Simulator>,
+}
+
+fn config_error(reason: impl Into<String>) -> Error {
+    Error::InvalidInput {
+        field: Field::Config,
+        subject: None,
+        reason: reason.into(),
+    }
+}
+
+/// Reads a key file, warning when others may read it.
+fn read_key_file(path: &Path, out: &Out) -> Result<String, Error> {
+    let subject = Some(path.display().to_string());
+    let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidInput {
+        field: Field::Config,
+        subject: subject.clone(),
+        reason: format!("the API key file cannot be read: {e}"),
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                out.warn(&format!(
+                    "the API key file {} can be read by others (mode {mode:o}); run: chmod 600 {}",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    let key = text.trim().to_owned();
+    if key.is_empty() {
+        return Err(Error::InvalidInput {
+            field: Field::Config,
+            subject,
+            reason: "the API key file is empty".into(),
+        });
+    }
+    Ok(key)
+}
+
+pub async fn build(
+    global: &Global,
+    out: Out,
+    customize: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> Result<Context, Error> {
+    if global.sim {
+        let sim = Simulator::builder()
+            .start()
+            .await
+            .map_err(|e| config_error(format!("cannot start the simulator: {e}")))?;
+        // Said even with --quiet: nobody may take a simulated video for a real one.
+        eprintln_always(&format!(
+            "kling: SIMULATED service at {} (kling-sim): no key, no credits spent; the video is a placeholder",
+            sim.base_url()
+        ));
+        let builder = Client::builder()
+            .api_key(sim.api_key())
+            .base_url(sim.base_url())
+            .upload_base_url(sim.upload_base_url());
+        let client = customize(builder).build()?;
+        return Ok(Context {
+            client,
+            out,
+            simulated: true,
+            _sim: Some(sim),
+        });
+    }
+    let key = match (&global.api_key_file, &global.api_key) {
+        (Some(path), _) => read_key_file(path, &out)?,
+        (None, Some(key)) => key.clone(),
+        (None, None) => {
+            return Err(config_error(
+                "no API key: set APIKLEY_API_KEY, or pass --api-key / --api-key-file (or try --sim)",
+            ));
+        }
+    };
+    let mut builder = Client::builder().api_key(key);
+    if let Some(url) = &global.base_url {
+        builder = builder.base_url(url);
+    }
+    if let Some(url) = &global.upload_base_url {
+        builder = builder.upload_base_url(url);
+    }
+    let client = customize(builder).build()?;
+    Ok(Context {
+        client,
+        out,
+        simulated: false,
+        _sim: None,
+    })
+}
+
+#[allow(clippy::print_stderr)]
+fn eprintln_always(text: &str) {
+    eprintln!("{text}");
+}

@@ -1,0 +1,92 @@
+//! `kling`: generate Kling AI Avatar videos from a terminal.
+
+#![forbid(unsafe_code)]
+// Output goes through `output::Out`, which handles closed pipes and --json.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod cmd_batch;
+mod cmd_generate;
+mod cmd_simple;
+mod context;
+mod journal;
+mod manifest;
+mod output;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+use crate::output::Out;
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = if verbose == 0 && !quiet {
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into())
+    } else {
+        level.into()
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose, cli.global.quiet);
+    let out = Out::new(cli.global.json, cli.global.no_json, cli.global.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return ExitCode::from(out.usage(&format!("cannot start the runtime: {e}"))),
+    };
+    ExitCode::from(runtime.block_on(run(cli, out)))
+}
+
+async fn run(cli: Cli, out: Out) -> u8 {
+    let global = cli.global;
+    match cli.command {
+        Command::Completions(args) => return cmd_simple::completions(args),
+        Command::Version => return cmd_simple::version(&out),
+        Command::Sim(args) => return cmd_simple::sim(&out, args).await,
+        _ => {}
+    }
+    let preflight = match &cli.command {
+        Command::Generate(args) => !args.inputs.no_preflight,
+        Command::Submit(args) => !args.inputs.no_preflight,
+        _ => true,
+    };
+    let ctx = match context::build(&global, out, |b| b.preflight(preflight)).await {
+        Ok(ctx) => ctx,
+        Err(e) => return out.error(&e),
+    };
+    let result = match cli.command {
+        Command::Generate(args) => cmd_generate::generate(&ctx, args).await,
+        Command::Submit(args) => cmd_generate::submit_only(&ctx, args).await,
+        Command::Status(args) => cmd_simple::status(&ctx, args).await,
+        Command::Wait(args) => cmd_generate::wait_cmd(&ctx, args).await,
+        Command::Download(args) => cmd_generate::download_cmd(&ctx, args).await,
+        Command::Upload(args) => cmd_simple::upload(&ctx, args).await,
+        Command::Credits => cmd_simple::credits(&ctx).await,
+        Command::Batch(args) => cmd_batch::run(ctx, args).await,
+        Command::Completions(_) | Command::Version | Command::Sim(_) => {
+            unreachable!("handled above")
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => out.error(&e),
+    }
+}

@@ -1,0 +1,194 @@
+//! The batch manifest: one JSON object per line.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use kling_api_ext::{AvatarRequest, Error, Model};
+use serde::Deserialize;
+
+/// One line, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Line {
+    id: String,
+    image: String,
+    audio: String,
+    #[serde(default)]
+    prompt: String,
+    callback_url: Option<String>,
+    model: Option<String>,
+}
+
+/// A valid job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub line: usize,
+    pub id: String,
+    /// The line's inputs, canonically: recorded in the journal.
+    pub input: String,
+    pub request: AvatarRequest,
+}
+
+/// A line that cannot run, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadLine {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// Ids become file names (`ID.mp4`): letters, digits, `.`, `_`, `-`; not
+/// starting with a dot; at most 128 characters. So no id can name a file
+/// outside the output directory.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 128 {
+        return Err("the id must have 1 to 128 characters".into());
+    }
+    if id.starts_with('.') {
+        return Err("the id cannot start with a dot".into());
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
+        return Err(format!(
+            "the id has {c:?}; use letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Relative paths in a manifest are relative to the manifest's directory.
+fn resolve(base: &Path, source: &str) -> String {
+    if source.contains("://") || Path::new(source).is_absolute() {
+        return source.to_owned();
+    }
+    base.join(source).display().to_string()
+}
+
+/// Parses and checks every line: type, size and existence of local files
+/// included (nothing is sent).
+pub fn parse(path: &Path, text: &str) -> (Vec<Job>, Vec<BadLine>) {
+    let base: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();
+    let mut jobs = Vec::new();
+    let mut bad = Vec::new();
+    let mut ids = BTreeSet::new();
+    for (index, raw) in text.lines().enumerate() {
+        let number = index + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let reject = |reason: String| BadLine {
+            line: number,
+            reason,
+        };
+        let line: Line = match serde_json::from_str(raw) {
+            Ok(line) => line,
+            Err(e) => {
+                bad.push(reject(format!("not a valid job: {e}")));
+                continue;
+            }
+        };
+        if let Err(reason) = check_id(&line.id) {
+            bad.push(reject(format!("id {:?}: {reason}", line.id)));
+            continue;
+        }
+        if !ids.insert(line.id.clone()) {
+            bad.push(reject(format!("id {:?} appears more than once", line.id)));
+            continue;
+        }
+        let mut builder = AvatarRequest::builder()
+            .image(resolve(&base, &line.image))
+            .audio(resolve(&base, &line.audio))
+            .prompt(line.prompt.clone());
+        if let Some(url) = &line.callback_url {
+            builder = builder.callback_url(url);
+        }
+        if let Some(model) = &line.model {
+            match model.parse::<Model>() {
+                Ok(model) => builder = builder.model(model),
+                Err(e) => {
+                    bad.push(reject(format!("id {:?}: {e}", line.id)));
+                    continue;
+                }
+            }
+        }
+        match builder.build() {
+            Ok(request) => jobs.push(Job {
+                line: number,
+                input: serde_json::json!({
+                    "image": line.image, "audio": line.audio, "prompt": line.prompt,
+                    "callbackUrl": line.callback_url, "model": line.model,
+                })
+                .to_string(),
+                id: line.id,
+                request,
+            }),
+            Err(Error::InvalidInput {
+                field,
+                subject,
+                reason,
+            }) => {
+                let subject = subject.map(|s| format!(" `{s}`")).unwrap_or_default();
+                bad.push(reject(format!(
+                    "id {:?}: {field}{subject}: {reason}",
+                    line.id
+                )));
+            }
+            Err(other) => bad.push(reject(format!("id {:?}: {other}", line.id))),
+        }
+    }
+    (jobs, bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_the_output_directory() {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "a b",
+            "x\\y",
+            &"x".repeat(129),
+        ] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+        for good in ["job-1", "Job_2.v3", "a"] {
+            assert!(check_id(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_numbers() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/assets");
+        let manifest = dir.join("manifest.jsonl");
+        let text = [
+            r#"{"id": "ok", "image": "face.png", "audio": "hello.wav", "prompt": "hi"}"#,
+            "",
+            "not json",
+            r#"{"id": "ok", "image": "face.png", "audio": "hello.wav"}"#,
+            r#"{"id": "../up", "image": "face.png", "audio": "hello.wav"}"#,
+            r#"{"id": "gif", "image": "missing.png", "audio": "hello.wav"}"#,
+            r#"{"id": "m", "image": "face.png", "audio": "hello.wav", "model": "kling/v9"}"#,
+            r#"{"id": "extra", "image": "face.png", "audio": "hello.wav", "seed": 1}"#,
+            r#"{"id": "url", "image": "https://cdn.example.com/f.png", "audio": "hello.wav"}"#,
+        ]
+        .join("\n");
+        let (jobs, bad) = parse(&manifest, &text);
+        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids, ["ok", "url"]);
+        let lines: Vec<usize> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, [3, 4, 5, 6, 7, 8]);
+        assert!(bad[1].reason.contains("more than once"));
+        assert!(bad[3].reason.contains("no such file"), "{}", bad[3].reason);
+        assert!(
+            bad[5].reason.contains("unknown field `seed`"),
+            "{}",
+            bad[5].reason
+        );
+    }
+}

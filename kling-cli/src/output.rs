@@ -1,0 +1,213 @@
+//! Everything the CLI writes: stdout (the result: text or one JSON document),
+//! stderr (messages, progress), and how errors end the process.
+//!
+//! Writes ignore a closed pipe (`kling status ID | head -1` must not panic).
+
+use std::io::{IsTerminal, Write};
+
+use kling_api_ext::Error;
+use serde_json::{Value, json};
+
+/// Exit statuses (documented in `--help` and the README).
+pub mod code {
+    pub const OK: u8 = 0;
+    pub const LOCAL: u8 = 1;
+    pub const INVALID: u8 = 2;
+    pub const SERVICE: u8 = 3;
+    pub const TASK_FAILED: u8 = 4;
+    pub const TIMED_OUT: u8 = 5;
+    pub const OUTCOME_UNKNOWN: u8 = 6;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// The exit status for an error.
+pub fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::InvalidInput { .. } => code::INVALID,
+        Error::GenerationFailed { .. } => code::TASK_FAILED,
+        Error::WaitTimedOut { .. } => code::TIMED_OUT,
+        Error::SubmitOutcomeUnknown { .. } => code::OUTCOME_UNKNOWN,
+        Error::Cancelled { .. } => code::INTERRUPTED,
+        Error::Io { .. } => code::LOCAL,
+        _ => code::SERVICE,
+    }
+}
+
+/// Where output goes and how.
+#[derive(Clone, Copy, Debug)]
+pub struct Out {
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Out {
+    pub fn new(json: bool, no_json: bool, quiet: bool) -> Out {
+        let json = json || (!no_json && !std::io::stdout().is_terminal());
+        Out { json, quiet }
+    }
+
+    /// Whether progress bars and status lines may be drawn.
+    pub fn interactive(&self) -> bool {
+        !self.quiet && std::io::stderr().is_terminal()
+    }
+
+    /// The result, in text mode.
+    #[allow(clippy::print_stdout)]
+    pub fn text(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    /// The result, in JSON mode: one document.
+    pub fn document(&self, value: &Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+        self.text(&text);
+    }
+
+    /// A message for a person, on stderr (not with `--quiet`).
+    #[allow(clippy::print_stderr)]
+    pub fn say(&self, text: &str) {
+        if !self.quiet {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{text}");
+        }
+    }
+
+    /// A warning, on stderr (even with `--quiet`? no: quiet means errors only).
+    pub fn warn(&self, text: &str) {
+        self.say(&format!("warning: {text}"));
+    }
+
+    /// An error: one sentence on stderr, and with `--json` also
+    /// `{"error": {"kind", "message", "taskId"?}}` on stdout. Returns its exit code.
+    #[allow(clippy::print_stderr)]
+    pub fn error(&self, error: &Error) -> u8 {
+        let code = exit_code(error);
+        {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "kling: {error}");
+            if let Some(hint) = hint(error) {
+                let _ = writeln!(err, "kling: {hint}");
+            }
+        }
+        if self.json {
+            let mut body =
+                json!({"kind": error.kind(), "message": error.to_string(), "exitCode": code});
+            if let Some(task_id) = error.task_id() {
+                body["taskId"] = json!(task_id.as_str());
+            }
+            self.document(&json!({"error": body}));
+        }
+        code
+    }
+
+    /// A usage problem found by the CLI itself (not clap): exit 2.
+    #[allow(clippy::print_stderr)]
+    pub fn usage(&self, message: &str) -> u8 {
+        let _ = writeln!(std::io::stderr().lock(), "kling: {message}");
+        if self.json {
+            self.document(
+                &json!({"error": {"kind": "usage", "message": message, "exitCode": code::INVALID}}),
+            );
+        }
+        code::INVALID
+    }
+}
+
+/// What to do next, for the errors where there is something to do.
+fn hint(error: &Error) -> Option<String> {
+    match error {
+        Error::WaitTimedOut { task_id, .. } => Some(format!("the task keeps running; resume with: kling wait {task_id}")),
+        Error::SubmitOutcomeUnknown { .. } => {
+            Some("the task may exist and be charged; check with `kling credits` or your dashboard before submitting again".into())
+        }
+        Error::Unauthorized { .. } => Some("set APIKLEY_API_KEY, or pass --api-key / --api-key-file".into()),
+        Error::LinkExpired { .. } => Some("run `kling download TASK_ID --out FILE` soon after the task ends".into()),
+        Error::Cancelled { task_id } => Some(format!("the task keeps running on the service; resume with: kling wait {task_id}")),
+        _ => None,
+    }
+}
+
+/// Human sizes: 3.7 KB, 92.0 KB, 9.8 MB.
+pub fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1_000_000.0),
+        b if b >= 1_000 => format!("{:.1} KB", b as f64 / 1_000.0),
+        b => format!("{b} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kling_api_ext::{Field, Operation, State, TaskId};
+    use std::time::Duration;
+
+    #[test]
+    fn exit_codes_follow_the_documented_table() {
+        let id = TaskId::new("t").unwrap();
+        let cases: Vec<(Error, u8)> = vec![
+            (
+                Error::InvalidInput {
+                    field: Field::Prompt,
+                    subject: None,
+                    reason: String::new(),
+                },
+                2,
+            ),
+            (
+                Error::Unauthorized {
+                    operation: Operation::Credits,
+                    task_id: None,
+                    msg: String::new(),
+                },
+                3,
+            ),
+            (
+                Error::InsufficientCredits {
+                    operation: Operation::CreateTask,
+                    task_id: None,
+                    msg: String::new(),
+                },
+                3,
+            ),
+            (
+                Error::GenerationFailed {
+                    task_id: Some(id.clone()),
+                    fail_code: None,
+                    fail_msg: None,
+                },
+                4,
+            ),
+            (
+                Error::WaitTimedOut {
+                    task_id: id.clone(),
+                    elapsed: Duration::ZERO,
+                    last_state: State::Generating,
+                    polls: 1,
+                },
+                5,
+            ),
+            (
+                Error::SubmitOutcomeUnknown {
+                    cause: Box::new(Error::Cancelled {
+                        task_id: id.clone(),
+                    }),
+                },
+                6,
+            ),
+            (Error::Cancelled { task_id: id }, 130),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(exit_code(&error), expected, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(size(3768), "3.8 KB");
+        assert_eq!(size(10_000_000), "10.0 MB");
+        assert_eq!(size(12), "12 B");
+    }
+}
