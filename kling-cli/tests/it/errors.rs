@@ -1,0 +1,363 @@
+//! Exit codes, error shapes, and bad input that never reaches the service.
+
+use serde_json::json;
+
+use crate::support::{asset, data, json, kling, sim, stderr};
+
+#[test]
+fn bad_input_exits_2_and_sends_nothing() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let long_prompt = "é".repeat(5001);
+    let missing = dir.path().join("missing.png").display().to_string();
+    let nowhere = dir.path().join("no/such/dir/a.mp4").display().to_string();
+    let (face, hello, gif, video) = (
+        asset("face.png"),
+        asset("hello.wav"),
+        data("face.gif"),
+        data("video.mp4"),
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--image", &gif, "--audio", &hello],
+            "content is image/gif",
+        ),
+        (
+            vec!["--image", &face, "--audio", &video],
+            "content is video/mp4",
+        ),
+        (
+            vec![
+                "--image",
+                &face,
+                "--audio",
+                &hello,
+                "--prompt",
+                &long_prompt,
+            ],
+            "5001 characters",
+        ),
+        (vec!["--image", &missing, "--audio", &hello], "no such file"),
+        (
+            vec!["--image", "ftp://example.com/a.png", "--audio", &hello],
+            "only http and https",
+        ),
+        (
+            vec![
+                "--image",
+                &face,
+                "--audio",
+                &hello,
+                "--callback-url",
+                "/relative",
+            ],
+            "callback URL",
+        ),
+        (
+            vec!["--image", &face, "--audio", &hello, "--model", "kling/v9"],
+            "unknown model",
+        ),
+        (
+            vec![
+                "--image",
+                &face,
+                "--audio",
+                &hello,
+                "--prompt",
+                "a",
+                "--prompt-file",
+                "p.txt",
+            ],
+            "cannot be used with",
+        ),
+        (vec!["--image", &face], "--audio"),
+        (
+            vec!["--image", &face, "--audio", &hello, "--out", &nowhere],
+            "does not exist",
+        ),
+        (
+            vec!["--image", &face, "--audio", &hello, "--timeout", "soon"],
+            "examples: 90s",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = sim.kling().arg("generate").args(&args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: expected {expected:?} in {}",
+            stderr(&output)
+        );
+    }
+    let stats = sim.sim.stats();
+    assert_eq!(
+        stats.requests.values().sum::<u64>(),
+        0,
+        "something was sent: {:?}",
+        stats.requests
+    );
+}
+
+#[test]
+fn errors_are_one_sentence_on_stderr_and_a_document_with_json() {
+    let output = kling()
+        .args([
+            "--json",
+            "--sim",
+            "generate",
+            "--image",
+            &data("face.gif"),
+            "--audio",
+            &asset("hello.wav"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let doc = json(&output);
+    assert_eq!(doc["error"]["kind"], json!("invalid_input"));
+    assert_eq!(doc["error"]["exitCode"], json!(2));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("image/gif")
+    );
+    let text = stderr(&output);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("kling: invalid"))
+        .unwrap();
+    assert!(
+        line.contains("allowed: image/jpeg, image/png, image/webp"),
+        "{line}"
+    );
+}
+
+#[test]
+fn no_key_is_a_usage_error_that_suggests_sim() {
+    let output = kling().args(["credits"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("set APIKLEY_API_KEY"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("--sim"));
+}
+
+#[test]
+fn a_wrong_key_exits_3() {
+    let sim = sim(|_| {});
+    let output = kling()
+        .args([
+            "--base-url",
+            sim.sim.base_url(),
+            "--api-key",
+            "wrong-key",
+            "--json",
+            "credits",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(json(&output)["error"]["kind"], json!("unauthorized"));
+    assert!(
+        !stderr(&output).contains("wrong-key"),
+        "the key was echoed: {}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_key_can_come_from_a_file_and_loose_permissions_warn() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{}\n", sim.sim.api_key())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let output = kling()
+        .args(["--base-url", sim.sim.base_url(), "--api-key-file"])
+        .arg(&key_file)
+        .args(["--json", "credits"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("can be read by others (mode 644)"),
+        "{}",
+        stderr(&output)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let output = kling()
+            .args(["--base-url", sim.sim.base_url(), "--api-key-file"])
+            .arg(&key_file)
+            .args(["--json", "credits"])
+            .output()
+            .unwrap();
+        assert!(!stderr(&output).contains("can be read by others"));
+    }
+}
+
+#[test]
+fn a_failed_task_exits_4_with_its_id() {
+    let sim = sim(|c| c.lifecycle.fail_fraction = 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let output = sim
+        .kling()
+        .args([
+            "--json",
+            "generate",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+            "--out",
+        ])
+        .arg(dir.path().join("x.mp4"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let doc = json(&output);
+    assert_eq!(doc["error"]["kind"], json!("generation_failed"));
+    assert_eq!(
+        doc["error"]["taskId"],
+        json!(sim.sim.stats().tasks[0].task_id)
+    );
+    assert!(!dir.path().join("x.mp4").exists());
+}
+
+#[test]
+fn a_timeout_exits_5_and_says_how_to_resume() {
+    let sim = sim(|c| c.lifecycle.generating_ms = [60_000, 60_000]);
+    let output = sim
+        .kling()
+        .args([
+            "--json",
+            "generate",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+            "--timeout",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let id = sim.sim.stats().tasks[0].task_id.clone();
+    assert!(
+        stderr(&output).contains(&format!("resume with: kling wait {id}")),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(json(&output)["error"]["taskId"], json!(id));
+}
+
+#[test]
+fn an_unknown_submit_outcome_exits_6_and_is_not_retried() {
+    let sim = sim(|c| c.faults.create_task.reset_after = 1.0);
+    let output = sim
+        .kling()
+        .args([
+            "--json",
+            "submit",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    assert_eq!(
+        json(&output)["error"]["kind"],
+        json!("submit_outcome_unknown")
+    );
+    assert!(
+        stderr(&output).contains("the task may exist"),
+        "{}",
+        stderr(&output)
+    );
+    let stats = sim.sim.stats();
+    assert_eq!(
+        (stats.requests_to("createTask"), stats.tasks_created),
+        (1, 1)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_a_wait_stops_polling_and_prints_the_resume_command() {
+    let sim = sim(|c| c.lifecycle.generating_ms = [60_000, 60_000]);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"))
+        .args([
+            "--base-url",
+            sim.sim.base_url(),
+            "--upload-base-url",
+            &sim.sim.upload_base_url(),
+            "--json",
+        ])
+        .args([
+            "generate",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+        ])
+        .env("APIKLEY_API_KEY", sim.sim.api_key())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the task exists and is being polled.
+    for _ in 0..300 {
+        if sim.sim.stats().requests_to("recordInfo") > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let id = sim.sim.stats().tasks[0].task_id.clone();
+    assert!(
+        stderr(&output).contains(&format!("resume with: kling wait {id}")),
+        "{}",
+        stderr(&output)
+    );
+    let polls = sim.sim.stats().requests_to("recordInfo");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        sim.sim.stats().requests_to("recordInfo"),
+        polls,
+        "polling went on"
+    );
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let sim = sim(|_| {});
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"))
+        .args(["--base-url", sim.sim.base_url(), "completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

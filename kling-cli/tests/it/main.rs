@@ -1,0 +1,8 @@
+//! The `kling` binary against the simulator: every command, exit code, JSON
+//! shape, bad input (the simulator's counters prove nothing was sent) and the
+//! batch's crash safety.
+
+mod batch;
+mod commands;
+mod errors;
+mod support;

@@ -1,0 +1,93 @@
+use std::path::PathBuf;
+use std::process::Output;
+
+use assert_cmd::Command;
+use kling_sim::{SimConfig, Simulator};
+use serde_json::Value;
+
+/// A simulator served by its own runtime while the test runs the CLI.
+pub struct Sim {
+    pub sim: Simulator,
+    _runtime: tokio::runtime::Runtime,
+}
+
+pub fn sim(change: impl FnOnce(&mut SimConfig)) -> Sim {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = runtime
+        .block_on(
+            Simulator::builder()
+                .api_key("cli-test-key")
+                .with(|c| {
+                    c.lifecycle.waiting_ms = [30, 60];
+                    c.lifecycle.queuing_ms = [30, 60];
+                    c.lifecycle.generating_ms = [100, 200];
+                    change(c);
+                })
+                .start(),
+        )
+        .unwrap();
+    Sim {
+        sim,
+        _runtime: runtime,
+    }
+}
+
+pub fn asset(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/assets")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+pub fn data(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../kling-api-ext/tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// `kling` with a clean environment (no APIKLEY_* from the machine).
+pub fn kling() -> Command {
+    let mut cmd = Command::cargo_bin("kling").unwrap();
+    cmd.env_remove("APIKLEY_API_KEY")
+        .env_remove("APIKLEY_BASE_URL")
+        .env_remove("APIKLEY_UPLOAD_BASE_URL")
+        .env_remove("RUST_LOG")
+        .timeout(std::time::Duration::from_secs(60));
+    cmd
+}
+
+impl Sim {
+    /// `kling` pointed at this simulator.
+    pub fn kling(&self) -> Command {
+        let mut cmd = kling();
+        cmd.args([
+            "--base-url",
+            self.sim.base_url(),
+            "--upload-base-url",
+            &self.sim.upload_base_url(),
+        ])
+        .env("APIKLEY_API_KEY", self.sim.api_key());
+        cmd
+    }
+}
+
+pub fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
