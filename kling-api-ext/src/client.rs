@@ -337,6 +337,12 @@ fn parse_base_url(what: &str, text: &str) -> std::result::Result<Url, String> {
     Ok(url)
 }
 
+/// One file's upload, shared by every submit that uses the file.
+pub(crate) struct UploadSlot {
+    url: Arc<tokio::sync::OnceCell<Url>>,
+    created: Instant,
+}
+
 pub(crate) struct Inner {
     /// Kept only to scrub it from what the service sends back; the requests use
     /// the sensitive header in `auth_headers`.
@@ -363,7 +369,7 @@ pub(crate) struct Inner {
     pub(crate) submitted: std::sync::Mutex<std::collections::VecDeque<(TaskId, Duration)>>,
     /// Recent uploads of local files, reused by later submits of the same file.
     pub(crate) uploads:
-        std::sync::Mutex<std::collections::HashMap<crate::submit::UploadKey, (Url, Instant)>>,
+        std::sync::Mutex<std::collections::HashMap<crate::submit::UploadKey, UploadSlot>>,
 }
 
 impl Inner {
@@ -382,18 +388,22 @@ impl Inner {
     /// (some report about 24 h); an hour stays well inside either.
     const UPLOAD_REUSE: Duration = Duration::from_secs(3600);
 
-    pub(crate) fn cached_upload(&self, key: &crate::submit::UploadKey) -> Option<Url> {
-        let uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
-        uploads
-            .get(key)
-            .filter(|(_, at)| at.elapsed() < Self::UPLOAD_REUSE)
-            .map(|(url, _)| url.clone())
-    }
-
-    pub(crate) fn cache_upload(&self, key: crate::submit::UploadKey, url: Url) {
+    /// The slot for a file's upload: the first caller uploads, concurrent ones
+    /// wait for its URL (a failed upload leaves the slot empty for a retry).
+    pub(crate) fn upload_slot(
+        &self,
+        key: crate::submit::UploadKey,
+    ) -> Arc<tokio::sync::OnceCell<Url>> {
         let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
-        uploads.retain(|_, (_, at)| at.elapsed() < Self::UPLOAD_REUSE);
-        uploads.insert(key, (url, Instant::now()));
+        uploads.retain(|_, slot| slot.created.elapsed() < Self::UPLOAD_REUSE);
+        uploads
+            .entry(key)
+            .or_insert_with(|| UploadSlot {
+                url: Arc::new(tokio::sync::OnceCell::new()),
+                created: Instant::now(),
+            })
+            .url
+            .clone()
     }
 
     pub(crate) fn submitted_audio(&self, task_id: &TaskId) -> Option<Duration> {

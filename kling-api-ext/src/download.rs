@@ -177,9 +177,17 @@ impl Client {
                 "the target is a directory",
             ));
         }
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", file_name.to_string_lossy()))
-            .suffix(".part")
+        let prefix = format!(".{}.", file_name.to_string_lossy());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".part");
+        // A video is an ordinary file: 0666 less the umask, as any program's
+        // output (tempfile's default, 0600, is for secrets).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let temp = builder
             .tempfile_in(&dir)
             .map_err(|source| io(&dir, source))?;
         let mut state = Progress {

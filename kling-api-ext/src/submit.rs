@@ -90,18 +90,21 @@ impl Client {
         match (media.source(), media.facts()) {
             (MediaSource::Url(_), _) => Ok(media.clone()),
             (MediaSource::Path(path), Some(facts)) => {
-                let key = UploadKey::of(path);
-                if let Some(url) = key.as_ref().and_then(|k| self.inner.cached_upload(k)) {
-                    tracing::debug!(path = %path.display(), %url, "reusing an upload of the same file");
-                    return Ok(Media::from_url(url, facts.clone()));
-                }
-                let uploaded = self
-                    .upload_checked_file(kind, path, facts, progress)
-                    .await?;
-                if let Some(key) = key {
-                    self.inner.cache_upload(key, uploaded.url.clone());
-                }
-                Ok(Media::from_url(uploaded.url, facts.clone()))
+                let upload = || async {
+                    self.upload_checked_file(kind, path, facts, progress.clone())
+                        .await
+                        .map(|file| file.url)
+                };
+                let url = match UploadKey::of(path) {
+                    Some(key) => self
+                        .inner
+                        .upload_slot(key)
+                        .get_or_try_init(upload)
+                        .await?
+                        .clone(),
+                    None => upload().await?,
+                };
+                Ok(Media::from_url(url, facts.clone()))
             }
             (MediaSource::Path(path), None) => Err(Error::invalid(
                 kind.field(),
