@@ -556,7 +556,7 @@ impl Client {
                 return Err(error);
             };
             let delay = error.retry_after().unwrap_or(backoff);
-            if started.elapsed() + delay > policy.time_budget {
+            if started.elapsed().saturating_add(delay) > policy.time_budget {
                 return Err(error);
             }
             tracing::debug!(%operation, attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying");

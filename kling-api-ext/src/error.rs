@@ -703,14 +703,21 @@ pub(crate) fn from_code(
     }
 }
 
-/// The first KiB of a body, cut at a character boundary.
+/// The first KiB of a body as text, cut at a character boundary. Bytes that are
+/// not UTF-8 become U+FFFD, which takes three bytes: the cut is made on the
+/// text, so the result stays within a KiB whatever the body holds.
 pub(crate) fn body_prefix(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]);
-    let mut text = text.into_owned();
-    if bytes.len() > 1024 {
-        text.push('…');
+    const LIMIT: usize = 1024;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(LIMIT)]);
+    let mut cut = text.len().min(LIMIT);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
     }
-    text
+    let mut prefix = text[..cut].to_owned();
+    if bytes.len() > LIMIT || cut < text.len() {
+        prefix.push('…');
+    }
+    prefix
 }
 
 /// Classifies a reqwest error.
@@ -793,6 +800,25 @@ mod tests {
             cause: Box::new(unexpected(502)),
         };
         assert!(!unknown.is_retryable());
+    }
+
+    /// Found by `cargo fuzz run envelope` (artifacts/envelope/crash-1c3752ec…):
+    /// 1,024 bytes that are not UTF-8 turned into a 3 KiB "prefix".
+    #[test]
+    fn body_prefix_of_invalid_utf8_stays_within_a_kib() {
+        for body in [
+            vec![0xFFu8; 1024],
+            vec![0xFFu8; 5000],
+            [b"ok".as_slice(), &[0xC3; 2000]].concat(),
+        ] {
+            let prefix = body_prefix(&body);
+            assert!(
+                prefix.len() <= 1024 + '…'.len_utf8(),
+                "{} bytes",
+                prefix.len()
+            );
+            assert!(prefix.ends_with('…'));
+        }
     }
 
     #[test]

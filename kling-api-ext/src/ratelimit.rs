@@ -147,7 +147,9 @@ impl Limiter {
 
     /// Stops all creation for `pause` (the service said 429).
     pub(crate) fn pause(&self, pause: Duration) {
-        let until = Instant::now() + pause;
+        let Some(until) = Instant::now().checked_add(pause) else {
+            return;
+        };
         let mut state = self.lock();
         if state.paused_until.is_none_or(|current| current < until) {
             state.paused_until = Some(until);

@@ -221,7 +221,7 @@ impl Client {
                 (_, Some(after)) => after,
                 _ => backoff,
             };
-            if started.elapsed() + delay > policy.time_budget {
+            if started.elapsed().saturating_add(delay) > policy.time_budget {
                 return Err(error);
             }
             tracing::info!(attempt, error = %error, "createTask not taken by the service; sending again");

@@ -254,10 +254,7 @@ impl Task {
             result_urls,
             fail_code,
             fail_msg,
-            cost_time: record
-                .cost_time
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64),
+            cost_time: record.cost_time.and_then(seconds),
             create_time: record.create_time.and_then(from_millis),
             complete_time: record.complete_time.and_then(from_millis),
             credits_consumed: record.credits_consumed,
@@ -266,10 +263,17 @@ impl Task {
     }
 }
 
-fn from_millis(ms: i64) -> Option<SystemTime> {
+/// Unix milliseconds from the service as a time, if representable.
+pub(crate) fn from_millis(ms: i64) -> Option<SystemTime> {
     u64::try_from(ms)
         .ok()
-        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+        .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+}
+
+/// Seconds from the service as a duration: `None` for negative, NaN, infinite
+/// or absurdly large values (`Duration::from_secs_f64` panics on those).
+pub(crate) fn seconds(value: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(value).ok()
 }
 
 /// Parses `resultJson` (a JSON-encoded string) into its result URLs. A success
@@ -349,6 +353,24 @@ mod tests {
             progress: None,
             credits_consumed: None,
         }
+    }
+
+    /// Found by `cargo fuzz run record` and `callback`: a huge `costTime`
+    /// (finite, e.g. 1e300) made `Duration::from_secs_f64` panic.
+    #[test]
+    fn absurd_numbers_from_the_service_do_not_panic() {
+        let mut r = record("success");
+        r.result_json = Some(r#"{"resultUrls":["https://x.test/v.mp4"]}"#.into());
+        for cost in [1e300, f64::MAX, -1.0, f64::NAN, f64::INFINITY] {
+            r.cost_time = Some(cost);
+            let task = Task::from_record(r.clone(), Operation::GetTask, None).unwrap();
+            assert_eq!(task.cost_time, None, "{cost}");
+        }
+        r.create_time = Some(i64::MAX);
+        r.complete_time = Some(-5);
+        let task = Task::from_record(r, Operation::GetTask, None).unwrap();
+        assert!(task.create_time.is_some() || task.create_time.is_none());
+        assert_eq!(task.complete_time, None);
     }
 
     #[test]

@@ -134,7 +134,8 @@ impl ExponentialPoll {
 impl PollPolicy for ExponentialPoll {
     fn next_delay(&self, context: &PollContext) -> Duration {
         let grown = self.first.as_secs_f64() * self.factor.powi(context.polls as i32);
-        Duration::from_secs_f64(grown.min(self.cap.as_secs_f64()))
+        // A user's NaN or overflowing settings fall back to the cap.
+        Duration::try_from_secs_f64(grown.min(self.cap.as_secs_f64())).unwrap_or(self.cap)
     }
 }
 
@@ -196,16 +197,16 @@ impl AdaptivePoll {
     /// The delay before jitter.
     pub fn base_delay(&self, context: &PollContext) -> Duration {
         let grow = |from: Duration, polls: u32, cap: Duration| {
-            Duration::from_secs_f64(
-                (from.as_secs_f64() * self.factor.powi(polls as i32)).min(cap.as_secs_f64()),
-            )
+            let grown = from.as_secs_f64() * self.factor.powi(polls as i32);
+            Duration::try_from_secs_f64(grown.min(cap.as_secs_f64())).unwrap_or(cap)
         };
         let Some(end) = context.expected_end() else {
             return grow(self.first, context.polls, self.cap);
         };
         let now = context.elapsed;
-        let open = end.mul_f64(self.early);
-        let close = end.mul_f64(self.late);
+        let scale = |f: f64| Duration::try_from_secs_f64(end.as_secs_f64() * f).unwrap_or(end);
+        let open = scale(self.early);
+        let close = scale(self.late);
         if now < open {
             // Sparse checks, never jumping past the window's opening.
             let sparse = grow(self.first, context.polls, self.sparse_cap);
@@ -225,7 +226,7 @@ impl PollPolicy for AdaptivePoll {
     fn next_delay(&self, context: &PollContext) -> Duration {
         let base = self.base_delay(context);
         let spread = 1.0 + self.jitter * (fastrand::f64() * 2.0 - 1.0);
-        base.mul_f64(spread.max(0.0))
+        Duration::try_from_secs_f64(base.as_secs_f64() * spread).unwrap_or(base)
     }
 }
 
@@ -391,7 +392,7 @@ impl DurationModel {
         }
         let mut sorted = ratios.clone();
         sorted.sort_by(f64::total_cmp);
-        Some(audio.mul_f64(sorted[sorted.len() / 2]))
+        Duration::try_from_secs_f64(audio.as_secs_f64() * sorted[sorted.len() / 2]).ok()
     }
 }
 
@@ -432,7 +433,7 @@ impl Client {
 
     async fn wait_inner(&self, task_id: &TaskId, options: WaitOptions) -> Result<Task> {
         let started = Instant::now();
-        let deadline = options.deadline.map(|d| started + d);
+        let deadline = options.deadline.and_then(|d| started.checked_add(d));
         let mut context = PollContext {
             elapsed: Duration::ZERO,
             polls: 0,
@@ -509,7 +510,10 @@ impl Client {
             if let Some(after) = retry_after {
                 delay = delay.max(after);
             }
-            let wake = Instant::now() + delay;
+            // A policy may return anything: an overflowing wake-up means "much later".
+            let wake = Instant::now()
+                .checked_add(delay)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
             if let Some(deadline) = deadline {
                 if Instant::now() >= deadline {
                     return Err(timed_out(task_id, &context));

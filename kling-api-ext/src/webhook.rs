@@ -168,8 +168,7 @@ impl Callback {
         let millis = |key: &str| {
             data.get(key)
                 .and_then(Value::as_i64)
-                .and_then(|ms| u64::try_from(ms).ok())
-                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+                .and_then(crate::task::from_millis)
         };
         let task = Task {
             task_id,
@@ -178,9 +177,7 @@ impl Callback {
             result_urls,
             fail_code,
             fail_msg: text("failMsg").filter(|m| !m.is_empty()),
-            cost_time: number("costTime")
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64),
+            cost_time: number("costTime").and_then(crate::task::seconds),
             create_time: millis("createTime"),
             complete_time: millis("completeTime"),
             credits_consumed: number("creditsConsumed").or_else(|| number("consumeCredits")),
@@ -251,16 +248,18 @@ pub fn verify_callback(
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         let tolerance_secs = tolerance.as_secs();
-        let age = now_secs - timestamp;
-        if age > tolerance_secs as i64 {
+        // In i128: a hostile timestamp (i64::MIN) must not overflow.
+        let age = i128::from(now_secs) - i128::from(timestamp);
+        let saturate = |n: i128| u64::try_from(n).unwrap_or(u64::MAX);
+        if age > i128::from(tolerance_secs) {
             return Err(WebhookError::StaleTimestamp {
-                age_secs: age as u64,
+                age_secs: saturate(age),
                 tolerance_secs,
             });
         }
-        if -age > tolerance_secs as i64 {
+        if -age > i128::from(tolerance_secs) {
             return Err(WebhookError::FutureTimestamp {
-                ahead_secs: (-age) as u64,
+                ahead_secs: saturate(-age),
                 tolerance_secs,
             });
         }
@@ -390,6 +389,27 @@ mod tests {
                 tolerance_secs: 300
             })
         );
+        // Extreme timestamps are refused, not overflowed.
+        assert!(matches!(
+            verify_callback(
+                &headers("-9223372036854775808", KNOWN),
+                body,
+                b"secret",
+                now,
+                &opts
+            ),
+            Err(WebhookError::StaleTimestamp { .. })
+        ));
+        assert!(matches!(
+            verify_callback(
+                &headers("9223372036854775807", KNOWN),
+                body,
+                b"secret",
+                now,
+                &opts
+            ),
+            Err(WebhookError::FutureTimestamp { .. })
+        ));
         // Edges of the window pass.
         assert!(
             verify_callback(
@@ -490,6 +510,14 @@ mod tests {
             .unwrap();
             assert_eq!(c.task.task_id.as_str(), "task1");
         }
+    }
+
+    /// Found by `cargo fuzz run callback`: a huge `costTime` panicked.
+    #[test]
+    fn absurd_numbers_do_not_panic() {
+        let body = r#"{"code":501,"data":{"taskId":"t","state":"fail","costTime":1e300,"createTime":9223372036854775807}}"#;
+        let c = Callback::parse(body.as_bytes()).unwrap();
+        assert_eq!(c.task.cost_time, None);
     }
 
     #[test]
