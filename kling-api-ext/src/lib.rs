@@ -55,6 +55,9 @@ mod client;
 pub mod download;
 mod envelope;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod media;
 pub mod preflight;
 pub mod ratelimit;

@@ -192,3 +192,26 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        /// The fuzz target `manifest`'s checks: any text parses without panic,
+        /// every line is either a job or a reported bad line, and every
+        /// accepted id is a safe file name.
+        #[test]
+        fn any_manifest_text(text in "(\\{\"id\": \"[a-z./ _-]{0,6}\", \"image\": \"[a-z:/.]{0,12}\", \"audio\": \"https://x.test/a.mp3\"\\}|.{0,40})(\n.{0,40}){0,4}") {
+            let (jobs, bad) = parse(std::path::Path::new("/nonexistent/jobs.jsonl"), &text);
+            prop_assert_eq!(jobs.len() + bad.len(), text.lines().filter(|l| !l.trim().is_empty()).count());
+            for job in &jobs {
+                prop_assert!(check_id(&job.id).is_ok());
+                prop_assert!(!job.id.contains('/') && !job.id.starts_with('.'));
+            }
+        }
+    }
+}

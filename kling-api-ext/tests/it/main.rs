@@ -3,6 +3,8 @@
 mod download;
 mod errors;
 mod media;
+#[cfg(feature = "fuzzing")]
+mod properties;
 mod ratelimit;
 #[cfg(feature = "webhook-receiver")]
 mod receiver;
