@@ -70,6 +70,13 @@ pub struct Global {
     /// no credits; the video is a placeholder)
     #[arg(long, global = true)]
     pub sim: bool,
+    /// Time for one API request, answer included (e.g. 30s)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub request_timeout: Duration,
+    /// Task creations allowed per window, client side, e.g. 20/10s (the
+    /// service's documented limit, the default), or "off"
+    #[arg(long, global = true, value_name = "N/DURATION", value_parser = parse_rate_limit, default_value = "20/10s")]
+    pub rate_limit: RateLimitArg,
     /// One JSON document on stdout (the default when stdout is not a terminal)
     #[arg(long, global = true, overrides_with = "no_json")]
     pub json: bool,
@@ -245,6 +252,28 @@ fn parse_model(text: &str) -> Result<Model, String> {
         kling_api_ext::Error::InvalidInput { reason, .. } => reason,
         other => other.to_string(),
     })
+}
+
+/// `--rate-limit`: a limit, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitArg(pub Option<kling_api_ext::RateLimit>);
+
+fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(RateLimitArg(None));
+    }
+    let (max, window) = text
+        .split_once('/')
+        .ok_or("use N/DURATION (e.g. 20/10s) or off")?;
+    let max: u32 = max
+        .trim()
+        .parse()
+        .map_err(|_| format!("{max:?} is not a whole number"))?;
+    let window = parse_duration(window.trim())?;
+    if max == 0 || window.is_zero() {
+        return Err("the limit needs N > 0 and a duration > 0 (or off)".into());
+    }
+    Ok(RateLimitArg(Some(kling_api_ext::RateLimit { max, window })))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -62,6 +62,13 @@ pub async fn build(
     out: Out,
     customize: impl FnOnce(ClientBuilder) -> ClientBuilder,
 ) -> Result<Context, Error> {
+    let settings = |builder: ClientBuilder| {
+        customize(
+            builder
+                .request_timeout(global.request_timeout)
+                .rate_limit(global.rate_limit.0),
+        )
+    };
     if global.sim {
         let sim = Simulator::builder()
             .start()
@@ -76,7 +83,7 @@ pub async fn build(
             .api_key(sim.api_key())
             .base_url(sim.base_url())
             .upload_base_url(sim.upload_base_url());
-        let client = customize(builder).build()?;
+        let client = settings(builder).build()?;
         return Ok(Context {
             client,
             out,
@@ -100,7 +107,7 @@ pub async fn build(
     if let Some(url) = &global.upload_base_url {
         builder = builder.upload_base_url(url);
     }
-    let client = customize(builder).build()?;
+    let client = settings(builder).build()?;
     Ok(Context {
         client,
         out,

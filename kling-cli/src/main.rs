@@ -21,6 +21,8 @@ use clap::Parser as _;
 use crate::cli::{Cli, Command};
 use crate::output::Out;
 
+/// Logs go to stderr: `RUST_LOG` when set (any filter, e.g. `trace`), else
+/// warnings, raised by `-v` (info), `-vv` (debug), `-vvv` (trace); `-q`: errors.
 fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
@@ -29,14 +31,15 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = if verbose == 0 && !quiet {
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into())
-    } else {
-        level.into()
+    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) if !quiet => filter,
+        _ => level.into(),
     };
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

@@ -5,4 +5,5 @@
 mod batch;
 mod commands;
 mod errors;
+mod security;
 mod support;
