@@ -160,6 +160,26 @@ pub(crate) fn map_error_body(
             msg,
         };
     }
+    if operation == Operation::CreateTask && status >= 500 {
+        // Something between us and the service failed, whatever the body says:
+        // the task may have been created, so this must not read as a clean
+        // "not taken" (an HTTP 503 carrying code 455 would otherwise be resent).
+        let detail = match &envelope {
+            Some(LooseEnvelope { code, msg }) => format!(
+                "HTTP {status} carrying envelope code {code}: {}",
+                msg.as_deref().unwrap_or("")
+            ),
+            None => format!("HTTP {status} instead of the envelope"),
+        };
+        return Error::UnexpectedResponse {
+            operation,
+            task_id: task_id.cloned(),
+            status,
+            detail,
+            body: error::body_prefix(body),
+            retry_after,
+        };
+    }
     match envelope {
         Some(LooseEnvelope { code, msg }) if code != 200 => error::from_code(
             operation,
@@ -197,7 +217,7 @@ async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Vec<u8> 
 
 /// The data of a successful answer, or the typed error. `Ok(None)` never
 /// happens: a success without `data` is an [`Error::UnexpectedResponse`].
-pub(crate) async fn settle<B: Envelope>(
+pub(crate) async fn settle<B: Envelope + serde::Serialize>(
     call: &Call<'_>,
     result: Result<ResponseValue<B>, RawError<()>>,
 ) -> Result<B::Data, Error> {
@@ -274,7 +294,7 @@ pub(crate) async fn settle<B: Envelope>(
 /// Like [`settle`], for a request sent with reqwest directly (the multipart
 /// upload, which progenitor cannot generate). `B` is the generated type whose
 /// schema the body has.
-pub(crate) async fn settle_raw<B: Envelope + serde::de::DeserializeOwned>(
+pub(crate) async fn settle_raw<B: Envelope + serde::de::DeserializeOwned + serde::Serialize>(
     call: &Call<'_>,
     result: reqwest::Result<reqwest::Response>,
 ) -> Result<B::Data, Error> {
@@ -332,24 +352,28 @@ pub(crate) async fn settle_raw<B: Envelope + serde::de::DeserializeOwned>(
     outcome
 }
 
-fn from_body<B: Envelope>(
+fn from_body<B: Envelope + serde::Serialize>(
     operation: Operation,
     task_id: Option<&TaskId>,
     status: u16,
     retry_after: Option<Duration>,
     body: B,
 ) -> Result<B::Data, Error> {
-    let unexpected = |detail: &str| Error::UnexpectedResponse {
+    // The bytes are gone once the generated type has parsed them; the fields it
+    // knows, encoded again, are what is left to show of a body that was JSON but
+    // not the envelope.
+    let shown = |body: &B| error::body_prefix(&serde_json::to_vec(body).unwrap_or_default());
+    let unexpected = |detail: &str, body: String| Error::UnexpectedResponse {
         operation,
         task_id: task_id.cloned(),
         status,
         detail: detail.to_owned(),
-        body: String::new(),
+        body,
         retry_after: None,
     };
     let msg = body.message().unwrap_or_default();
     match body.code() {
-        None => Err(unexpected("the envelope has no code")),
+        None => Err(unexpected("the envelope has no code", shown(&body))),
         Some(200) => {
             if body.success() == Some(false) {
                 return Err(Error::Rejected {
@@ -359,8 +383,9 @@ fn from_body<B: Envelope>(
                     msg,
                 });
             }
+            let text = shown(&body);
             body.into_data()
-                .ok_or_else(|| unexpected("the envelope says success but has no data"))
+                .ok_or_else(|| unexpected("the envelope says success but has no data", text))
         }
         Some(code) => Err(error::from_code(
             operation,

@@ -9,11 +9,13 @@
 //!
 //! **createTask** costs money and has no idempotency key, so it is repeated only
 //! when the service certainly did not take it: no connection was made, or it
-//! answered 429/433 (rate limited) or 455 (maintenance). After a timeout, a reset
-//! once the request was sent, an HTTP 5xx or a body that is not the envelope, the
-//! outcome is unknown and [`crate::Client::submit`] returns
-//! [`crate::Error::SubmitOutcomeUnknown`] instead of trying again. An envelope
-//! `code: 500` is the service saying it failed; it is returned as is, not retried.
+//! answered 429/433 (rate limited) or 455 (maintenance) with HTTP 200 or 429.
+//! After a timeout, a reset once the request was sent, any HTTP 5xx (even one
+//! whose body is the envelope), an envelope `code: 500` ("server exception", not
+//! a validation message) or a body that is not the envelope, the outcome is
+//! unknown and [`crate::Client::submit`] returns
+//! [`crate::Error::SubmitOutcomeUnknown`] instead of trying again: the service
+//! may have stored the task before it failed.
 
 use std::time::{Duration, SystemTime};
 

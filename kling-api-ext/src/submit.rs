@@ -51,8 +51,12 @@ fn verdict(error: Error) -> Verdict {
         } => Verdict::NotTaken(error),
         Error::Transport { .. } => Verdict::Unknown(error),
         Error::RateLimited { .. } | Error::Maintenance { .. } => Verdict::NotTaken(error),
-        // A proxy page, a truncated or foreign body, a success without a task id.
+        // A proxy page, an HTTP 5xx whatever its body, a truncated or foreign
+        // body, a success without a task id.
         Error::UnexpectedResponse { .. } => Verdict::Unknown(error),
+        // "Server exception": the service failed somewhere while handling it,
+        // maybe after the task was stored. Resending could pay twice.
+        Error::ServerError { .. } => Verdict::Unknown(error),
         _ => Verdict::Final(error),
     }
 }
@@ -120,7 +124,9 @@ impl Client {
     /// createTask is sent again only when the service certainly did not take it
     /// (no connection, 429/433, 455), within the rate limiter and the retry
     /// policy. When the request may have reached the service but no answer says
-    /// what happened, this returns [`Error::SubmitOutcomeUnknown`]: the task may
+    /// what happened (a timeout or reset once sent, any HTTP 5xx, an envelope
+    /// `code: 500` that is not a validation message, a body that is not the
+    /// envelope), this returns [`Error::SubmitOutcomeUnknown`]: the task may
     /// exist, and submitting again could pay for it twice.
     ///
     /// ```no_run

@@ -30,7 +30,9 @@ fn assert_unknown(error: Error) -> Error {
                 !cause.is_retryable()
                     || matches!(
                         *cause,
-                        Error::Transport { .. } | Error::UnexpectedResponse { .. }
+                        Error::Transport { .. }
+                            | Error::UnexpectedResponse { .. }
+                            | Error::ServerError { .. }
                     )
             );
             *cause
@@ -103,8 +105,61 @@ async fn submit_is_not_retried_after_an_envelope_500() {
         .submit(&url_request())
         .await
         .unwrap_err();
-    assert_eq!(error.kind(), "server_error");
+    // The service may have stored the task before failing: not a clean "no",
+    // and never something a caller's is_retryable() loop would resend.
+    assert_eq!(error.kind(), "submit_outcome_unknown");
+    assert!(!error.is_retryable());
+    let cause = assert_unknown(error);
+    assert_eq!(cause.kind(), "server_error");
     assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_500_with_a_validation_message_is_a_plain_rejection() {
+    let server = ScriptedServer::start(vec![
+        Canned::json(200, &envelope(500, "This field is required", json!(null))),
+        Canned::json(200, &created("t-2")),
+    ])
+    .await;
+    let error = no_preflight(&server)
+        .submit(&url_request())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "rejected");
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn submit_is_not_retried_after_an_http_5xx_carrying_the_envelope() {
+    // Even when the body says "maintenance" or "rate limited", an HTTP 5xx means
+    // something failed between us and the service: the task may exist.
+    for (status, code) in [(500, 500), (503, 455), (502, 429), (504, 433)] {
+        let server = ScriptedServer::start(vec![
+            Canned::json(status, &envelope(code, "busy", json!(null))),
+            Canned::json(200, &created("t-2")),
+        ])
+        .await;
+        let cause = assert_unknown(
+            no_preflight(&server)
+                .submit(&url_request())
+                .await
+                .unwrap_err(),
+        );
+        match cause {
+            Error::UnexpectedResponse {
+                status: s,
+                ref detail,
+                ref body,
+                ..
+            } => {
+                assert_eq!(s, status);
+                assert!(detail.contains(&format!("code {code}")), "{detail}");
+                assert!(body.contains("busy"), "{body}");
+            }
+            other => panic!("HTTP {status}: {other:?}"),
+        }
+        assert_eq!(server.hits(), 1, "HTTP {status} code {code}");
+    }
 }
 
 #[tokio::test]
