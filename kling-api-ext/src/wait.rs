@@ -6,9 +6,12 @@
 //! - a [`PollPolicy`] deciding each delay (the default, [`AdaptivePoll`], is
 //!   chosen by the polling benchmark: `cargo bench -p kling-api-ext --bench polling`);
 //! - an overall deadline, on by default ([`DEFAULT_DEADLINE`]), after which
-//!   [`Error::WaitTimedOut`] carries the task id so the wait can be resumed;
+//!   [`Error::WaitTimedOut`] carries the task id so the wait can be resumed; it
+//!   bounds the status request in flight too, so a service that stops answering
+//!   cannot hold a wait more than 10 s past its deadline, whatever the request
+//!   timeout;
 //! - cancellation by dropping the future, or from elsewhere with a
-//!   [`CancellationToken`];
+//!   [`CancellationToken`] (which also abandons a status request in flight);
 //! - progress events ([`WaitEvent`]) on every poll and state change;
 //! - unknown states counted as still running, `recordInfo is null` right after
 //!   creation counted as "not visible yet" for a grace period, and transient
@@ -453,7 +456,24 @@ impl Client {
                     task_id: task_id.clone(),
                 });
             }
-            let result = self.get_once(task_id).await;
+            // The request timeout may be long or, with a caller's own reqwest
+            // client, absent: the deadline and the token also bound the poll in
+            // flight, not only the sleeps between polls.
+            let now = Instant::now();
+            let limit = deadline.map(|d| if now < d { d } else { now + FINAL_LOOK });
+            let result = match bounded(self.get_once(task_id), limit, options.cancel.as_ref()).await
+            {
+                Ok(result) => result,
+                Err(Interrupted::Cancelled) => {
+                    return Err(Error::Cancelled {
+                        task_id: task_id.clone(),
+                    });
+                }
+                Err(Interrupted::Deadline) => {
+                    context.elapsed = started.elapsed();
+                    return Err(timed_out(task_id, &context));
+                }
+            };
             context.polls += 1;
             context.elapsed = started.elapsed();
             let mut transient = None;
@@ -579,6 +599,42 @@ impl Client {
     ) -> Result<Task> {
         let task_id = self.submit(request).await?;
         self.wait(&task_id, options).await
+    }
+}
+
+/// How long the last look, sent at the deadline, may take: a wait ends at most
+/// this long after its deadline, even if the service stops answering (a poll
+/// sent before the deadline is cut at the deadline).
+const FINAL_LOOK: Duration = Duration::from_secs(10);
+
+enum Interrupted {
+    Deadline,
+    Cancelled,
+}
+
+/// Runs `future` unless the token is cancelled or `limit` passes first.
+async fn bounded<F: std::future::Future>(
+    future: F,
+    limit: Option<Instant>,
+    cancel: Option<&CancellationToken>,
+) -> std::result::Result<F::Output, Interrupted> {
+    let limit = async {
+        match limit {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let cancelled = async {
+        match cancel {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = cancelled => Err(Interrupted::Cancelled),
+        output = future => Ok(output),
+        () = limit => Err(Interrupted::Deadline),
     }
 }
 

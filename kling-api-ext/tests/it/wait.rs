@@ -133,6 +133,66 @@ async fn the_deadline_is_respected_even_with_long_poll_delays() {
     assert_eq!(server.hits(), 2);
 }
 
+/// A server that accepts connections and never answers, and a client whose
+/// request timeout is an hour: only the wait's own bounds can end a poll.
+async fn silent_server_client() -> (kling_api_ext::Client, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = kling_api_ext::Client::builder()
+        .api_key(crate::support::KEY)
+        .base_url(&url)
+        .upload_base_url(&url)
+        .request_timeout(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    (client, holder)
+}
+
+#[tokio::test]
+async fn the_deadline_cuts_a_poll_the_service_never_answers() {
+    let (client, _server) = silent_server_client().await;
+    let options = WaitOptions::new().deadline(Some(Duration::from_millis(300)));
+    let started = Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(20), client.wait(&id(), options))
+        .await
+        .expect("the wait hung past its deadline")
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::WaitTimedOut { ref task_id, .. } if *task_id == id()),
+        "{error:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_token_cancels_a_poll_in_flight() {
+    let (client, _server) = silent_server_client().await;
+    let token = CancellationToken::new();
+    let stopper = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stopper.cancel();
+    });
+    let options = WaitOptions::new().deadline(None).cancel_token(token);
+    let started = Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(20), client.wait(&id(), options))
+        .await
+        .expect("the wait ignored its cancel token")
+        .unwrap_err();
+    assert!(matches!(error, Error::Cancelled { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
 #[tokio::test]
 async fn a_token_cancels_from_elsewhere() {
     let server = ScriptedServer::start(vec![ok("generating")]).await;
