@@ -196,7 +196,9 @@ impl ClientBuilder {
     }
 
     /// The client-side limit on task creation (default 20 per 10 s, the
-    /// service's documented limit); `None` turns it off. Shared by every clone.
+    /// service's documented limit); `None` turns it off. The service counts per
+    /// key, so every client of this process built with the same key, base URL
+    /// and limit shares one window (clones included).
     pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
         self.rate_limit = limit;
         self
@@ -301,6 +303,9 @@ impl ClientBuilder {
             http.clone(),
             headers.clone(),
         );
+        let limiter = self
+            .rate_limit
+            .map(|limit| crate::ratelimit::shared(key_text, base_url.as_str(), limit));
         Ok(Client {
             inner: Arc::new(Inner {
                 api_key: key.clone(),
@@ -312,7 +317,7 @@ impl ClientBuilder {
                 upload_base_url,
                 model: self.model,
                 credits_per_second: self.credits_per_second,
-                limiter: self.rate_limit.map(Limiter::new),
+                limiter,
                 rate_limit: self.rate_limit,
                 retry: self.retry,
                 upload_path,
@@ -357,7 +362,7 @@ pub(crate) struct Inner {
     pub(crate) upload_base_url: Url,
     pub(crate) model: Model,
     pub(crate) credits_per_second: Option<f64>,
-    pub(crate) limiter: Option<Limiter>,
+    pub(crate) limiter: Option<Arc<Limiter>>,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) retry: RetryPolicy,
     pub(crate) upload_path: String,
@@ -373,6 +378,15 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The `User-Agent`, for requests sent with `http` directly: a caller's own
+    /// reqwest client may have none, and the service refuses requests without.
+    pub(crate) fn user_agent(&self) -> HeaderValue {
+        self.auth_headers
+            .get(USER_AGENT)
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from_static(DEFAULT_USER_AGENT))
+    }
+
     /// How many submitted tasks' audio lengths are remembered.
     const REMEMBERED: usize = 4096;
 
@@ -417,7 +431,7 @@ impl Inner {
 }
 
 /// The SDK's client: cheap to clone (clones share connections and the rate
-/// limiter).
+/// limiter, which clients built with the same key share too).
 ///
 /// ```
 /// use std::time::Duration;

@@ -255,6 +255,7 @@ impl Client {
             .inner
             .http
             .get(url.clone())
+            .header(reqwest::header::USER_AGENT, self.inner.user_agent())
             .timeout(self.inner.transfer_timeout);
         if state.written > 0 {
             request = request.header(RANGE, format!("bytes={}-", state.written));

@@ -74,7 +74,8 @@ impl Client {
                 .header(RANGE, format!("bytes=0-{}", SNIFF_BYTES - 1))
         } else {
             self.inner.http.head(url.clone())
-        };
+        }
+        .header(reqwest::header::USER_AGENT, self.inner.user_agent());
         let result = request.send().instrument(span.clone()).await;
         let mut response = match result {
             Ok(response) => response,

@@ -12,9 +12,11 @@
 //! every 500 ms, which puts up to 40 requests in the first 10 s: a sliding-window
 //! service would reject half of them.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -54,6 +56,28 @@ struct State {
     entries: VecDeque<Entry>,
     paused_until: Option<Instant>,
     next_id: u64,
+}
+
+/// The limiter for one API key on one service, shared by every client of this
+/// process built with that key, base URL and limit (the service counts per
+/// key, not per client). Only a SHA-256 of the key is kept, and a limiter goes
+/// away with the last client using it.
+pub(crate) fn shared(key: &str, base_url: &str, limit: RateLimit) -> Arc<Limiter> {
+    type Key = ([u8; 32], String, u32, Duration);
+    static REGISTRY: OnceLock<Mutex<HashMap<Key, Weak<Limiter>>>> = OnceLock::new();
+    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    let id = (digest, base_url.to_owned(), limit.max, limit.window);
+    let mut registry = REGISTRY
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    registry.retain(|_, limiter| limiter.strong_count() > 0);
+    if let Some(limiter) = registry.get(&id).and_then(Weak::upgrade) {
+        return limiter;
+    }
+    let limiter = Arc::new(Limiter::new(limit));
+    registry.insert(id, Arc::downgrade(&limiter));
+    limiter
 }
 
 /// A sliding-window limiter shared by every clone of a client.

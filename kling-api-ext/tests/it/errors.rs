@@ -365,3 +365,48 @@ async fn your_own_reqwest_client_still_sends_key_and_user_agent() {
     assert_eq!(client.credits().await.unwrap(), 3.0);
     mock.assert_calls(1);
 }
+
+#[tokio::test]
+async fn your_own_reqwest_client_sends_the_user_agent_on_preflight_and_download_too() {
+    // Preflight and downloads go to other hosts without the generated client's
+    // headers; they still say who they are.
+    let server = MockServer::start_async().await;
+    let head = server.mock(|when, then| {
+        when.method(httpmock::Method::HEAD)
+            .path("/face.png")
+            .header("user-agent", kling_api_ext::DEFAULT_USER_AGENT);
+        then.status(200)
+            .header("content-type", "image/png")
+            .header("content-length", "1000");
+    });
+    let video = server.mock(|when, then| {
+        when.method(httpmock::Method::GET)
+            .path("/video.mp4")
+            .header("user-agent", kling_api_ext::DEFAULT_USER_AGENT);
+        then.status(200).body("0123456789");
+    });
+    kling_api_ext::install_tls_provider();
+    let own = kling_api_ext::reqwest::Client::builder().build().unwrap();
+    let client = crate::support::builder(&server)
+        .http_client(own)
+        .build()
+        .unwrap();
+    let request = kling_api_ext::AvatarRequest::builder()
+        .image(server.url("/face.png"))
+        .audio(server.url("/voice.mp3"))
+        .build()
+        .unwrap();
+    // The audio URL has no mock: preflight fails on it, after checking the image.
+    let _ = client.prepare(&request, None).await;
+    head.assert_calls(1);
+    let dir = tempfile::tempdir().unwrap();
+    let saved = client
+        .download(
+            url::Url::parse(&server.url("/video.mp4")).unwrap(),
+            dir.path().join("v.mp4"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved.bytes, 10);
+    video.assert_calls(1);
+}

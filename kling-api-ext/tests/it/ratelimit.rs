@@ -79,3 +79,47 @@ async fn the_limit_can_be_turned_off() {
     }
     mock.assert_calls(31);
 }
+
+#[tokio::test]
+async fn clients_built_separately_with_one_key_share_the_window() {
+    // The service counts per key: two clients with the same key must not get
+    // twice the limit between them. A third with another key is not held back.
+    let server = MockServer::start_async().await;
+    let mock = server.mock(|when, then| {
+        when.method(httpmock::Method::POST)
+            .path("/api/v1/jobs/createTask");
+        then.status(200).body(created("t").to_string());
+    });
+    let limit = Some(RateLimit {
+        max: 2,
+        window: Duration::from_secs(60),
+    });
+    let first = builder(&server)
+        .preflight(false)
+        .rate_limit(limit)
+        .build()
+        .unwrap();
+    let second = builder(&server)
+        .preflight(false)
+        .rate_limit(limit)
+        .build()
+        .unwrap();
+    first.submit(&url_request()).await.unwrap();
+    second.submit(&url_request()).await.unwrap();
+    let blocked =
+        tokio::time::timeout(Duration::from_millis(300), second.submit(&url_request())).await;
+    assert!(
+        blocked.is_err(),
+        "the third create with the same key should wait"
+    );
+    let other_key = kling_api_ext::Client::builder()
+        .api_key("another-account-key")
+        .base_url(server.base_url())
+        .upload_base_url(server.base_url())
+        .preflight(false)
+        .rate_limit(limit)
+        .build()
+        .unwrap();
+    other_key.submit(&url_request()).await.unwrap();
+    mock.assert_calls(3);
+}
