@@ -5,7 +5,9 @@
 //! It bounds what a caller can make it do: bodies over
 //! [`ReceiverConfig::max_body_bytes`] get 413, bodies slower than
 //! [`ReceiverConfig::read_timeout`] get 408, bad signatures 401, unparseable
-//! bodies 400.
+//! bodies 400. The time to send the *headers* is the server's business:
+//! `axum::serve` does not bound it, so on a public port put the router behind a
+//! reverse proxy or serve it with hyper-util's builder and a header-read timeout.
 //!
 //! Callbacks are sent once and, as far as anyone knows, never retried: if your
 //! endpoint is down when a task ends, that callback is lost. Pair the receiver
@@ -31,8 +33,17 @@
 //! let task_id = client.submit(&request).await?;
 //! // The fallback: one poll a minute at most.
 //! let slow = WaitOptions::new().policy(ExponentialPoll::new(Duration::from_secs(30), 1.5, Duration::from_secs(60)));
+//! // The channel carries every task's callbacks: wait for this task's.
+//! let from_callback = async {
+//!     while let Some(callback) = callbacks.recv().await {
+//!         if callback.task.task_id == task_id {
+//!             return Some(callback);
+//!         }
+//!     }
+//!     None
+//! };
 //! let task = tokio::select! {
-//!     Some(callback) = callbacks.recv() => client.confirm(&callback).await?, // re-read: the body is not signed
+//!     Some(callback) = from_callback => client.confirm(&callback).await?, // re-read: the body is not signed
 //!     polled = client.wait(&task_id, slow) => polled?,
 //! };
 //! println!("{}: {}", task.task_id, task.state);
