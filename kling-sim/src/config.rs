@@ -4,7 +4,7 @@
 //! {
 //!   "apiKeys": ["sim-key"],
 //!   "credits": 10000,
-//!   "rateLimit": {"max": 20, "windowMs": 10000, "mode": "http429"},
+//!   "rateLimit": {"max": 20, "windowMs": 10000, "mode": "http429", "retryAfter": true},
 //!   "lifecycle": {"seed": 1, "waitingMs": [300, 800], "queuingMs": [500, 1500],
 //!                 "generatingMs": [2000, 5000], "failFraction": 0.05},
 //!   "webhookHmacKey": "secret",
@@ -96,6 +96,9 @@ pub struct RateLimitConfig {
     pub window_ms: u64,
     /// How a refusal looks.
     pub mode: RateLimitMode,
+    /// Whether an HTTP 429 refusal carries `Retry-After` (the documentation
+    /// does not say; clients must cope without).
+    pub retry_after: bool,
 }
 
 impl Default for RateLimitConfig {
@@ -104,6 +107,7 @@ impl Default for RateLimitConfig {
             max: 20,
             window_ms: 10_000,
             mode: RateLimitMode::Http429,
+            retry_after: true,
         }
     }
 }

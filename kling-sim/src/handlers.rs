@@ -339,7 +339,8 @@ async fn create_task(
         let window = Duration::from_millis(config.rate_limit.window_ms);
         if let Err(wait) = state.admit(&key, config.rate_limit.max, window, now) {
             drop(state);
-            let header = config.rate_limit.mode == RateLimitMode::Http429;
+            let header =
+                config.rate_limit.mode == RateLimitMode::Http429 && config.rate_limit.retry_after;
             return rate_limited(&shared, wait, header, alias);
         }
         let (waiting_end, queuing_end, end, outcome) =
@@ -503,18 +504,26 @@ async fn record_info(
         }
         task.polls += 1;
         let ended = task.ended(now);
-        if ended && task.first_seen_ended.is_none() {
-            task.first_seen_ended = Some(now);
-        }
         let state_override = (!ended && task.unknown_until.is_some_and(|until| age < until))
             .then_some("pending_review");
-        task.record(now, &shared.base_url, state_override)
+        (task.record(now, &shared.base_url, state_override), ended)
     };
+    let (data, ended) = data;
     if fault == Fault::SlowAfter {
         tokio::time::sleep(Duration::from_millis(shared.config.faults.slow_ms)).await;
     }
     if fault == Fault::ResetAfter {
         return reset(&conn).await;
+    }
+    if ended {
+        // Seen when the answer leaves, not when it was made: a slow answer
+        // counts its delay, a reset one does not count at all.
+        let mut state = shared.lock();
+        if let Some(task) = state.tasks.get_mut(&task_id)
+            && task.first_seen_ended.is_none()
+        {
+            task.first_seen_ended = Some(Instant::now());
+        }
     }
     envelope(200, "success", data, alias)
 }

@@ -150,6 +150,9 @@ impl SimulatorBuilder {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .user_agent(concat!("kling-sim/", env!("CARGO_PKG_VERSION")))
+            // Only the first URL is checked for loopback: a redirect from it
+            // could lead a URL upload or a signed callback off the machine.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(io::Error::other)?;
         let shared = Arc::new(Shared {

@@ -144,7 +144,17 @@ async fn a_callback_reaches_the_receiver_verified() {
     // The body is not signed: confirm by re-reading.
     let confirmed = client.confirm(&callback).await.unwrap();
     assert_eq!(confirmed.result_urls, callback.task.result_urls);
-    let record = &sim.stats().callbacks[0];
+    // The simulator records the callback once the receiver's answer is back,
+    // which may be just after the event reached the channel.
+    let mut callbacks = sim.stats().callbacks;
+    for _ in 0..500 {
+        if !callbacks.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        callbacks = sim.stats().callbacks;
+    }
+    let record = &callbacks[0];
     assert_eq!((record.signed, record.status), (true, Some(200)));
 }
 

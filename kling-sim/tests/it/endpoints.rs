@@ -466,3 +466,53 @@ fn a_bad_config_file_is_refused_with_exit_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field `noSuchSetting`"));
 }
+
+/// A loopback server that answers every request with `answer` and counts them.
+async fn canned_server(answer: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn url_uploads_do_not_follow_redirects() {
+    // The first URL is on loopback; where it redirects is not checked, so the
+    // simulator must not go there. The target is a loopback server too, so
+    // that this test itself never sends anything off the machine.
+    let (target, target_hits) =
+        canned_server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi".into()).await;
+    let (redirector, redirector_hits) = canned_server(format!(
+        "HTTP/1.1 302 Found\r\nlocation: {target}/elsewhere.png\r\ncontent-length: 0\r\n\r\n"
+    ))
+    .await;
+    let sim = sim(|_| {}).await;
+    let answer: Value = http()
+        .post(format!("{}/api/file-url-upload", sim.upload_base_url()))
+        .bearer_auth(KEY)
+        .json(&json!({"fileUrl": format!("{redirector}/face.png"), "uploadPath": "images"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(redirector_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(target_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(answer["code"], json!(400), "{answer}");
+    assert!(answer["msg"].as_str().unwrap().contains("302"), "{answer}");
+}

@@ -162,6 +162,20 @@ async fn the_rate_limit_answers_http_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn the_rate_limit_can_answer_http_429_without_retry_after() {
+    let sim = sim(|c| {
+        c.rate_limit.max = 1;
+        c.rate_limit.retry_after = false;
+    })
+    .await;
+    create_ok(&sim, "a").await;
+    let response = create(&sim, &body("kling/ai-avatar-v1-pro", "b")).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().get("retry-after").is_none());
+    assert_eq!(json_of(response).await["code"], json!(429));
+}
+
+#[tokio::test]
 async fn the_rate_limit_can_answer_code_429_with_http_200() {
     let sim = sim(|c| {
         c.rate_limit.max = 2;
