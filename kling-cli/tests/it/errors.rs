@@ -174,6 +174,31 @@ fn a_wrong_key_exits_3() {
 }
 
 #[test]
+fn an_unreachable_service_exits_3() {
+    // A port nothing listens on: connection refused, retried, then given up.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = kling()
+        .args([
+            "--base-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--api-key",
+            "some-key",
+            "--json",
+            "credits",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let error = &json(&output)["error"];
+    assert_eq!(error["kind"], json!("transport"), "{error}");
+    assert_eq!(error["exitCode"], json!(3));
+}
+
+#[test]
 fn the_key_can_come_from_a_file_and_loose_permissions_warn() {
     let sim = sim(|_| {});
     let dir = tempfile::tempdir().unwrap();

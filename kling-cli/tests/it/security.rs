@@ -113,8 +113,20 @@ fn the_key_never_appears_at_any_verbosity() {
                 &format!("stderr of {args:?} {verbosity:?} {rust_log:?}"),
                 &output.stderr,
             );
+            if rust_log == Some("trace") || verbosity == Some("-vvv") {
+                // The check means something only if the logs were there to leak.
+                let text = String::from_utf8_lossy(&output.stderr);
+                assert!(
+                    text.contains("TRACE") || text.contains("DEBUG"),
+                    "no debug logs from {args:?} {verbosity:?} {rust_log:?}:\n{text}"
+                );
+            }
         }
     }
+    // Every run reached the service: the key was in use, not just unread.
+    let stats = sim.sim.stats();
+    assert!(stats.requests_to("createTask") >= 6, "{:?}", stats.requests);
+    assert!(stats.requests_to("recordInfo") >= 6, "{:?}", stats.requests);
     assert_dir_clean(dir.path().join("out").as_path());
 }
 
