@@ -502,6 +502,13 @@ impl Client {
         &self.inner.upload
     }
 
+    /// What this client has learned about generation speed from the tasks it
+    /// waited for; [`wait`](Self::wait) uses it to poll near a task's expected
+    /// end. Its samples can be kept between runs (the `kling` CLI does).
+    pub fn duration_model(&self) -> &crate::wait::DurationModel {
+        &self.inner.durations
+    }
+
     /// The API base URL.
     pub fn base_url(&self) -> &Url {
         &self.inner.base_url

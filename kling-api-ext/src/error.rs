@@ -251,6 +251,10 @@ pub enum Error {
     /// Failed tasks are not charged (API notes §5).
     #[error("generation failed{}{}{}", task_suffix(.task_id), fail_code_suffix(.fail_code), fail_msg_suffix(.fail_msg))]
     GenerationFailed {
+        /// The call that reported it: recordInfo for a polled task, the call
+        /// answered with code 501; `None` for a failure read from a [`crate::Task`]
+        /// held by the caller ([`crate::Task::into_result`]) or from a callback.
+        operation: Option<Operation>,
         /// The task.
         task_id: Option<TaskId>,
         /// The service's failure code (`failCode`), as text.
@@ -442,8 +446,9 @@ impl Error {
         }
     }
 
-    /// The call the error came from (`None` for [`Error::GenerationFailed`] and
-    /// the wait outcomes, which are about a task rather than a call).
+    /// The call the error came from (`None` for the wait outcomes, which are
+    /// about a task rather than a call, and for a [`Error::GenerationFailed`]
+    /// read from a task the caller held).
     pub fn operation(&self) -> Option<Operation> {
         match self {
             Error::InvalidInput { .. } => Some(Operation::Validate),
@@ -462,7 +467,7 @@ impl Error {
             Error::SubmitOutcomeUnknown { .. } => Some(Operation::CreateTask),
             Error::WaitTimedOut { .. } | Error::Cancelled { .. } => Some(Operation::Wait),
             Error::LinkExpired { .. } => Some(Operation::Download),
-            Error::GenerationFailed { .. } => None,
+            Error::GenerationFailed { operation, .. } => *operation,
         }
     }
 
@@ -685,6 +690,7 @@ pub(crate) fn from_code(
             msg,
         },
         501 => Error::GenerationFailed {
+            operation: Some(operation),
             task_id,
             fail_code: Some("501".into()),
             fail_msg: Some(msg),

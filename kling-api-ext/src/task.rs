@@ -195,9 +195,15 @@ impl Task {
     /// `Ok(self)` if the task succeeded with a result, the typed failure if it
     /// failed, and an error saying it is still running otherwise.
     pub fn into_result(self) -> Result<Task, Error> {
+        self.into_result_from(None)
+    }
+
+    /// [`into_result`](Self::into_result), naming the call the record came from.
+    pub(crate) fn into_result_from(self, operation: Option<Operation>) -> Result<Task, Error> {
         match self.state {
             State::Success => Ok(self),
             State::Fail => Err(Error::GenerationFailed {
+                operation,
                 task_id: Some(self.task_id),
                 fail_code: self.fail_code,
                 fail_msg: self.fail_msg,

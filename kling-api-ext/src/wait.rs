@@ -387,6 +387,31 @@ impl DurationModel {
         }
     }
 
+    /// What has been learned, oldest first (seconds of generation per second of
+    /// audio): to keep between runs and give back with
+    /// [`extend_samples`](Self::extend_samples), so that a process that waits
+    /// for one task polls as well as one that has waited for many.
+    pub fn samples(&self) -> Vec<f64> {
+        self.ratios
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Adds samples learned earlier (see [`samples`](Self::samples)). Values
+    /// that are not finite or not between 0.01 and 1000 are ignored: a damaged
+    /// file cannot make a wait poll absurdly.
+    pub fn extend_samples(&self, samples: impl IntoIterator<Item = f64>) {
+        let mut ratios = self.ratios.lock().unwrap_or_else(|p| p.into_inner());
+        ratios.extend(
+            samples
+                .into_iter()
+                .filter(|r| r.is_finite() && (0.01..=1000.0).contains(r)),
+        );
+        let excess = ratios.len().saturating_sub(Self::KEEP);
+        ratios.drain(..excess);
+    }
+
     /// The expected generation time for `audio` of audio, once learned.
     pub fn expected_generation(&self, audio: Duration) -> Option<Duration> {
         let ratios = self.ratios.lock().unwrap_or_else(|p| p.into_inner());
@@ -501,7 +526,9 @@ impl Client {
                             }
                             return Ok(task);
                         }
-                        State::Fail => return task.into_result(),
+                        State::Fail => {
+                            return task.into_result_from(Some(crate::error::Operation::GetTask));
+                        }
                         _ => {}
                     }
                 }
@@ -723,5 +750,29 @@ mod tests {
         model.learn(secs(10), secs(45));
         // Ratios 4, 5, 4.5: median 4.5.
         assert_eq!(model.expected_generation(secs(30)), Some(secs(135)));
+    }
+
+    #[test]
+    fn samples_round_trip_and_damaged_ones_are_dropped() {
+        let secs = Duration::from_secs;
+        let earlier = DurationModel::default();
+        earlier.learn(secs(10), secs(40));
+        earlier.learn(secs(10), secs(50));
+        earlier.learn(secs(10), secs(45));
+        let later = DurationModel::default();
+        later.extend_samples(earlier.samples().into_iter().chain([
+            f64::NAN,
+            f64::INFINITY,
+            -1.0,
+            0.0,
+            1e9,
+        ]));
+        assert_eq!(later.samples(), [4.0, 5.0, 4.5]);
+        assert_eq!(later.expected_generation(secs(30)), Some(secs(135)));
+        // At most the last 32 are kept.
+        later.extend_samples((0..100).map(|i| 1.0 + f64::from(i)));
+        let kept = later.samples();
+        assert_eq!(kept.len(), 32);
+        assert_eq!(kept[31], 100.0);
     }
 }

@@ -12,6 +12,7 @@ mod context;
 mod journal;
 mod manifest;
 mod output;
+mod speed;
 mod ui;
 
 use std::process::ExitCode;
@@ -75,6 +76,11 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Ok(ctx) => ctx,
         Err(e) => return out.error(&e),
     };
+    // The simulator's speed says nothing about the service's: not kept.
+    let learning = (!ctx.simulated).then(|| ctx.client.clone());
+    if let Some(client) = &learning {
+        speed::load(client);
+    }
     let result = match cli.command {
         Command::Generate(args) => cmd_generate::generate(&ctx, args).await,
         Command::Submit(args) => cmd_generate::submit_only(&ctx, args).await,
@@ -88,6 +94,9 @@ async fn run(cli: Cli, out: Out) -> u8 {
             unreachable!("handled above")
         }
     };
+    if let Some(client) = &learning {
+        speed::save(client);
+    }
     match result {
         Ok(code) => code,
         Err(e) => out.error(&e),

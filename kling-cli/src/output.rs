@@ -174,6 +174,7 @@ mod tests {
             ),
             (
                 Error::GenerationFailed {
+                    operation: None,
                     task_id: Some(id.clone()),
                     fail_code: None,
                     fail_msg: None,

@@ -98,6 +98,7 @@ struct Report {
     key_leaks: Vec<String>,
     faults: u64,
     elapsed: Duration,
+    notes: Vec<String>,
 }
 
 impl Report {
@@ -125,6 +126,9 @@ impl Report {
             self.duplicates,
             self.key_leaks.len()
         );
+        for note in &self.notes {
+            println!("    - {note}");
+        }
         for problem in self
             .bad_videos
             .iter()
@@ -188,6 +192,7 @@ fn new_report(title: String) -> Report {
         key_leaks: vec![],
         faults: 0,
         elapsed: Duration::ZERO,
+        notes: vec![],
     }
 }
 
@@ -259,7 +264,13 @@ async fn via_sdk(jobs: usize, mode: Mode, assets: &Path, work: &Path) -> Report 
                 "HANG".to_owned()
             }
             Ok(Ok(())) => "video".to_owned(),
-            Ok(Err(e)) => format!("error: {}", e.kind()),
+            Ok(Err(e)) => {
+                if matches!(e, kling_api_ext::Error::WaitTimedOut { .. }) {
+                    // Rare enough to show each: the task may still finish.
+                    report.notes.push(e.to_string());
+                }
+                format!("error: {}", e.kind())
+            }
         };
         *report.outcomes.entry(key).or_default() += 1;
     }

@@ -85,6 +85,7 @@ async fn client_config_and_every_error_variant_hide_the_key() {
             msg: "m".into(),
         },
         Error::GenerationFailed {
+            operation: Some(Operation::GetTask),
             task_id: Some(id.clone()),
             fail_code: Some("1".into()),
             fail_msg: Some("f".into()),

@@ -279,10 +279,12 @@ async fn a_failed_task_is_a_typed_error() {
     let server = ScriptedServer::start(vec![ok("generating"), ok("fail")]).await;
     match server.client().wait(&id(), fast()).await.unwrap_err() {
         Error::GenerationFailed {
+            operation,
             task_id,
             fail_code,
             fail_msg,
         } => {
+            assert_eq!(operation, Some(kling_api_ext::Operation::GetTask));
             assert_eq!(task_id, Some(id()));
             assert_eq!(fail_code.as_deref(), Some("422"));
             assert_eq!(fail_msg.as_deref(), Some("face not detected"));

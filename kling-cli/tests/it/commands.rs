@@ -301,3 +301,60 @@ fn the_sim_command_prints_where_it_listens() {
     );
     assert_eq!(printed[3], "export APIKLEY_API_KEY=sim-key");
 }
+
+#[test]
+fn generation_speed_is_kept_between_runs_per_service_but_not_for_sim() {
+    // Generating takes 3 s here so that a poll sees the task generating and
+    // the run learns how long it took.
+    let sim = sim(|c| c.lifecycle.generating_ms = [3000, 3000]);
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("generation-speed.json");
+    let base = format!("{}/", sim.sim.base_url());
+    std::fs::write(
+        &file,
+        json!({"services": {
+            base.clone(): {"samples": [40.0, 41.0, 42.0], "updated_ms": 1},
+            "https://elsewhere.example/": {"samples": [9.0], "updated_ms": 1}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let output = sim
+        .kling()
+        .env("KLING_STATE_DIR", state.path())
+        .args(["-vv", "--json", "generate", "--image", &asset("face.png")])
+        .args(["--audio", &asset("hello.wav"), "--out"])
+        .arg(dir.path().join("a.mp4"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("generation speed from earlier runs samples=3"),
+        "{}",
+        stderr(&output)
+    );
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    // This run's own sample was added after the three earlier ones; the other
+    // service is untouched.
+    let samples = stored["services"][&base]["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 4, "{stored}");
+    assert_eq!(samples[..3], [json!(40.0), json!(41.0), json!(42.0)]);
+    assert!(samples[3].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        stored["services"]["https://elsewhere.example/"]["samples"],
+        json!([9.0])
+    );
+
+    // A damaged file is ignored, and --sim keeps nothing.
+    std::fs::write(&file, "{not json").unwrap();
+    let output = kling()
+        .env("KLING_STATE_DIR", state.path())
+        .args(["--sim", "--json", "generate", "--image", &asset("face.png")])
+        .args(["--audio", &asset("hello.wav"), "--out"])
+        .arg(dir.path().join("b.mp4"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "{not json");
+}

@@ -59,6 +59,11 @@ pub fn kling() -> Command {
         .env_remove("APIKLEY_BASE_URL")
         .env_remove("APIKLEY_UPLOAD_BASE_URL")
         .env_remove("RUST_LOG")
+        // What the CLI keeps between runs stays out of the user's home.
+        .env(
+            "KLING_STATE_DIR",
+            std::env::temp_dir().join(format!("kling-cli-tests-{}", std::process::id())),
+        )
         .timeout(std::time::Duration::from_secs(60));
     cmd
 }
