@@ -56,6 +56,10 @@ pub struct PollContext {
     pub generating_since: Option<Duration>,
     /// The expected generation time, if known (see [`WaitOptions::expect_generation`]).
     pub expected_generation: Option<Duration>,
+    /// The shortest and longest generation times to expect, if known (the
+    /// spread of what the client learned, or
+    /// [`WaitOptions::expect_generation_between`]).
+    pub expected_generation_range: Option<(Duration, Duration)>,
     /// The expected total time from the start of the wait, if known.
     pub expected_total: Option<Duration>,
 }
@@ -70,6 +74,7 @@ impl PollContext {
             state: None,
             generating_since: None,
             expected_generation: None,
+            expected_generation_range: None,
             expected_total: None,
         }
     }
@@ -89,6 +94,12 @@ impl PollContext {
     /// With an expected generation time.
     pub fn with_expected_generation(mut self, expected: Option<Duration>) -> Self {
         self.expected_generation = expected;
+        self
+    }
+
+    /// With the shortest and longest generation times to expect.
+    pub fn with_expected_generation_range(mut self, range: Option<(Duration, Duration)>) -> Self {
+        self.expected_generation_range = range;
         self
     }
 
@@ -147,15 +158,20 @@ impl PollPolicy for ExponentialPoll {
 /// - Without an expectation: a short first delay, then exponential growth to
 ///   `cap` (1 s, ×1.6, capped at 10 s).
 /// - With one (an expected generation time once the task is seen `generating`,
-///   or an expected total): a few sparse checks until `early` × the expected end
-///   (at most `sparse_cap` apart, so a failure or a fast task is still seen),
-///   then a poll every `near` (3 s) until `late` × the expected end, then back
-///   to growth from `near` to `cap` for an overdue task.
+///   or an expected total): a window where the task is likely to end, polled
+///   every `near` (3 s); before it, checks growing as without an expectation
+///   (at most `sparse_cap` apart, so a failure or a fast task is still seen);
+///   after it, growth from `near` to `cap` for an overdue task. The window is
+///   the learned range of generation times widened by `margin` on each side
+///   when the client knows one (so it is as wide as the service is
+///   unpredictable), else `early` to `late` × the expected end.
 ///
 /// Measured over tasks of 20 to 300 s (`cargo bench -p kling-api-ext --bench
-/// polling`): with a learned expectation, 42 % fewer requests than kie-go's
-/// schedule and a 40 % lower p95 detection lag; with nothing known, about half
-/// the requests for twice the lag (p95 under 10 s).
+/// polling`): with a learned expectation, about a third fewer requests than
+/// kie-go's schedule and a 40 % lower p95 detection lag; with nothing known,
+/// about half the requests for twice the lag (p95 under 10 s). When generation
+/// time follows audio length loosely or not at all, the learned window widens
+/// and it stays at or below the competitor's requests × p95 lag.
 ///
 /// Each delay is jittered by ±`jitter` so that many waits do not poll in step.
 /// Expectations come from [`Client`]'s duration model, which learns seconds of
@@ -171,10 +187,13 @@ pub struct AdaptivePoll {
     pub cap: Duration,
     /// The longest delay before the expected end window.
     pub sparse_cap: Duration,
-    /// The window opens at `early` × the expected end...
+    /// Without a learned range, the window opens at `early` × the expected end...
     pub early: f64,
     /// ... and closes at `late` × the expected end.
     pub late: f64,
+    /// With a learned range of generation times, the window is that range
+    /// widened by this fraction on each side.
+    pub margin: f64,
     /// The delay inside the window.
     pub near: Duration,
     /// Relative jitter (0.1 = ±10 %).
@@ -190,6 +209,7 @@ impl Default for AdaptivePoll {
             sparse_cap: Duration::from_secs(60),
             early: 0.8,
             late: 1.3,
+            margin: 0.1,
             near: Duration::from_secs(3),
             jitter: 0.1,
         }
@@ -207,9 +227,15 @@ impl AdaptivePoll {
             return grow(self.first, context.polls, self.cap);
         };
         let now = context.elapsed;
-        let scale = |f: f64| Duration::try_from_secs_f64(end.as_secs_f64() * f).unwrap_or(end);
-        let open = scale(self.early);
-        let close = scale(self.late);
+        let scale =
+            |d: Duration, f: f64| Duration::try_from_secs_f64(d.as_secs_f64() * f).unwrap_or(d);
+        let (open, close) = match (context.generating_since, context.expected_generation_range) {
+            (Some(since), Some((shortest, longest))) => (
+                since.saturating_add(scale(shortest, (1.0 - self.margin).max(0.0))),
+                since.saturating_add(scale(longest, 1.0 + self.margin)),
+            ),
+            _ => (scale(end, self.early), scale(end, self.late)),
+        };
         if now < open {
             // Sparse checks, never jumping past the window's opening.
             let sparse = grow(self.first, context.polls, self.sparse_cap);
@@ -269,6 +295,7 @@ pub struct WaitOptions {
     cancel: Option<CancellationToken>,
     progress: Option<ProgressCallback>,
     expected_generation: Option<Duration>,
+    expected_generation_range: Option<(Duration, Duration)>,
     expected_total: Option<Duration>,
     audio: Option<Duration>,
 }
@@ -282,6 +309,7 @@ impl fmt::Debug for WaitOptions {
             .field("cancellable", &self.cancel.is_some())
             .field("progress", &self.progress.is_some())
             .field("expected_generation", &self.expected_generation)
+            .field("expected_generation_range", &self.expected_generation_range)
             .field("expected_total", &self.expected_total)
             .field("audio", &self.audio)
             .finish()
@@ -297,6 +325,7 @@ impl Default for WaitOptions {
             cancel: None,
             progress: None,
             expected_generation: None,
+            expected_generation_range: None,
             expected_total: None,
             audio: None,
         }
@@ -344,6 +373,15 @@ impl WaitOptions {
     /// (the policy polls densely around then).
     pub fn expect_generation(mut self, expected: Duration) -> Self {
         self.expected_generation = Some(expected);
+        self
+    }
+
+    /// The shortest and longest generation times to expect once the task is
+    /// `generating`: the policy polls densely between them.
+    pub fn expect_generation_between(mut self, shortest: Duration, longest: Duration) -> Self {
+        let (shortest, longest) = (shortest.min(longest), shortest.max(longest));
+        self.expected_generation = Some((shortest + longest) / 2);
+        self.expected_generation_range = Some((shortest, longest));
         self
     }
 
@@ -412,6 +450,19 @@ impl DurationModel {
         ratios.drain(..excess);
     }
 
+    /// The shortest and longest generation times seen, scaled to `audio` of
+    /// audio, once learned: where a task is likely to end.
+    pub fn expected_generation_range(&self, audio: Duration) -> Option<(Duration, Duration)> {
+        let ratios = self.ratios.lock().unwrap_or_else(|p| p.into_inner());
+        if ratios.len() < Self::MIN_SAMPLES {
+            return None;
+        }
+        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = ratios.iter().copied().fold(0.0, f64::max);
+        let at = |ratio: f64| Duration::try_from_secs_f64(audio.as_secs_f64() * ratio).ok();
+        Some((at(low)?, at(high)?))
+    }
+
     /// The expected generation time for `audio` of audio, once learned.
     pub fn expected_generation(&self, audio: Duration) -> Option<Duration> {
         let ratios = self.ratios.lock().unwrap_or_else(|p| p.into_inner());
@@ -450,10 +501,12 @@ impl Client {
         if options.audio.is_none() {
             options.audio = self.inner.submitted_audio(task_id);
         }
-        if options.expected_generation.is_none() {
-            options.expected_generation = options
-                .audio
-                .and_then(|a| self.inner.durations.expected_generation(a));
+        if options.expected_generation.is_none()
+            && let Some(audio) = options.audio
+        {
+            options.expected_generation = self.inner.durations.expected_generation(audio);
+            options.expected_generation_range =
+                self.inner.durations.expected_generation_range(audio);
         }
         let span = tracing::info_span!("kling_wait", task_id = %task_id);
         self.wait_inner(task_id, options).instrument(span).await
@@ -468,6 +521,7 @@ impl Client {
             state: None,
             generating_since: None,
             expected_generation: options.expected_generation,
+            expected_generation_range: options.expected_generation_range,
             expected_total: options.expected_total,
         };
         let mut seen_once = false;
@@ -688,6 +742,7 @@ mod tests {
             state: Some(State::Generating),
             generating_since: None,
             expected_generation: None,
+            expected_generation_range: None,
             expected_total: None,
         }
     }
@@ -729,6 +784,42 @@ mod tests {
         assert_eq!(p.base_delay(&c), Duration::from_secs(3));
         c.elapsed = Duration::from_secs(400);
         assert_eq!(p.base_delay(&c), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn adaptive_with_a_learned_range_polls_densely_across_it() {
+        let p = AdaptivePoll::default();
+        let mut c = context(0, 10);
+        c.generating_since = Some(Duration::from_secs(10));
+        c.expected_generation = Some(Duration::from_secs(100));
+        // Generation took 50 to 200 s before: the window is [10 + 45, 10 + 220).
+        c.expected_generation_range = Some((Duration::from_secs(50), Duration::from_secs(200)));
+        c.elapsed = Duration::from_secs(40);
+        assert_eq!(p.base_delay(&c), Duration::from_secs(15)); // up to the window
+        for at in [55, 100, 180, 229] {
+            c.elapsed = Duration::from_secs(at);
+            assert_eq!(p.base_delay(&c), Duration::from_secs(3), "at {at} s");
+        }
+        c.elapsed = Duration::from_secs(400);
+        assert_eq!(p.base_delay(&c), Duration::from_secs(10));
+        // A point expectation alone keeps the early/late window.
+        c.expected_generation_range = None;
+        c.elapsed = Duration::from_secs(180);
+        assert_eq!(p.base_delay(&c), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_duration_model_gives_the_range_it_saw() {
+        let model = DurationModel::default();
+        let secs = Duration::from_secs;
+        model.learn(secs(10), secs(40));
+        model.learn(secs(10), secs(60));
+        assert_eq!(model.expected_generation_range(secs(20)), None);
+        model.learn(secs(10), secs(45));
+        assert_eq!(
+            model.expected_generation_range(secs(20)),
+            Some((secs(80), secs(120)))
+        );
     }
 
     #[test]
