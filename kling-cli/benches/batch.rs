@@ -58,7 +58,9 @@ fn main() {
         .arg("--out-dir")
         .arg(&out)
         .args(["--concurrency", "64"])
-        .env("APIKLEY_API_KEY", sim.api_key());
+        .env("APIKLEY_API_KEY", sim.api_key())
+        // What the CLI learns about a throwaway simulator stays with it.
+        .env("KLING_STATE_DIR", dir.path().join("state"));
     let started = Instant::now();
     let output = command.output().unwrap();
     let wall = started.elapsed().as_secs_f64();

@@ -334,6 +334,7 @@ async fn via_cli(jobs: usize, mode: Mode, assets: &Path, work: &Path) -> Report 
             .arg(&out)
             .args(["--concurrency", "64", "--timeout", "60s"])
             .env("APIKLEY_API_KEY", KEY)
+            .env("KLING_STATE_DIR", dir.join("state"))
             .env("RUST_LOG", "trace")
             .kill_on_drop(true)
             .output();
