@@ -214,7 +214,76 @@ impl SimConfig {
     /// Reads a JSON config file.
     pub fn from_file(path: &std::path::Path) -> Result<SimConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let config: SimConfig =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        config
+            .check()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Refuses fault settings the simulator cannot act on, rather than
+    /// accepting them and doing nothing: probabilities outside 0 to 1, a
+    /// truncated body anywhere but downloads, and envelope or post-work faults
+    /// on downloads (which answer bytes, not the envelope).
+    pub fn check(&self) -> Result<(), String> {
+        let f = &self.faults;
+        let endpoints = [
+            ("createTask", &f.create_task),
+            ("recordInfo", &f.record_info),
+            ("common", &f.common),
+            ("upload", &f.upload),
+            ("download", &f.download),
+        ];
+        for (name, e) in endpoints {
+            let all = [
+                ("resetBefore", e.reset_before),
+                ("resetAfter", e.reset_after),
+                ("slowAfter", e.slow_after),
+                ("html502", e.html502),
+                ("html520", e.html520),
+                ("envelope500", e.envelope500),
+                ("envelope455", e.envelope455),
+                ("rateLimited", e.rate_limited),
+                ("messageAlias", e.message_alias),
+                ("truncate", e.truncate),
+            ];
+            for (fault, p) in all {
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!(
+                        "faults.{name}.{fault} = {p}: a probability, 0 to 1"
+                    ));
+                }
+                let unsupported = if name == "download" {
+                    matches!(
+                        fault,
+                        "resetAfter"
+                            | "envelope500"
+                            | "envelope455"
+                            | "rateLimited"
+                            | "messageAlias"
+                    )
+                } else {
+                    fault == "truncate"
+                };
+                if unsupported && p > 0.0 {
+                    return Err(format!(
+                        "faults.{name}.{fault}: not a fault this endpoint can have (truncate is for downloads; downloads take resetBefore, slowAfter, html502, html520, truncate)"
+                    ));
+                }
+            }
+        }
+        for (fault, p) in [
+            ("nullRecord", f.null_record),
+            ("unknownState", f.unknown_state),
+            ("failCodeInt", f.fail_code_int),
+            ("lifecycle.failFraction", self.lifecycle.fail_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{fault} = {p}: a probability, 0 to 1"));
+            }
+        }
+        Ok(())
     }
 
     /// Scales every lifecycle duration by `factor` (tests use small factors).

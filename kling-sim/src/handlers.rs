@@ -546,7 +546,13 @@ async fn credit(State(shared): Ctx, Extension(conn): Conn, headers: HeaderMap) -
         return answer;
     }
     let balance = shared.lock().credits.get(&key).copied().unwrap_or(0.0);
-    envelope(200, "success", json!(balance), alias)
+    after_work(
+        &shared,
+        &conn,
+        fault,
+        envelope(200, "success", json!(balance), alias),
+    )
+    .await
 }
 
 async fn download_url(
@@ -574,7 +580,7 @@ async fn download_url(
     let url = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| str_field(&v, "url").map(str::to_owned));
-    match url {
+    let answer = match url {
         Some(url) if url.starts_with(&format!("{}/", shared.base_url)) && !url.contains('?') => {
             let expires = now_ms() / 1000 + 20 * 60;
             envelope(
@@ -585,7 +591,8 @@ async fn download_url(
             )
         }
         _ => envelope(422, "url is wrong", Value::Null, alias),
-    }
+    };
+    after_work(&shared, &conn, fault, answer).await
 }
 
 // ---------------------------------------------------------------------------
@@ -598,7 +605,7 @@ async fn upload_gate(
     conn: &ConnControl,
     headers: &HeaderMap,
     endpoint: &str,
-) -> Result<bool, Response> {
+) -> Result<(bool, Fault), Response> {
     shared.lock().count(endpoint);
     let (fault, alias) = draw(shared, endpoint, &shared.config.faults.upload);
     if let Some(refused) = user_agent_refused(shared, headers) {
@@ -615,7 +622,25 @@ async fn upload_gate(
     if let Some(answer) = stopping_fault(shared, conn, fault, alias).await {
         return Err(answer);
     }
-    Ok(alias)
+    Ok((alias, fault))
+}
+
+/// Post-work faults: the work is done (a file stored), then the answer comes
+/// `slowMs` late, or never (the connection is cut).
+async fn after_work(
+    shared: &Shared,
+    conn: &ConnControl,
+    fault: Fault,
+    answer: Response,
+) -> Response {
+    match fault {
+        Fault::SlowAfter => {
+            tokio::time::sleep(Duration::from_millis(shared.config.faults.slow_ms)).await;
+            answer
+        }
+        Fault::ResetAfter => reset(conn).await,
+        _ => answer,
+    }
 }
 
 fn clean_upload_path(path: &str) -> Option<String> {
@@ -721,73 +746,79 @@ async fn upload_stream(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let alias = match upload_gate(&shared, &conn, &headers, "uploadStream").await {
-        Ok(alias) => alias,
+    let (alias, fault) = match upload_gate(&shared, &conn, &headers, "uploadStream").await {
+        Ok(gate) => gate,
         Err(answer) => return answer,
     };
-    let Ok(mut multipart) = multipart else {
-        return upload_envelope(400, "Missing required parameter: file", None, alias);
-    };
-    let (mut upload_path, mut file_name, mut file) = (None, None, None);
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(e) => {
-                return upload_envelope(
-                    400,
-                    &format!("Malformed multipart body: {e}"),
-                    None,
-                    alias,
-                );
-            }
+    let answer = async {
+        let Ok(mut multipart) = multipart else {
+            return upload_envelope(400, "Missing required parameter: file", None, alias);
         };
-        match field.name().unwrap_or_default() {
-            "uploadPath" => upload_path = field.text().await.ok(),
-            "fileName" => file_name = field.text().await.ok(),
-            "file" => {
-                let mime = field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_owned();
-                let mut field = field;
-                let mut bytes = Vec::new();
-                loop {
-                    match field.chunk().await {
-                        Ok(Some(chunk)) => {
-                            if (bytes.len() + chunk.len()) as u64 > shared.config.max_upload_bytes {
-                                return too_large(&shared, alias);
+        let (mut upload_path, mut file_name, mut file) = (None, None, None);
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) => {
+                    return upload_envelope(
+                        400,
+                        &format!("Malformed multipart body: {e}"),
+                        None,
+                        alias,
+                    );
+                }
+            };
+            match field.name().unwrap_or_default() {
+                "uploadPath" => upload_path = field.text().await.ok(),
+                "fileName" => file_name = field.text().await.ok(),
+                "file" => {
+                    let mime = field
+                        .content_type()
+                        .unwrap_or("application/octet-stream")
+                        .to_owned();
+                    let mut field = field;
+                    let mut bytes = Vec::new();
+                    loop {
+                        match field.chunk().await {
+                            Ok(Some(chunk)) => {
+                                if (bytes.len() + chunk.len()) as u64
+                                    > shared.config.max_upload_bytes
+                                {
+                                    return too_large(&shared, alias);
+                                }
+                                bytes.extend_from_slice(&chunk);
                             }
-                            bytes.extend_from_slice(&chunk);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            return upload_envelope(
-                                400,
-                                &format!("Malformed multipart body: {e}"),
-                                None,
-                                alias,
-                            );
+                            Ok(None) => break,
+                            Err(e) => {
+                                return upload_envelope(
+                                    400,
+                                    &format!("Malformed multipart body: {e}"),
+                                    None,
+                                    alias,
+                                );
+                            }
                         }
                     }
+                    file = Some(Upload {
+                        bytes: bytes.into(),
+                        mime,
+                        source_url: None,
+                    });
                 }
-                file = Some(Upload {
-                    bytes: bytes.into(),
-                    mime,
-                    source_url: None,
-                });
+                _ => {}
             }
-            _ => {}
         }
+        let Some(file) = file else {
+            return upload_envelope(400, "Missing required parameter: file", None, alias);
+        };
+        let Some(upload_path) = upload_path.as_deref().and_then(clean_upload_path) else {
+            return upload_envelope(400, "Missing required parameter: uploadPath", None, alias);
+        };
+        let name = clean_file_name(file_name.as_deref(), &file.mime);
+        store(&shared, &upload_path, name, file, alias)
     }
-    let Some(file) = file else {
-        return upload_envelope(400, "Missing required parameter: file", None, alias);
-    };
-    let Some(upload_path) = upload_path.as_deref().and_then(clean_upload_path) else {
-        return upload_envelope(400, "Missing required parameter: uploadPath", None, alias);
-    };
-    let name = clean_file_name(file_name.as_deref(), &file.mime);
-    store(&shared, &upload_path, name, file, alias)
+    .await;
+    after_work(&shared, &conn, fault, answer).await
 }
 
 async fn upload_base64(
@@ -796,47 +827,52 @@ async fn upload_base64(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let alias = match upload_gate(&shared, &conn, &headers, "uploadBase64").await {
-        Ok(alias) => alias,
+    let (alias, fault) = match upload_gate(&shared, &conn, &headers, "uploadBase64").await {
+        Ok(gate) => gate,
         Err(answer) => return answer,
     };
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let Some(data) = str_field(&request, "base64Data") else {
-        return upload_envelope(400, "Missing required parameter: base64Data", None, alias);
-    };
-    let Some(upload_path) = str_field(&request, "uploadPath").and_then(clean_upload_path) else {
-        return upload_envelope(400, "Missing required parameter: uploadPath", None, alias);
-    };
-    let (mime, encoded) = match data
-        .strip_prefix("data:")
-        .and_then(|rest| rest.split_once(";base64,"))
-    {
-        Some((mime, encoded)) => (mime.to_owned(), encoded),
-        None => ("application/octet-stream".to_owned(), data),
-    };
-    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return upload_envelope(
-            400,
-            "Base64 decoding failed: Invalid Base64 format",
-            None,
+    let answer = async {
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let Some(data) = str_field(&request, "base64Data") else {
+            return upload_envelope(400, "Missing required parameter: base64Data", None, alias);
+        };
+        let Some(upload_path) = str_field(&request, "uploadPath").and_then(clean_upload_path)
+        else {
+            return upload_envelope(400, "Missing required parameter: uploadPath", None, alias);
+        };
+        let (mime, encoded) = match data
+            .strip_prefix("data:")
+            .and_then(|rest| rest.split_once(";base64,"))
+        {
+            Some((mime, encoded)) => (mime.to_owned(), encoded),
+            None => ("application/octet-stream".to_owned(), data),
+        };
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+            return upload_envelope(
+                400,
+                "Base64 decoding failed: Invalid Base64 format",
+                None,
+                alias,
+            );
+        };
+        if bytes.len() as u64 > shared.config.max_upload_bytes {
+            return too_large(&shared, alias);
+        }
+        let name = clean_file_name(str_field(&request, "fileName"), &mime);
+        store(
+            &shared,
+            &upload_path,
+            name,
+            Upload {
+                bytes: bytes.into(),
+                mime,
+                source_url: None,
+            },
             alias,
-        );
-    };
-    if bytes.len() as u64 > shared.config.max_upload_bytes {
-        return too_large(&shared, alias);
+        )
     }
-    let name = clean_file_name(str_field(&request, "fileName"), &mime);
-    store(
-        &shared,
-        &upload_path,
-        name,
-        Upload {
-            bytes: bytes.into(),
-            mime,
-            source_url: None,
-        },
-        alias,
-    )
+    .await;
+    after_work(&shared, &conn, fault, answer).await
 }
 
 fn is_loopback(url: &url::Url) -> bool {
@@ -854,76 +890,88 @@ async fn upload_url(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let alias = match upload_gate(&shared, &conn, &headers, "uploadUrl").await {
-        Ok(alias) => alias,
+    let (alias, fault) = match upload_gate(&shared, &conn, &headers, "uploadUrl").await {
+        Ok(gate) => gate,
         Err(answer) => return answer,
     };
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let Some(file_url) = str_field(&request, "fileUrl")
-        .and_then(|u| url::Url::parse(u).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-    else {
-        return upload_envelope(400, "Missing required parameter: fileUrl", None, alias);
-    };
-    let Some(upload_path) = str_field(&request, "uploadPath").and_then(clean_upload_path) else {
-        return upload_envelope(400, "Missing required parameter: uploadPath", None, alias);
-    };
-    // Loopback URLs are fetched (tests serve files there); anything else is
-    // recorded and never fetched: the simulator makes no outside requests.
-    let upload = if is_loopback(&file_url) {
-        match shared.http.get(file_url.clone()).send().await {
-            Ok(response) if response.status().is_success() => {
-                let mime = response
-                    .headers()
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("application/octet-stream")
-                    .to_owned();
-                match response.bytes().await {
-                    Ok(bytes) if bytes.len() as u64 <= shared.config.max_upload_bytes => Upload {
-                        bytes,
-                        mime,
-                        source_url: None,
-                    },
-                    Ok(_) => return too_large(&shared, alias),
-                    Err(e) => {
-                        return upload_envelope(
-                            500,
-                            &format!("Failed to download file: {e}"),
-                            None,
-                            alias,
-                        );
+    let answer = async {
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let Some(file_url) = str_field(&request, "fileUrl")
+            .and_then(|u| url::Url::parse(u).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+        else {
+            return upload_envelope(400, "Missing required parameter: fileUrl", None, alias);
+        };
+        let Some(upload_path) = str_field(&request, "uploadPath").and_then(clean_upload_path)
+        else {
+            return upload_envelope(400, "Missing required parameter: uploadPath", None, alias);
+        };
+        // Loopback URLs are fetched (tests serve files there); anything else is
+        // recorded and never fetched: the simulator makes no outside requests.
+        let upload = if is_loopback(&file_url) {
+            match shared.http.get(file_url.clone()).send().await {
+                Ok(response) if response.status().is_success() => {
+                    let mime = response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("application/octet-stream")
+                        .to_owned();
+                    match response.bytes().await {
+                        Ok(bytes) if bytes.len() as u64 <= shared.config.max_upload_bytes => {
+                            Upload {
+                                bytes,
+                                mime,
+                                source_url: None,
+                            }
+                        }
+                        Ok(_) => return too_large(&shared, alias),
+                        Err(e) => {
+                            return upload_envelope(
+                                500,
+                                &format!("Failed to download file: {e}"),
+                                None,
+                                alias,
+                            );
+                        }
                     }
                 }
+                Ok(response) => {
+                    return upload_envelope(
+                        400,
+                        &format!("Failed to download file: HTTP {}", response.status()),
+                        None,
+                        alias,
+                    );
+                }
+                Err(e) => {
+                    return upload_envelope(
+                        400,
+                        &format!("Failed to download file: {e}"),
+                        None,
+                        alias,
+                    );
+                }
             }
-            Ok(response) => {
-                return upload_envelope(
-                    400,
-                    &format!("Failed to download file: HTTP {}", response.status()),
-                    None,
-                    alias,
-                );
+        } else {
+            Upload {
+                bytes: Bytes::new(),
+                mime: "application/octet-stream".into(),
+                source_url: Some(file_url.to_string()),
             }
-            Err(e) => {
-                return upload_envelope(400, &format!("Failed to download file: {e}"), None, alias);
-            }
-        }
-    } else {
-        Upload {
-            bytes: Bytes::new(),
-            mime: "application/octet-stream".into(),
-            source_url: Some(file_url.to_string()),
-        }
-    };
-    let suggested = str_field(&request, "fileName")
-        .map(str::to_owned)
-        .or_else(|| {
-            file_url
-                .path_segments()
-                .and_then(|mut s| s.next_back().map(str::to_owned))
-        });
-    let name = clean_file_name(suggested.as_deref(), &upload.mime);
-    store(&shared, &upload_path, name, upload, alias)
+        };
+        let suggested = str_field(&request, "fileName")
+            .map(str::to_owned)
+            .or_else(|| {
+                file_url
+                    .path_segments()
+                    .and_then(|mut s| s.next_back().map(str::to_owned))
+            });
+        let name = clean_file_name(suggested.as_deref(), &upload.mime);
+        store(&shared, &upload_path, name, upload, alias)
+    }
+    .await;
+    after_work(&shared, &conn, fault, answer).await
 }
 
 // ---------------------------------------------------------------------------
@@ -945,6 +993,9 @@ async fn serve_bytes(
         Fault::ResetBefore => return reset(conn).await,
         Fault::Html502 => return html_error(502),
         Fault::Html520 => return html_error(520),
+        Fault::SlowAfter => {
+            tokio::time::sleep(Duration::from_millis(shared.config.faults.slow_ms)).await;
+        }
         _ => {}
     }
     let total = bytes.len() as u64;

@@ -134,6 +134,9 @@ impl SimulatorBuilder {
 
     /// Binds 127.0.0.1 (never another interface) and starts serving.
     pub async fn start(self) -> io::Result<Simulator> {
+        self.config
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if self.config.api_keys.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -291,6 +291,55 @@ fn a_timeout_exits_5_and_says_how_to_resume() {
 }
 
 #[test]
+fn wait_exits_5_at_its_timeout_then_0_or_4_when_the_task_ends() {
+    // `kling wait` is the resume path exit 5 points to: it must itself end
+    // with 5 while the task runs, and with the task's outcome once it ends.
+    let sim = sim(|c| {
+        c.lifecycle.generating_ms = [4_000, 4_000];
+        c.lifecycle.fail_fraction = 0.5;
+    });
+    let submit = |prompt: &str| {
+        let output = sim
+            .kling()
+            .args(["--json", "submit", "--image", &asset("face.png")])
+            .args(["--audio", &asset("hello.wav"), "--prompt", prompt])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        json(&output)["taskId"].as_str().unwrap().to_owned()
+    };
+    let ids: Vec<String> = (0..4).map(|i| submit(&format!("job {i}"))).collect();
+    let output = sim
+        .kling()
+        .args(["--json", "wait", &ids[0], "--timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert_eq!(json(&output)["error"]["taskId"], json!(ids[0]));
+    assert!(stderr(&output).contains(&format!("kling wait {}", ids[0])));
+    // Seeded at half failing: each ends with its own outcome's code.
+    let mut codes = Vec::new();
+    for id in &ids {
+        let output = sim
+            .kling()
+            .args(["--json", "wait", id, "--timeout", "60s"])
+            .output()
+            .unwrap();
+        let code = output.status.code();
+        match code {
+            Some(0) => assert_eq!(json(&output)["state"], json!("success")),
+            Some(4) => assert_eq!(json(&output)["error"]["kind"], json!("generation_failed")),
+            other => panic!("{other:?}: {}", stderr(&output)),
+        }
+        codes.push(code.unwrap());
+    }
+    assert!(
+        codes.contains(&0) && codes.contains(&4),
+        "expected both outcomes among {codes:?}"
+    );
+}
+
+#[test]
 fn an_unknown_submit_outcome_exits_6_and_is_not_retried() {
     let sim = sim(|c| c.faults.create_task.reset_after = 1.0);
     let output = sim

@@ -218,3 +218,110 @@ async fn faults_are_drawn_from_a_seed() {
     assert_eq!(first, run().await);
     assert!(first.contains(&500) && first.contains(&422), "{first:?}");
 }
+
+#[tokio::test]
+async fn uploads_stored_then_cut_or_answered_late() {
+    use base64::Engine as _;
+    let upload = |sim: &kling_sim::Simulator| {
+        http()
+            .post(format!("{}/api/file-base64-upload", sim.upload_base_url()))
+            .bearer_auth(KEY)
+            .json(&json!({
+                "base64Data": base64::engine::general_purpose::STANDARD.encode(b"hello"),
+                "uploadPath": "images",
+                "fileName": "a.png"
+            }))
+            .send()
+    };
+    // Cut after storing: the client hears nothing, the file is there.
+    let cut = sim(|c| c.faults.upload.reset_after = 1.0).await;
+    upload(&cut)
+        .await
+        .expect_err("the connection should have been cut");
+    let stored = http()
+        .get(format!(
+            "{}/files/kieai/1/images/a.png",
+            cut.upload_base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200);
+    assert_eq!(cut.stats().faults["uploadBase64.resetAfter"], 1);
+    // Answered late.
+    let slow = sim(|c| {
+        c.faults.upload.slow_after = 1.0;
+        c.faults.common.slow_after = 1.0;
+        c.faults.slow_ms = 300;
+    })
+    .await;
+    let started = Instant::now();
+    let answer: Value = upload(&slow).await.unwrap().json().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(answer["code"], json!(200));
+    let started = Instant::now();
+    let credit: Value = http()
+        .get(format!("{}/api/v1/chat/credit", slow.base_url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(credit["code"], json!(200));
+}
+
+#[tokio::test]
+async fn a_slow_download() {
+    let sim = sim(|c| {
+        c.faults.download.slow_after = 1.0;
+        c.faults.slow_ms = 300;
+    })
+    .await;
+    let id = create_ok(&sim, "slow video").await;
+    let done = until_ended(&sim, &id).await;
+    let url: Value = serde_json::from_str(done["data"]["resultJson"].as_str().unwrap()).unwrap();
+    let started = Instant::now();
+    let bytes = http()
+        .get(url["resultUrls"][0].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(bytes.as_ref(), kling_sim::RESULT_VIDEO);
+}
+
+#[tokio::test]
+async fn faults_an_endpoint_cannot_have_are_refused() {
+    for (change, mentions) in [
+        (
+            Box::new(|c: &mut SimConfig| c.faults.record_info.truncate = 0.1)
+                as Box<dyn Fn(&mut SimConfig)>,
+            "faults.recordInfo.truncate",
+        ),
+        (
+            Box::new(|c: &mut SimConfig| c.faults.download.envelope500 = 0.1),
+            "faults.download.envelope500",
+        ),
+        (
+            Box::new(|c: &mut SimConfig| c.faults.create_task.reset_after = 1.5),
+            "faults.createTask.resetAfter = 1.5",
+        ),
+    ] {
+        let Err(error) = kling_sim::Simulator::builder()
+            .api_key(KEY)
+            .with(|c| change(c))
+            .start()
+            .await
+        else {
+            panic!("the config should be refused: {mentions}");
+        };
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(error.to_string().contains(mentions), "{error}");
+    }
+}
