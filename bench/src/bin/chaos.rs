@@ -83,6 +83,7 @@ fn faults(config: &mut SimConfig, mode: Mode) {
     f.download.html502 = FAULT;
     f.download.html520 = FAULT;
     f.download.reset_before = FAULT;
+    f.download.slow_after = FAULT;
 }
 
 struct Report {
