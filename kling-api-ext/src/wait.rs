@@ -15,7 +15,8 @@
 //! - progress events ([`WaitEvent`]) on every poll and state change;
 //! - unknown states counted as still running, `recordInfo is null` right after
 //!   creation counted as "not visible yet" for a grace period, and transient
-//!   errors retried inside the deadline.
+//!   errors retried inside the deadline, sooner than the policy would look again
+//!   (0.5 s, doubling while they keep failing, unless the service says when).
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -525,6 +526,9 @@ impl Client {
             expected_total: options.expected_total,
         };
         let mut seen_once = false;
+        // Status requests in a row that failed in transit: each lost a look at
+        // the task, so the next comes sooner than the policy's delay.
+        let mut failed_in_a_row = 0u32;
         loop {
             if options
                 .cancel
@@ -594,9 +598,11 @@ impl Client {
                 Err(error) if error.is_retryable() => {
                     retry_after = error.retry_after();
                     transient = Some(error.to_string());
+                    failed_in_a_row += 1;
                 }
                 Err(error) => return Err(error),
             }
+            let lost_a_look = transient.is_some();
             if let Some(message) = transient {
                 tracing::debug!(task_id = %task_id, error = %message, "transient; still waiting");
                 self.report(
@@ -608,6 +614,14 @@ impl Client {
                 );
             }
             let mut delay = options.policy.next_delay(&context);
+            if retry_after.is_none() && lost_a_look && failed_in_a_row > 0 {
+                // 0.5 s, 1 s, 2 s... but never later than the policy would look.
+                let quick =
+                    RETRY_FIRST.saturating_mul(1 << failed_in_a_row.min(8).saturating_sub(1));
+                delay = delay.min(quick);
+            } else if !lost_a_look {
+                failed_in_a_row = 0;
+            }
             if let Some(after) = retry_after {
                 delay = delay.max(after);
             }
@@ -682,6 +696,10 @@ impl Client {
         self.wait(&task_id, options).await
     }
 }
+
+/// The first delay after a status request failed in transit (it doubles while
+/// they keep failing, up to the policy's own delay).
+const RETRY_FIRST: Duration = Duration::from_millis(500);
 
 /// How long the last look, sent at the deadline, may take: a wait ends at most
 /// this long after its deadline, even if the service stops answering (a poll

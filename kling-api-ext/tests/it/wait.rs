@@ -263,6 +263,36 @@ async fn transient_errors_are_retried_inside_the_deadline() {
 }
 
 #[tokio::test]
+async fn a_failed_poll_is_followed_by_a_quick_one_not_the_policys_long_delay() {
+    // The policy would look again in 20 s; each lost look is made up sooner:
+    // 0.5 s, then 1 s.
+    let server =
+        ScriptedServer::start(vec![Canned::html(502), Canned::html(520), ok("success")]).await;
+    let slow = WaitOptions::new().policy(ExponentialPoll::new(
+        Duration::from_secs(20),
+        1.0,
+        Duration::from_secs(20),
+    ));
+    let task = tokio::time::timeout(Duration::from_secs(10), server.client().wait(&id(), slow))
+        .await
+        .expect("the wait took the policy's delay after a failure")
+        .unwrap();
+    assert_eq!(task.state, State::Success);
+    let received = server.received.lock().unwrap();
+    assert_eq!(received.len(), 3);
+    let after_502 = received[1].at - received[0].at;
+    let after_520 = received[2].at - received[1].at;
+    assert!(
+        (Duration::from_millis(400)..Duration::from_millis(1500)).contains(&after_502),
+        "{after_502:?}"
+    );
+    assert!(
+        (Duration::from_millis(900)..Duration::from_millis(2500)).contains(&after_520),
+        "{after_520:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_final_error_ends_the_wait_at_once() {
     let server = ScriptedServer::start(vec![
         ok("waiting"),
