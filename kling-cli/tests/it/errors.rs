@@ -435,3 +435,89 @@ fn a_closed_pipe_is_not_an_error() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn bad_input_to_any_command_exits_2_and_sends_nothing() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.mp4");
+    let out = out.to_str().unwrap();
+    let missing = dir.path().join("missing.png");
+    let missing = missing.to_str().unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["upload", missing],
+        vec!["upload", dir.path().to_str().unwrap()],
+        vec!["status", ""],
+        vec!["wait", "", "--timeout", "5s"],
+        vec!["download", "", "--out", out],
+        vec!["batch", missing, "--out-dir", dir.path().to_str().unwrap()],
+        vec!["--rate-limit", "lots", "credits"],
+        vec!["--request-timeout", "soon", "credits"],
+        vec!["--api-key-file", missing, "credits"],
+        vec![
+            "wait",
+            "0123456789abcdef0123456789abcdef",
+            "--timeout",
+            "never",
+        ],
+    ];
+    for args in cases {
+        let output = sim.kling().arg("--json").args(&args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).trim().is_empty(), "{args:?} said nothing");
+    }
+    let stats = sim.sim.stats();
+    assert_eq!(
+        stats.requests.values().sum::<u64>(),
+        0,
+        "something was sent: {:?}",
+        stats.requests
+    );
+}
+
+#[test]
+fn the_service_urls_can_come_from_the_environment_and_quiet_means_quiet() {
+    let sim = sim(|c| c.credits = 77.0);
+    let output = kling()
+        .env("APIKLEY_BASE_URL", sim.sim.base_url())
+        .env("APIKLEY_UPLOAD_BASE_URL", sim.sim.upload_base_url())
+        .env("APIKLEY_API_KEY", sim.sim.api_key())
+        .args(["--json", "credits"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json(&output), json!({"credits": 77.0}));
+    assert_eq!(sim.sim.stats().requests_to("credit"), 1);
+    // -q: the result on stdout, nothing but errors on stderr.
+    let output = sim
+        .kling()
+        .args(["-q", "--no-json", "upload", &asset("face.png")])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!String::from_utf8_lossy(&output.stdout).trim().is_empty());
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn sim_refuses_a_config_it_cannot_honour() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sim.json");
+    std::fs::write(&config, r#"{"faults": {"recordInfo": {"truncate": 0.5}}}"#).unwrap();
+    let output = kling()
+        .args(["--json", "sim", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("faults.recordInfo.truncate"),
+        "{}",
+        stderr(&output)
+    );
+}
