@@ -740,6 +740,15 @@ fn too_large(shared: &Shared, alias: bool) -> Response {
     )
 }
 
+fn malformed(error: &dyn std::fmt::Display, alias: bool) -> Response {
+    upload_envelope(
+        400,
+        &format!("Malformed multipart body: {error}"),
+        None,
+        alias,
+    )
+}
+
 async fn upload_stream(
     State(shared): Ctx,
     Extension(conn): Conn,
@@ -759,14 +768,7 @@ async fn upload_stream(
             let field = match multipart.next_field().await {
                 Ok(Some(field)) => field,
                 Ok(None) => break,
-                Err(e) => {
-                    return upload_envelope(
-                        400,
-                        &format!("Malformed multipart body: {e}"),
-                        None,
-                        alias,
-                    );
-                }
+                Err(e) => return malformed(&e, alias),
             };
             match field.name().unwrap_or_default() {
                 "uploadPath" => upload_path = field.text().await.ok(),
@@ -789,14 +791,7 @@ async fn upload_stream(
                                 bytes.extend_from_slice(&chunk);
                             }
                             Ok(None) => break,
-                            Err(e) => {
-                                return upload_envelope(
-                                    400,
-                                    &format!("Malformed multipart body: {e}"),
-                                    None,
-                                    alias,
-                                );
-                            }
+                            Err(e) => return malformed(&e, alias),
                         }
                     }
                     file = Some(Upload {
