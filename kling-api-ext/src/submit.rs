@@ -129,18 +129,31 @@ impl Client {
     /// envelope), this returns [`Error::SubmitOutcomeUnknown`]: the task may
     /// exist, and submitting again could pay for it twice.
     ///
-    /// ```no_run
-    /// # async fn demo(client: kling_api_ext::Client) -> Result<(), kling_api_ext::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // Run for real against the simulator (a dev-dependency), not the service.
+    /// # let sim = kling_sim::Simulator::builder().start().await?;
+    /// # let client = kling_api_ext::Client::builder()
+    /// #     .api_key(sim.api_key())
+    /// #     .base_url(sim.base_url())
+    /// #     .upload_base_url(sim.upload_base_url())
+    /// #     .build()?;
+    /// # let assets = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/assets");
     /// use kling_api_ext::{AvatarRequest, Error};
     ///
-    /// let request = AvatarRequest::builder().image("face.jpg").audio("voice.mp3").build()?;
+    /// let request = AvatarRequest::builder()
+    ///     .image(format!("{assets}/face.png")) // a local file, uploaded on submit, or a URL
+    ///     .audio(format!("{assets}/hello.wav"))
+    ///     .build()?;
     /// match client.submit(&request).await {
     ///     Ok(task_id) => println!("created {task_id}"),
     ///     Err(Error::SubmitOutcomeUnknown { cause }) => {
     ///         eprintln!("the task may exist ({cause}); check before submitting again")
     ///     }
-    ///     Err(other) => return Err(other),
+    ///     Err(other) => return Err(other.into()),
     /// }
+    /// # assert_eq!(sim.stats().tasks_created, 1);
     /// # Ok(()) }
     /// ```
     pub async fn submit(&self, request: &AvatarRequest) -> Result<TaskId> {
