@@ -374,6 +374,8 @@ impl WaitOptions {
     /// (the policy polls densely around then).
     pub fn expect_generation(mut self, expected: Duration) -> Self {
         self.expected_generation = Some(expected);
+        // A point given by hand replaces any range set before it.
+        self.expected_generation_range = None;
         self
     }
 
@@ -838,6 +840,17 @@ mod tests {
             model.expected_generation_range(secs(20)),
             Some((secs(80), secs(120)))
         );
+    }
+
+    #[test]
+    fn the_last_expectation_given_by_hand_wins() {
+        let secs = Duration::from_secs;
+        let o = WaitOptions::new().expect_generation_between(secs(90), secs(30));
+        assert_eq!(o.expected_generation, Some(secs(60)));
+        assert_eq!(o.expected_generation_range, Some((secs(30), secs(90))));
+        let o = o.expect_generation(secs(50));
+        assert_eq!(o.expected_generation, Some(secs(50)));
+        assert_eq!(o.expected_generation_range, None);
     }
 
     #[test]
