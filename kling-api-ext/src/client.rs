@@ -430,6 +430,19 @@ impl Inner {
     }
 }
 
+/// One recordInfo answer, as a wait reads it.
+pub(crate) enum Polled {
+    /// A usable task.
+    Task(Task),
+    /// A well-formed answer that lacks what its state promises.
+    Incomplete {
+        /// The state it gave, if any.
+        state: Option<crate::task::State>,
+        /// What was missing, as the error `get_once` returns.
+        error: Error,
+    },
+}
+
 /// The SDK's client: cheap to clone (clones share connections and the rate
 /// limiter, which clients built with the same key share too).
 ///
@@ -595,6 +608,16 @@ impl Client {
 
     /// One recordInfo request, without retries.
     pub async fn get_once(&self, task_id: &TaskId) -> Result<Task> {
+        match self.poll_once(task_id).await? {
+            Polled::Task(task) => Ok(task),
+            Polled::Incomplete { error, .. } => Err(error),
+        }
+    }
+
+    /// One recordInfo request, telling an answer that is well-formed but
+    /// incomplete (`success` without usable result URLs, `code: 200` without
+    /// data) from any other failure: a wait confirms those before giving up.
+    pub(crate) async fn poll_once(&self, task_id: &TaskId) -> Result<Polled> {
         let span = request_span(
             Operation::GetTask,
             "GET",
@@ -608,12 +631,32 @@ impl Client {
             .get_task_details(task_id.as_str())
             .instrument(span.clone())
             .await;
-        let record = settle(
+        let record = match settle(
             &self.call(Operation::GetTask, Some(task_id), &span, started),
             result,
         )
-        .await?;
-        Task::from_record(record, Operation::GetTask, Some(task_id))
+        .await
+        {
+            Ok(record) => record,
+            Err(error) => {
+                let no_data = matches!(&error, Error::UnexpectedResponse { status: 200, detail, .. }
+                    if detail == crate::envelope::NO_DATA);
+                return if no_data {
+                    Ok(Polled::Incomplete { state: None, error })
+                } else {
+                    Err(error)
+                };
+            }
+        };
+        let state = crate::task::State::parse(&record.state);
+        match Task::from_record(record, Operation::GetTask, Some(task_id)) {
+            Ok(task) => Ok(Polled::Task(task)),
+            Err(error) if state == crate::task::State::Success => Ok(Polled::Incomplete {
+                state: Some(state),
+                error,
+            }),
+            Err(error) => Err(error),
+        }
     }
 
     /// The account's remaining credits (may be fractional).

@@ -2,11 +2,21 @@
 //!
 //! [`Client::download`] streams to a temporary file in the target's directory
 //! (so the final rename stays on one file system and is atomic), hashes as it
-//! goes, checks `Content-Length`, retries transient failures (resuming with
-//! `Range` when the server allows it, else starting over) and renames the file
-//! into place only when it is complete. Result URLs expire after about 24 hours:
-//! a 403/404/410 is [`Error::LinkExpired`], which says to ask
-//! [`Client::download_url`] for a fresh link.
+//! goes, checks `Content-Length`, retries transient failures and renames the
+//! file into place only when it is complete, then syncs the directory so the
+//! rename survives a power cut.
+//!
+//! A cut transfer is resumed with `Range` only when the server can prove it is
+//! still the same object: the retry carries `If-Range` with the first answer's
+//! strong `ETag` (or `Last-Modified`), and a `206` must start where the file
+//! stopped and give the same total length. Anything else starts over, so two
+//! versions of a file are never spliced together. A body that ends early is
+//! never taken as complete: with `Content-Length` the count must match; without
+//! it, an MP4's top-level boxes must reach exactly to its end.
+//!
+//! Result URLs expire after about 24 hours: a 403/404/410 is
+//! [`Error::LinkExpired`]. When the source is a [`Task`], the download asks
+//! [`Client::download_url`] for a fresh link once and goes on with it.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,7 +24,7 @@ use std::time::Instant;
 
 use futures_util::StreamExt as _;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 use serde::Serialize;
 use sha2::Digest as _;
 use tracing::Instrument as _;
@@ -91,8 +101,13 @@ struct Progress {
     file: std::fs::File,
     hasher: sha2::Sha256,
     written: u64,
+    /// The object's length, from the first answer.
     total: Option<u64>,
+    /// Whether a cut transfer may be resumed: the server takes byte ranges and
+    /// named a validator for `If-Range`.
     ranges: bool,
+    /// The first answer's strong `ETag`, or else its `Last-Modified`.
+    validator: Option<String>,
 }
 
 impl Progress {
@@ -104,6 +119,9 @@ impl Progress {
             .map_err(|source| io(path, source))?;
         self.hasher = sha2::Sha256::new();
         self.written = 0;
+        self.total = None;
+        self.validator = None;
+        self.ranges = false;
         Ok(())
     }
 }
@@ -111,9 +129,79 @@ impl Progress {
 fn io(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         operation: Operation::Download,
+        task_id: None,
         path: path.to_owned(),
         source,
     }
+}
+
+/// `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
+fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((start.trim().parse().ok()?, end.trim().parse().ok()?, total))
+}
+
+/// Whether an ISO base media file (MP4, MOV, M4A) of `len` bytes is whole: its
+/// top-level boxes must reach exactly to the end. `None` for other content,
+/// whose completeness the bytes cannot tell.
+fn iso_media_complete(file: &mut std::fs::File, len: u64) -> std::io::Result<Option<bool>> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut at = 0u64;
+    let mut first = true;
+    loop {
+        if at == len {
+            return Ok(Some(!first));
+        }
+        if len - at < 8 {
+            return Ok(if first { None } else { Some(false) });
+        }
+        file.seek(SeekFrom::Start(at))?;
+        let mut head = [0u8; 16];
+        let want = if len - at >= 16 { 16 } else { 8 };
+        file.read_exact(&mut head[..want])?;
+        let kind = &head[4..8];
+        if first && kind != b"ftyp" {
+            return Ok(None);
+        }
+        if !kind.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            return Ok(Some(false));
+        }
+        let size = u64::from(u32::from_be_bytes(head[..4].try_into().expect("4 bytes")));
+        let size = match size {
+            // The box runs to the end of the file.
+            0 => return Ok(Some(true)),
+            1 if want == 16 => u64::from_be_bytes(head[8..16].try_into().expect("8 bytes")),
+            1 => return Ok(Some(false)),
+            n => n,
+        };
+        if size < 8 {
+            return Ok(Some(false));
+        }
+        match at.checked_add(size) {
+            Some(next) if next <= len => at = next,
+            _ => return Ok(Some(false)),
+        }
+        first = false;
+    }
+}
+
+/// Makes a rename in `dir` durable (on Unix a directory can be synced; elsewhere
+/// this does nothing).
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot sync the directory after the rename");
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 impl Client {
@@ -135,6 +223,9 @@ impl Client {
     }
 
     /// [`download`](Self::download), reporting `(bytes written, total)`.
+    ///
+    /// When `source` is a task, every error names it, and an expired result URL
+    /// is replaced once by a fresh link from [`download_url`](Self::download_url).
     pub async fn download_with_progress(
         &self,
         source: impl Into<DownloadSource>,
@@ -142,16 +233,41 @@ impl Client {
         progress: Option<ProgressFn>,
     ) -> Result<Downloaded> {
         let path = path.as_ref();
-        let url = match source.into() {
-            DownloadSource::Url(url) => url,
-            DownloadSource::Task(task) => task.video_url().cloned().ok_or_else(|| {
-                Error::invalid(
-                    Field::Download,
-                    Some(task.task_id.to_string()),
-                    format!("the task has no result to download (state {})", task.state),
-                )
-            })?,
-        };
+        match source.into() {
+            DownloadSource::Url(url) => self.download_url_to(&url, path, progress.as_ref()).await,
+            DownloadSource::Task(task) => {
+                let id = &task.task_id;
+                let url = task.video_url().cloned().ok_or_else(|| {
+                    Error::invalid(
+                        Field::Download,
+                        Some(id.to_string()),
+                        format!("the task has no result to download (state {})", task.state),
+                    )
+                })?;
+                match self.download_url_to(&url, path, progress.as_ref()).await {
+                    Err(Error::LinkExpired { status, .. }) => {
+                        tracing::info!(task_id = %id, status, "result URL expired; asking for a fresh link");
+                        let fresh = self
+                            .download_url(&url)
+                            .await
+                            .map_err(|e| e.with_task_id(id))?;
+                        self.download_url_to(&fresh, path, progress.as_ref())
+                            .await
+                            .map_err(|e| e.with_task_id(id))
+                    }
+                    other => other.map_err(|e| e.with_task_id(id)),
+                }
+            }
+        }
+    }
+
+    async fn download_url_to(
+        &self,
+        url: &Url,
+        path: &Path,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Downloaded> {
+        let url = url.clone();
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::invalid(
                 Field::Download,
@@ -196,13 +312,14 @@ impl Client {
             written: 0,
             total: None,
             ranges: false,
+            validator: None,
         };
         let policy = &self.inner.retry;
         let mut delays = policy.delays();
         let mut retries = 0u32;
         loop {
             match self
-                .download_attempt(&url, temp.path(), &mut state, progress.as_ref())
+                .download_attempt(&url, temp.path(), &mut state, progress)
                 .await?
             {
                 Attempt::Done => break,
@@ -213,7 +330,7 @@ impl Client {
                         return Err(error);
                     };
                     retries += 1;
-                    tracing::debug!(url = %url, written = state.written, error = %error, "download interrupted; retrying");
+                    tracing::debug!(url = %error::safe_url(&url), written = state.written, error = %error, "download interrupted; retrying");
                     tokio::time::sleep(error.retry_after().unwrap_or(delay)).await;
                 }
             }
@@ -229,6 +346,7 @@ impl Client {
         drop(state.file);
         // The rename is atomic: the target is either absent/old or complete.
         temp.persist(path).map_err(|e| io(path, e.error))?;
+        sync_dir(&dir);
         Ok(Downloaded {
             path: path.to_owned(),
             bytes: state.written,
@@ -258,7 +376,12 @@ impl Client {
             .header(reqwest::header::USER_AGENT, self.inner.user_agent())
             .timeout(self.inner.transfer_timeout);
         if state.written > 0 {
+            // Only the same object may be continued: If-Range makes the server
+            // send the whole file (200) if it changed since the first answer.
             request = request.header(RANGE, format!("bytes={}-", state.written));
+            if let Some(validator) = &state.validator {
+                request = request.header(IF_RANGE, validator.as_str());
+            }
         }
         let response = match request.send().instrument(span.clone()).await {
             Ok(response) => response,
@@ -283,36 +406,47 @@ impl Client {
                     state.restart(temp)?;
                 }
                 state.total = header_u64(CONTENT_LENGTH).and_then(|v| v.parse().ok());
-                state.ranges = headers
-                    .get("accept-ranges")
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"bytes"));
+                // A weak ETag cannot be used with If-Range (RFC 9110 §13.1.5).
+                state.validator = header_u64(ETAG)
+                    .filter(|tag| tag.starts_with('"'))
+                    .or_else(|| header_u64(LAST_MODIFIED));
+                state.ranges = state.validator.is_some()
+                    && headers
+                        .get("accept-ranges")
+                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"bytes"));
             }
             StatusCode::PARTIAL_CONTENT => {
                 let range = header_u64(CONTENT_RANGE).unwrap_or_default();
-                let start = range
-                    .strip_prefix("bytes ")
-                    .and_then(|r| r.split('-').next())
-                    .and_then(|s| s.trim().parse::<u64>().ok());
-                if start != Some(state.written) {
-                    state.ranges = false;
+                let parsed = parse_content_range(&range);
+                let same_object = match parsed {
+                    Some((start, _, total)) => {
+                        start == state.written
+                            && state.written > 0
+                            && (state.total.is_none() || total == state.total)
+                    }
+                    None => false,
+                };
+                if !same_object {
                     state.restart(temp)?;
                     let error = Error::UnexpectedResponse {
                         operation,
                         task_id: None,
                         status: 206,
-                        detail: format!("asked for bytes from {} but got {range:?}", state.written),
+                        detail: format!(
+                            "a range answer {range:?} that does not continue the first one; starting over"
+                        ),
                         body: String::new(),
                         retry_after: None,
                     };
                     record(&span, started, Some(206), None, &Err(&error));
                     return Ok(Attempt::Again(error));
                 }
-                state.total = range.rsplit('/').next().and_then(|t| t.trim().parse().ok());
-                state.ranges = true;
+                state.total = parsed.and_then(|(_, _, total)| total).or(state.total);
             }
             StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE => {
                 let error = Error::LinkExpired {
-                    url: url.to_string(),
+                    task_id: None,
+                    url: error::safe_url(url),
                     status: status.as_u16(),
                 };
                 record(&span, started, Some(status.as_u16()), None, &Err(&error));
@@ -362,6 +496,35 @@ impl Client {
             record(&span, started, Some(status.as_u16()), None, &Err(&error));
             return Ok(Attempt::Again(error));
         }
+        if state.total.is_none() {
+            // No length to check against: a connection closed early looks like
+            // the end of the body. A video's own structure tells.
+            state.file.flush().map_err(|source| io(temp, source))?;
+            if iso_media_complete(&mut state.file, state.written)
+                .map_err(|source| io(temp, source))?
+                == Some(false)
+            {
+                let error = Error::UnexpectedResponse {
+                    operation,
+                    task_id: None,
+                    status: status.as_u16(),
+                    detail: format!(
+                        "the body ended after {} bytes without Content-Length, inside an MP4 box: cut short",
+                        state.written
+                    ),
+                    body: String::new(),
+                    retry_after: None,
+                };
+                state.restart(temp)?;
+                record(&span, started, Some(status.as_u16()), None, &Err(&error));
+                return Ok(Attempt::Again(error));
+            }
+            use std::io::Seek as _;
+            state
+                .file
+                .seek(std::io::SeekFrom::End(0))
+                .map_err(|source| io(temp, source))?;
+        }
         record(&span, started, Some(status.as_u16()), None, &Ok(()));
         Ok(Attempt::Done)
     }
@@ -369,8 +532,64 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn hex_is_lowercase_and_padded() {
-        assert_eq!(super::hex(&[0, 15, 255]), "000fff");
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(
+            parse_content_range("bytes 10-99/100"),
+            Some((10, 99, Some(100)))
+        );
+        assert_eq!(parse_content_range("bytes 0-9/*"), Some((0, 9, None)));
+        assert_eq!(parse_content_range("bytes */100"), None);
+        assert_eq!(parse_content_range("items 0-9/10"), None);
+    }
+
+    fn boxes(sizes: &[(u32, &[u8; 4])], extra: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (size, kind) in sizes {
+            out.extend_from_slice(&size.to_be_bytes());
+            out.extend_from_slice(*kind);
+            out.resize(out.len() + *size as usize - 8, 0);
+        }
+        out.resize(out.len() + extra, 0);
+        out
+    }
+
+    fn complete(bytes: &[u8]) -> Option<bool> {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        iso_media_complete(&mut file, bytes.len() as u64).unwrap()
+    }
+
+    #[test]
+    fn an_mp4_is_whole_only_when_its_boxes_reach_its_end() {
+        let whole = boxes(&[(24, b"ftyp"), (100, b"moov"), (4000, b"mdat")], 0);
+        assert_eq!(complete(&whole), Some(true));
+        for cut in [30, 123, 124 + 8, whole.len() - 1] {
+            assert_eq!(complete(&whole[..cut]), Some(false), "cut at {cut}");
+        }
+        assert_eq!(
+            complete(&whole[..124]),
+            Some(true),
+            "a cut between boxes cannot be seen"
+        );
+        assert_eq!(complete(b"not a video at all"), None);
+        assert_eq!(complete(&[]), None);
+        // The simulator's placeholder video is whole.
+        let mut last = boxes(&[(24, b"ftyp")], 0);
+        last.extend_from_slice(&0u32.to_be_bytes());
+        last.extend_from_slice(b"mdat");
+        last.resize(last.len() + 50, 0);
+        assert_eq!(
+            complete(&last),
+            Some(true),
+            "size 0: to the end of the file"
+        );
     }
 }

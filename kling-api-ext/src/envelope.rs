@@ -70,6 +70,10 @@ struct LooseEnvelope {
     msg: Option<String>,
 }
 
+/// The detail of an [`Error::UnexpectedResponse`] for `code: 200` with
+/// `data: null` (a wait confirms it with a few more looks before giving up).
+pub(crate) const NO_DATA: &str = "the envelope says success but has no data";
+
 /// Bodies of error responses are read up to this size; more is of no use.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
@@ -384,8 +388,7 @@ fn from_body<B: Envelope + serde::Serialize>(
                 });
             }
             let text = shown(&body);
-            body.into_data()
-                .ok_or_else(|| unexpected("the envelope says success but has no data", text))
+            body.into_data().ok_or_else(|| unexpected(NO_DATA, text))
         }
         Some(code) => Err(error::from_code(
             operation,

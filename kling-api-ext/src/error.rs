@@ -210,17 +210,33 @@ pub enum Error {
         msg: String,
     },
 
-    /// Too many requests: code 429 (or HTTP 429), or 433 (a sub-key's usage cap).
+    /// Too many requests: code 429 (or HTTP 429). Worth trying again after
+    /// `retry_after` (or the rest of the rate-limit window).
     #[error("{operation}: rate limited (code {code}){}: {msg}", retry_suffix(.retry_after))]
     RateLimited {
         /// The call.
         operation: Operation,
         /// The task, if the call was about one.
         task_id: Option<TaskId>,
-        /// 429 or 433.
+        /// 429.
         code: i64,
         /// How long the service asked to wait (`Retry-After`), if it said.
         retry_after: Option<Duration>,
+        /// The service's message.
+        msg: String,
+    },
+
+    /// A usage cap of the key was reached (code 433: a sub-key's hourly or daily
+    /// limit). Not retried: the cap lasts far longer than any retry budget.
+    /// Nothing was created.
+    #[error(
+        "{operation}: usage limit of this key reached (code 433): {msg}; raise the key's limit or wait for it to reset"
+    )]
+    UsageLimited {
+        /// The call.
+        operation: Operation,
+        /// The task, if the call was about one.
+        task_id: Option<TaskId>,
         /// The service's message.
         msg: String,
     },
@@ -335,6 +351,29 @@ pub enum Error {
         cause: Box<Error>,
     },
 
+    /// The task says `success` but gives no usable result URL (or the service
+    /// answered `code: 200` with no data), and a few more looks confirmed it.
+    /// The task exists and may be charged: ask the service about it with its id.
+    #[error("task {task_id}: {detail} (last state: {}, {polls} polls); the task exists: check it with its id", last_state.as_ref().map_or("not seen", State::as_str))]
+    ResultMissing {
+        /// The task.
+        task_id: TaskId,
+        /// The last state seen (`success` when the result URLs were missing).
+        last_state: Option<State>,
+        /// Status requests made.
+        polls: u32,
+        /// What was missing.
+        detail: String,
+    },
+
+    /// The call was cancelled before its request was sent: nothing reached the
+    /// service and nothing was created.
+    #[error("{operation}: cancelled before the request was sent; nothing was created")]
+    NotSent {
+        /// The call.
+        operation: Operation,
+    },
+
     /// The task did not end before the deadline. It may still finish: call
     /// `wait` again with the same task id.
     #[error(
@@ -362,20 +401,25 @@ pub enum Error {
     /// hours. [`crate::Client::download_url`] gives a fresh 20-minute link for a
     /// file the service generated.
     #[error(
-        "download: {url} answered HTTP {status}; result URLs expire after about 24 hours: ask download_url() for a fresh link"
+        "download{}: {url} answered HTTP {status}; result URLs expire after about 24 hours: ask download_url() for a fresh link", task_suffix(.task_id)
     )]
     LinkExpired {
-        /// The URL.
+        /// The task whose result it is, when the download was of a task.
+        task_id: Option<TaskId>,
+        /// The URL, without its query (a presigned URL's signature stays out
+        /// of messages and logs).
         url: String,
         /// The HTTP status.
         status: u16,
     },
 
     /// A local file could not be read or written.
-    #[error("{operation}: {}: {source}", .path.display())]
+    #[error("{operation}{}: {}: {source}", task_suffix(.task_id), .path.display())]
     Io {
         /// The call.
         operation: Operation,
+        /// The task, when the file was a task's result.
+        task_id: Option<TaskId>,
         /// The file.
         path: PathBuf,
         /// The underlying error.
@@ -446,6 +490,43 @@ impl Error {
         }
     }
 
+    /// For an error from [`crate::Client::submit`] or
+    /// [`crate::Client::create_task`]: whether the service certainly created no
+    /// task, so the same request may be submitted again later without paying
+    /// twice. True for refusals (invalid input, rejected, no credits, not
+    /// authorized, a usage cap, the feature disabled), rate limits, maintenance,
+    /// a request that was never sent (no connection, cancelled before sending).
+    /// False for [`Error::SubmitOutcomeUnknown`] and for anything else this SDK
+    /// cannot vouch for (an unknown code).
+    ///
+    /// ```
+    /// use kling_api_ext::{Error, Operation};
+    /// assert!(Error::NotSent { operation: Operation::CreateTask }.is_not_taken());
+    /// ```
+    pub fn is_not_taken(&self) -> bool {
+        match self {
+            Error::InvalidInput { .. }
+            | Error::Unauthorized { .. }
+            | Error::InsufficientCredits { .. }
+            | Error::Rejected { .. }
+            | Error::RateLimited { .. }
+            | Error::UsageLimited { .. }
+            | Error::Maintenance { .. }
+            | Error::FeatureDisabled { .. }
+            | Error::NotSent { .. } => true,
+            Error::Transport {
+                may_have_reached_server,
+                ..
+            } => !may_have_reached_server,
+            // Uploads and checks before createTask fail with these too: nothing
+            // was created by them.
+            Error::Io { operation, .. }
+            | Error::UnexpectedResponse { operation, .. }
+            | Error::ServerError { operation, .. } => *operation != Operation::CreateTask,
+            _ => false,
+        }
+    }
+
     /// The call the error came from (`None` for the wait outcomes, which are
     /// about a task rather than a call, and for a [`Error::GenerationFailed`]
     /// read from a task the caller held).
@@ -457,15 +538,19 @@ impl Error {
             | Error::NotFound { operation, .. }
             | Error::Rejected { operation, .. }
             | Error::RateLimited { operation, .. }
+            | Error::UsageLimited { operation, .. }
             | Error::Maintenance { operation, .. }
             | Error::ServerError { operation, .. }
             | Error::FeatureDisabled { operation, .. }
             | Error::UnknownCode { operation, .. }
             | Error::Transport { operation, .. }
             | Error::UnexpectedResponse { operation, .. }
+            | Error::NotSent { operation }
             | Error::Io { operation, .. } => Some(*operation),
             Error::SubmitOutcomeUnknown { .. } => Some(Operation::CreateTask),
-            Error::WaitTimedOut { .. } | Error::Cancelled { .. } => Some(Operation::Wait),
+            Error::WaitTimedOut { .. } | Error::Cancelled { .. } | Error::ResultMissing { .. } => {
+                Some(Operation::Wait)
+            }
             Error::LinkExpired { .. } => Some(Operation::Download),
             Error::GenerationFailed { operation, .. } => *operation,
         }
@@ -480,13 +565,18 @@ impl Error {
             | Error::NotFound { task_id, .. }
             | Error::Rejected { task_id, .. }
             | Error::RateLimited { task_id, .. }
+            | Error::UsageLimited { task_id, .. }
             | Error::Maintenance { task_id, .. }
             | Error::ServerError { task_id, .. }
             | Error::GenerationFailed { task_id, .. }
             | Error::UnknownCode { task_id, .. }
             | Error::Transport { task_id, .. }
-            | Error::UnexpectedResponse { task_id, .. } => task_id.as_ref(),
-            Error::WaitTimedOut { task_id, .. } | Error::Cancelled { task_id } => Some(task_id),
+            | Error::UnexpectedResponse { task_id, .. }
+            | Error::LinkExpired { task_id, .. }
+            | Error::Io { task_id, .. } => task_id.as_ref(),
+            Error::WaitTimedOut { task_id, .. }
+            | Error::Cancelled { task_id }
+            | Error::ResultMissing { task_id, .. } => Some(task_id),
             Error::SubmitOutcomeUnknown { cause } => cause.task_id(),
             _ => None,
         }
@@ -497,6 +587,7 @@ impl Error {
         match self {
             Error::Unauthorized { .. } => Some(401),
             Error::InsufficientCredits { .. } => Some(402),
+            Error::UsageLimited { .. } => Some(433),
             Error::Maintenance { .. } => Some(455),
             Error::ServerError { .. } => Some(500),
             Error::FeatureDisabled { .. } => Some(505),
@@ -527,6 +618,7 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::Rejected { .. } => "rejected",
             Error::RateLimited { .. } => "rate_limited",
+            Error::UsageLimited { .. } => "usage_limited",
             Error::Maintenance { .. } => "maintenance",
             Error::ServerError { .. } => "server_error",
             Error::GenerationFailed { .. } => "generation_failed",
@@ -537,6 +629,8 @@ impl Error {
             Error::SubmitOutcomeUnknown { .. } => "submit_outcome_unknown",
             Error::WaitTimedOut { .. } => "wait_timed_out",
             Error::Cancelled { .. } => "cancelled",
+            Error::ResultMissing { .. } => "result_missing",
+            Error::NotSent { .. } => "not_sent",
             Error::LinkExpired { .. } => "link_expired",
             Error::Io { .. } => "io",
         }
@@ -567,6 +661,7 @@ impl Error {
             | Error::NotFound { msg, .. }
             | Error::Rejected { msg, .. }
             | Error::RateLimited { msg, .. }
+            | Error::UsageLimited { msg, .. }
             | Error::Maintenance { msg, .. }
             | Error::ServerError { msg, .. }
             | Error::FeatureDisabled { msg, .. }
@@ -583,17 +678,61 @@ impl Error {
             Error::SubmitOutcomeUnknown { cause } => {
                 let inner = std::mem::replace(
                     cause.as_mut(),
-                    Error::Cancelled {
-                        task_id: TaskId::placeholder(),
+                    Error::NotSent {
+                        operation: Operation::CreateTask,
                     },
                 );
                 **cause = inner.redact(secret);
             }
             Error::LinkExpired { url, .. } => scrub(url),
+            Error::ResultMissing { detail, .. } => scrub(detail),
             Error::Transport { .. }
+            | Error::NotSent { .. }
             | Error::WaitTimedOut { .. }
             | Error::Cancelled { .. }
             | Error::Io { .. } => {}
+        }
+        self
+    }
+
+    /// The same error, about `task_id` where it names no task yet (a download
+    /// or file error met while handling a task's result, say). Variants that
+    /// cannot name a task are returned as they are.
+    ///
+    /// ```
+    /// use kling_api_ext::{Error, Operation, TaskId};
+    /// let error = Error::Io {
+    ///     operation: Operation::Download,
+    ///     task_id: None,
+    ///     path: "avatar.mp4".into(),
+    ///     source: std::io::Error::other("disk full"),
+    /// };
+    /// let error = error.with_task_id(&TaskId::new("t-1")?);
+    /// assert_eq!(error.task_id().map(TaskId::as_str), Some("t-1"));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn with_task_id(mut self, id: &TaskId) -> Self {
+        match &mut self {
+            Error::Unauthorized { task_id, .. }
+            | Error::InsufficientCredits { task_id, .. }
+            | Error::FeatureDisabled { task_id, .. }
+            | Error::NotFound { task_id, .. }
+            | Error::Rejected { task_id, .. }
+            | Error::RateLimited { task_id, .. }
+            | Error::UsageLimited { task_id, .. }
+            | Error::Maintenance { task_id, .. }
+            | Error::ServerError { task_id, .. }
+            | Error::GenerationFailed { task_id, .. }
+            | Error::UnknownCode { task_id, .. }
+            | Error::Transport { task_id, .. }
+            | Error::UnexpectedResponse { task_id, .. }
+            | Error::LinkExpired { task_id, .. }
+            | Error::Io { task_id, .. }
+                if task_id.is_none() =>
+            {
+                *task_id = Some(id.clone());
+            }
+            _ => {}
         }
         self
     }
@@ -605,7 +744,7 @@ impl Error {
     ) -> Self {
         Error::InvalidInput {
             field,
-            subject,
+            subject: subject.map(|s| safe_url_text(&s)),
             reason: reason.into(),
         }
     }
@@ -666,7 +805,12 @@ pub(crate) fn from_code(
             code,
             msg,
         },
-        429 | 433 => Error::RateLimited {
+        433 => Error::UsageLimited {
+            operation,
+            task_id,
+            msg,
+        },
+        429 => Error::RateLimited {
             operation,
             task_id,
             code,
@@ -709,6 +853,33 @@ pub(crate) fn from_code(
     }
 }
 
+/// A URL as messages and logs show it: without its query, fragment and
+/// password. A presigned URL's query is its credential (an S3 or OSS
+/// signature); it never goes into an error or a log line.
+pub(crate) fn safe_url(url: &url::Url) -> String {
+    if url.query().is_none() && url.fragment().is_none() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    let had_query = shown.query().is_some();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_password(None);
+    let mut text = shown.to_string();
+    if had_query {
+        text.push_str("?[query hidden]");
+    }
+    text
+}
+
+/// [`safe_url`] for a text that may be a URL (anything else is returned as is).
+pub(crate) fn safe_url_text(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => safe_url(&url),
+        _ => text.to_owned(),
+    }
+}
+
 /// The first KiB of a body as text, cut at a character boundary. Bytes that are
 /// not UTF-8 become U+FFFD, which takes three bytes: the cut is made on the
 /// text, so the result stays within a KiB whatever the body holds.
@@ -744,6 +915,14 @@ pub(crate) fn transport(
     // Only a failed connection proves the request was not sent; a connect
     // timeout is reported by reqwest as both connect and timeout.
     let may_have_reached_server = !error.is_connect();
+    // reqwest's message names the URL: keep its host and path for the reader,
+    // never a presigned query.
+    let mut error = error;
+    if let Some(url) = error.url_mut() {
+        url.set_query(None);
+        url.set_fragment(None);
+        let _ = url.set_password(None);
+    }
     Error::Transport {
         operation,
         task_id,
@@ -768,7 +947,7 @@ mod tests {
         assert_eq!(map(422, "url is wrong"), "rejected");
         assert_eq!(map(400, "taskId parameter is required"), "rejected");
         assert_eq!(map(429, "Rate limit exceeded"), "rate_limited");
-        assert_eq!(map(433, "sub-key limit"), "rate_limited");
+        assert_eq!(map(433, "sub-key limit"), "usage_limited");
         assert_eq!(map(455, "maintenance"), "maintenance");
         assert_eq!(
             map(500, "Server exception, please try again later"),
@@ -786,6 +965,7 @@ mod tests {
         let op = Operation::GetTask;
         assert!(from_code(op, None, 429, String::new(), None).is_retryable());
         assert!(from_code(op, None, 455, String::new(), None).is_retryable());
+        assert!(!from_code(op, None, 433, "hourly cap".into(), None).is_retryable());
         assert!(from_code(op, None, 500, "Server exception".into(), None).is_retryable());
         assert!(!from_code(op, None, 500, "This field is required".into(), None).is_retryable());
         assert!(!from_code(op, None, 401, String::new(), None).is_retryable());

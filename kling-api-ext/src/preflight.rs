@@ -144,9 +144,18 @@ impl Client {
         kind: MediaKind,
         url: &Url,
     ) -> Result<(MediaFacts, Vec<String>)> {
-        let subject = url.to_string();
+        let subject = crate::error::safe_url(url);
         let invalid = |reason: String| Error::invalid(kind.field(), Some(subject.clone()), reason);
-        let unusable = |e: Error| invalid(format!("the URL could not be checked: {e}"));
+        // A media host that is down or slow says nothing about the input: that
+        // stays a transport or service error (worth another try later), never
+        // "invalid input".
+        let unusable = |e: Error| {
+            if e.is_retryable() {
+                e
+            } else {
+                invalid(format!("the URL could not be checked: {e}"))
+            }
+        };
 
         let mut served = self
             .with_retry(Operation::Preflight, || self.fetch(url, false))

@@ -80,6 +80,15 @@ pub(crate) fn shared(key: &str, base_url: &str, limit: RateLimit) -> Arc<Limiter
     limiter
 }
 
+/// What a creation waits for in the limiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LimiterWait {
+    /// The service answered 429: all creation pauses.
+    Paused,
+    /// The window is full.
+    Window,
+}
+
 /// A sliding-window limiter shared by every clone of a client.
 #[derive(Debug)]
 pub(crate) struct Limiter {
@@ -180,6 +189,35 @@ impl Limiter {
         }
     }
 
+    /// Why and for how long an [`acquire`](Self::acquire) now would wait, at
+    /// least: `None` when a slot is free (or every slot is held by a request
+    /// still in flight, which ends when its answer arrives).
+    pub(crate) fn wait_hint(&self) -> Option<(Duration, LimiterWait)> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if let Some(until) = state.paused_until.filter(|until| *until > now) {
+            return Some((until - now, LimiterWait::Paused));
+        }
+        let window = self.limit.window;
+        state
+            .entries
+            .retain(|e| e.done.is_none_or(|done| done + window > now));
+        if state.entries.len() < self.limit.max as usize {
+            return None;
+        }
+        state
+            .entries
+            .iter()
+            .filter_map(|e| e.done)
+            .min()
+            .map(|done| (done + window - now, LimiterWait::Window))
+    }
+
+    /// The limit it keeps.
+    pub(crate) fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
     /// How long until the oldest request in the window leaves it: "the rest of
     /// the window", for a 429 without `Retry-After`.
     pub(crate) fn rest_of_window(&self) -> Duration {
@@ -272,6 +310,23 @@ mod tests {
         drop(limiter.acquire().await);
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert_eq!(limiter.rest_of_window(), Duration::from_secs(6));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_hint_says_why_and_how_long() {
+        let limiter = limiter(1, 10);
+        assert_eq!(limiter.wait_hint(), None);
+        drop(limiter.acquire().await);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(
+            limiter.wait_hint(),
+            Some((Duration::from_secs(6), LimiterWait::Window))
+        );
+        limiter.pause(Duration::from_secs(30));
+        assert_eq!(
+            limiter.wait_hint(),
+            Some((Duration::from_secs(30), LimiterWait::Paused))
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,6 +9,15 @@
 //! `axum::serve` does not bound it, so on a public port put the router behind a
 //! reverse proxy or serve it with hyper-util's builder and a header-read timeout.
 //!
+//! What reaches your code is a [`CallbackNotice`]: the task id, whether its
+//! signature was checked, and nothing else from the body. The body is not
+//! signed (the signature covers the task id and the time), so the state and the
+//! result URLs are read from the service with [`CallbackNotice::confirm`], never
+//! taken from the request. A callback seen twice (same task id and timestamp,
+//! within the replay window) is answered but handed over once. The channel is
+//! bounded ([`ReceiverConfig::channel_capacity`]): when your code falls that
+//! far behind, callbacks are answered 503 rather than piling up in memory.
+//!
 //! Callbacks are sent once and, as far as anyone knows, never retried: if your
 //! endpoint is down when a task ends, that callback is lost. Pair the receiver
 //! with a slow poll as a fallback, and act on whichever comes first:
@@ -21,7 +30,7 @@
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::from_env()?;
-//! let (app, mut callbacks) = router(ReceiverConfig::new(Some("my-webhook-hmac-key".into())));
+//! let (app, mut callbacks) = router(ReceiverConfig::signed("my-webhook-hmac-key")?);
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
 //! tokio::spawn(async move { axum::serve(listener, app).await });
 //!
@@ -35,23 +44,24 @@
 //! let slow = WaitOptions::new().policy(ExponentialPoll::new(Duration::from_secs(30), 1.5, Duration::from_secs(60)));
 //! // The channel carries every task's callbacks: wait for this task's.
 //! let from_callback = async {
-//!     while let Some(callback) = callbacks.recv().await {
-//!         if callback.task.task_id == task_id {
-//!             return Some(callback);
+//!     while let Some(notice) = callbacks.recv().await {
+//!         if notice.task_id == task_id {
+//!             return Some(notice);
 //!         }
 //!     }
 //!     None
 //! };
 //! let task = tokio::select! {
-//!     Some(callback) = from_callback => client.confirm(&callback).await?, // re-read: the body is not signed
+//!     Some(notice) = from_callback => notice.confirm(&client).await?, // the state, from the service
 //!     polled = client.wait(&task_id, slow) => polled?,
 //! };
 //! println!("{}: {}", task.task_id, task.state);
 //! # Ok(()) }
 //! ```
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -62,38 +72,96 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::webhook::{Callback, VerifyOptions, verify_callback};
+use crate::client::Client;
+use crate::task::{Task, TaskId};
+use crate::webhook::{Callback, TIMESTAMP_HEADER, VerifyOptions, WebhookError, verify_callback};
 
 /// How the receiver checks callbacks.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ReceiverConfig {
     key: Option<SecretString>,
-    /// The replay window.
+    /// The replay window; callbacks seen twice within it are handed over once.
     pub verify: VerifyOptions,
     /// The largest body accepted (default 1 MiB; callbacks are a few KiB).
     pub max_body_bytes: usize,
     /// How long a body may take to arrive (default 10 s; the service gives up
     /// after about 15 s).
     pub read_timeout: Duration,
+    /// How many notices may wait in the channel (default 1024); past that,
+    /// callbacks are answered 503.
+    pub channel_capacity: usize,
 }
 
 impl ReceiverConfig {
-    /// With the account's webhook HMAC key, every callback must be signed. With
-    /// `None`, callbacks are accepted unsigned (only for setups without a key:
-    /// anyone who knows the URL can then post to it; confirm before acting).
-    pub fn new(key: Option<String>) -> Self {
+    /// Every callback must be signed with the account's webhook HMAC key. An
+    /// empty key is refused ([`WebhookError::EmptyKey`]): anyone could sign with it.
+    pub fn signed(key: impl Into<String>) -> Result<Self, WebhookError> {
+        let key = key.into();
+        if key.is_empty() {
+            return Err(WebhookError::EmptyKey);
+        }
+        Ok(ReceiverConfig {
+            key: Some(SecretString::from(key)),
+            ..Self::unsigned()
+        })
+    }
+
+    /// Callbacks are accepted unsigned (for accounts without a key): anyone
+    /// who knows the URL can post to it, so every notice must be confirmed
+    /// before it is acted on (it carries only a task id anyway).
+    pub fn unsigned() -> Self {
         ReceiverConfig {
-            key: key.map(SecretString::from),
+            key: None,
             verify: VerifyOptions::default(),
             max_body_bytes: 1024 * 1024,
             read_timeout: Duration::from_secs(10),
+            channel_capacity: 1024,
         }
+    }
+
+    /// How long a callback is remembered to drop its duplicates.
+    fn replay_window(&self) -> Duration {
+        self.verify.tolerance.unwrap_or(Duration::from_secs(300)) * 2
+    }
+}
+
+/// A callback that passed the checks: which task it is about, and nothing
+/// the unsigned body says about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallbackNotice {
+    /// The task (covered by the signature when `signed`).
+    pub task_id: TaskId,
+    /// Whether the signature was checked.
+    pub signed: bool,
+    /// The callback's timestamp header (Unix seconds), if it had one.
+    pub timestamp: Option<i64>,
+}
+
+impl CallbackNotice {
+    /// The task as the service reports it now: the state, the result URLs or
+    /// the failure, from recordInfo (retried on transient errors).
+    pub async fn confirm(&self, client: &Client) -> crate::Result<Task> {
+        client.get(&self.task_id).await
     }
 }
 
 struct Shared {
     config: ReceiverConfig,
-    events: mpsc::UnboundedSender<Callback>,
+    events: mpsc::Sender<CallbackNotice>,
+    /// Callbacks seen recently, by task id and timestamp (or body digest).
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+impl Shared {
+    /// Whether this callback is new; remembers it if so.
+    fn first_time(&self, key: String) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let window = self.config.replay_window();
+        seen.retain(|_, at| at.elapsed() < window);
+        seen.insert(key, Instant::now()).is_none()
+    }
 }
 
 fn answer(status: StatusCode, code: u16, msg: &str) -> Response {
@@ -102,10 +170,14 @@ fn answer(status: StatusCode, code: u16, msg: &str) -> Response {
 
 /// A router with `POST /` that receives callbacks (mount it where your
 /// `callBackUrl` points, e.g. `Router::new().nest("/kling/callback", app)`),
-/// and the channel its verified callbacks arrive on.
-pub fn router(config: ReceiverConfig) -> (Router, mpsc::UnboundedReceiver<Callback>) {
-    let (events, receiver) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared { config, events });
+/// and the bounded channel its notices arrive on.
+pub fn router(config: ReceiverConfig) -> (Router, mpsc::Receiver<CallbackNotice>) {
+    let (events, receiver) = mpsc::channel(config.channel_capacity.max(1));
+    let shared = Arc::new(Shared {
+        config,
+        events,
+        seen: Mutex::new(HashMap::new()),
+    });
     let app = Router::new().route(
         "/",
         post(move |headers: HeaderMap, body: Body| {
@@ -138,22 +210,58 @@ async fn receive(shared: &Shared, headers: &HeaderMap, body: Body) -> Response {
         ),
         None => Callback::parse(&bytes),
     };
-    match parsed {
-        Ok(callback) => {
-            tracing::info!(task_id = %callback.task.task_id, state = %callback.task.state, "callback received");
-            if shared.events.send(callback).is_err() {
-                tracing::warn!("callback received but nobody is listening on the channel");
-            }
-            answer(StatusCode::OK, 200, "success")
-        }
+    let callback = match parsed {
+        Ok(callback) => callback,
         Err(error @ crate::webhook::WebhookError::UnparseableBody(_))
         | Err(error @ crate::webhook::WebhookError::MissingTaskId) => {
             tracing::warn!(%error, "callback refused");
-            answer(StatusCode::BAD_REQUEST, 400, &error.to_string())
+            return answer(StatusCode::BAD_REQUEST, 400, &error.to_string());
         }
         Err(error) => {
             tracing::warn!(%error, "callback refused");
-            answer(StatusCode::UNAUTHORIZED, 401, &error.to_string())
+            return answer(StatusCode::UNAUTHORIZED, 401, &error.to_string());
+        }
+    };
+    let timestamp = headers
+        .get(TIMESTAMP_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let task_id = callback.task.task_id;
+    let key = match timestamp {
+        Some(ts) => format!("{task_id}\n{ts}"),
+        None => {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(&bytes);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{task_id}\n{hex}")
+        }
+    };
+    if !shared.first_time(key) {
+        tracing::info!(%task_id, "duplicate callback: answered, not handed over again");
+        return answer(StatusCode::OK, 200, "success");
+    }
+    tracing::info!(%task_id, signed = config.key.is_some(), "callback received");
+    let notice = CallbackNotice {
+        task_id,
+        signed: config.key.is_some(),
+        timestamp,
+    };
+    match shared.events.try_send(notice) {
+        Ok(()) => answer(StatusCode::OK, 200, "success"),
+        Err(mpsc::error::TrySendError::Full(notice)) => {
+            tracing::warn!(task_id = %notice.task_id, "callback channel full: answered 503");
+            // Forgotten, so that a second delivery (if any) is not taken as a duplicate.
+            let mut seen = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.retain(|k, _| !k.starts_with(&format!("{}\n", notice.task_id)));
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                503,
+                "busy: try again later",
+            )
+        }
+        Err(mpsc::error::TrySendError::Closed(notice)) => {
+            tracing::warn!(task_id = %notice.task_id, "callback received but nobody is listening on the channel");
+            answer(StatusCode::OK, 200, "success")
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Submitting a request: upload local files, check URLs, then create the task
 //! without ever paying twice (see [`crate::retry`] for the rule).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -33,6 +33,140 @@ impl UploadKey {
     }
 }
 
+/// What a submit reports while it waits, and how it can be stopped before its
+/// request is sent.
+///
+/// ```
+/// use kling_api_ext::SubmitOptions;
+/// use kling_api_ext::wait::CancellationToken;
+///
+/// let stop = CancellationToken::new();
+/// let options = SubmitOptions::new()
+///     .cancel_token(stop.clone())
+///     .on_wait(|w| eprintln!("waiting {:.0?}: {}", w.wait, w.reason));
+/// # let _ = options;
+/// ```
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct SubmitOptions {
+    cancel: Option<tokio_util::sync::CancellationToken>,
+    on_wait: Option<WaitReport>,
+}
+
+type WaitReport = std::sync::Arc<dyn Fn(&SubmitWait) + Send + Sync>;
+
+impl std::fmt::Debug for SubmitOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubmitOptions")
+            .field("cancel", &self.cancel)
+            .field("on_wait", &self.on_wait.as_ref().map(|_| "Fn"))
+            .finish()
+    }
+}
+
+impl SubmitOptions {
+    /// No token, no reports.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancelling the token stops the submit *before* its request is sent
+    /// (while it waits for the rate limiter or between attempts):
+    /// [`Error::NotSent`], nothing created. A request already on the wire is
+    /// never abandoned: its answer is awaited (within the request timeout), so
+    /// a task it created is never lost.
+    pub fn cancel_token(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Called before each wait of the submit (the rate-limit window, a pause
+    /// the service asked for, a retry's backoff), with why and for how long.
+    pub fn on_wait(mut self, report: impl Fn(&SubmitWait) + Send + Sync + 'static) -> Self {
+        self.on_wait = Some(std::sync::Arc::new(report));
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
+    }
+
+    fn report(&self, wait: Duration, reason: SubmitWaitReason, attempt: u32) {
+        if let Some(report) = &self.on_wait {
+            report(&SubmitWait {
+                wait,
+                reason,
+                attempt,
+            });
+        }
+    }
+
+    /// Sleeps `delay`; `false` if cancelled first.
+    async fn sleep(&self, delay: Duration) -> bool {
+        match &self.cancel {
+            Some(token) => tokio::select! {
+                _ = tokio::time::sleep(delay) => true,
+                _ = token.cancelled() => false,
+            },
+            None => {
+                tokio::time::sleep(delay).await;
+                true
+            }
+        }
+    }
+}
+
+/// One wait of a submit, as [`SubmitOptions::on_wait`] reports it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SubmitWait {
+    /// How long (at least) it waits.
+    pub wait: Duration,
+    /// Why.
+    pub reason: SubmitWaitReason,
+    /// The attempt about to be made (1 for the first).
+    pub attempt: u32,
+}
+
+/// Why a submit waits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubmitWaitReason {
+    /// The client's own limit (so many creations per window) is reached.
+    RateLimitWindow {
+        /// Creations allowed per window.
+        max: u32,
+        /// The window.
+        window: Duration,
+    },
+    /// The service answered 429: creation pauses for what it asked
+    /// (`Retry-After`) or the rest of the window.
+    ServicePause,
+    /// The last attempt was certainly not taken (this error); it is sent again.
+    Retry {
+        /// The error, as text.
+        error: String,
+    },
+}
+
+impl std::fmt::Display for SubmitWaitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitWaitReason::RateLimitWindow { max, window } => write!(
+                f,
+                "rate limit: {max} creations per {} s",
+                window.as_secs_f64()
+            ),
+            SubmitWaitReason::ServicePause => {
+                f.write_str("the service answered 429 (rate limited): pausing creation")
+            }
+            SubmitWaitReason::Retry { error } => write!(f, "not taken ({error}); sending again"),
+        }
+    }
+}
+
 /// What to do with a failed createTask attempt.
 enum Verdict {
     /// The service certainly did not take it: may be sent again.
@@ -51,6 +185,8 @@ fn verdict(error: Error) -> Verdict {
         } => Verdict::NotTaken(error),
         Error::Transport { .. } => Verdict::Unknown(error),
         Error::RateLimited { .. } | Error::Maintenance { .. } => Verdict::NotTaken(error),
+        // Not taken either, but a usage cap outlasts any retry: final.
+        Error::UsageLimited { .. } => Verdict::Final(error),
         // A proxy page, an HTTP 5xx whatever its body, a truncated or foreign
         // body, a success without a task id.
         Error::UnexpectedResponse { .. } => Verdict::Unknown(error),
@@ -157,13 +293,42 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn submit(&self, request: &AvatarRequest) -> Result<TaskId> {
+        self.submit_with(request, SubmitOptions::default()).await
+    }
+
+    /// [`submit`](Self::submit) with a cancel token and wait reports (see
+    /// [`SubmitOptions`]). A cancel during the uploads stops before createTask.
+    pub async fn submit_with(
+        &self,
+        request: &AvatarRequest,
+        options: SubmitOptions,
+    ) -> Result<TaskId> {
         let prepared = self.prepare(request, None).await?;
-        self.create_task(&prepared).await
+        self.create_task_with(&prepared, options).await
     }
 
     /// Creates the task for a request whose image and audio are URLs (see
     /// [`prepare`](Self::prepare)). The rule for repeats is [`submit`](Self::submit)'s.
     pub async fn create_task(&self, request: &AvatarRequest) -> Result<TaskId> {
+        self.create_task_with(request, SubmitOptions::default())
+            .await
+    }
+
+    /// [`create_task`](Self::create_task) with a cancel token and wait reports
+    /// (see [`SubmitOptions`]).
+    ///
+    /// A pause the service asked for (a 429's `Retry-After`, shared by every
+    /// client of the key) is waited out only within the retry policy's time
+    /// budget: a longer one returns [`Error::RateLimited`] at once, nothing
+    /// sent. Errors that say "not taken" (nothing created, safe to submit again
+    /// later) are [`Error::NotSent`], [`Error::RateLimited`],
+    /// [`Error::UsageLimited`], [`Error::Maintenance`], and a
+    /// [`Error::Transport`] whose request was not sent.
+    pub async fn create_task_with(
+        &self,
+        request: &AvatarRequest,
+        options: SubmitOptions,
+    ) -> Result<TaskId> {
         let url = |media: &Media, kind: MediaKind| match media.source() {
             MediaSource::Url(url) => Ok(url.to_string()),
             MediaSource::Path(path) => Err(Error::invalid(
@@ -191,12 +356,59 @@ impl Client {
         let started = Instant::now();
         let mut delays = policy.delays();
         let mut attempt = 1u32;
+        let mut last_error: Option<Error> = None;
+        let not_sent = || Error::NotSent {
+            operation: Operation::CreateTask,
+        };
         loop {
+            if options.cancelled() {
+                return Err(not_sent());
+            }
+            if let Some(limiter) = &self.inner.limiter
+                && let Some((wait, why)) = limiter.wait_hint()
+            {
+                if why == crate::ratelimit::LimiterWait::Paused
+                    && started.elapsed().saturating_add(wait) > policy.time_budget
+                {
+                    // Waiting this out would hold the caller past the budget.
+                    return Err(last_error.unwrap_or_else(|| Error::RateLimited {
+                        operation: Operation::CreateTask,
+                        task_id: None,
+                        code: 429,
+                        retry_after: Some(wait),
+                        msg: format!(
+                            "creation is paused for {:.0} s after the service answered 429, longer than the retry budget ({:.0} s); nothing was sent",
+                            wait.as_secs_f64(),
+                            policy.time_budget.as_secs_f64()
+                        ),
+                    }));
+                }
+                let reason = match why {
+                    crate::ratelimit::LimiterWait::Paused => SubmitWaitReason::ServicePause,
+                    crate::ratelimit::LimiterWait::Window => {
+                        let limit = limiter.limit();
+                        SubmitWaitReason::RateLimitWindow {
+                            max: limit.max,
+                            window: limit.window,
+                        }
+                    }
+                };
+                options.report(wait, reason, attempt);
+            }
             let result = {
                 let _permit = match &self.inner.limiter {
-                    Some(limiter) => Some(limiter.acquire().await),
+                    Some(limiter) => match &options.cancel {
+                        // Waiting for a slot sends nothing: safe to stop.
+                        Some(token) => tokio::select! {
+                            permit = limiter.acquire() => Some(permit),
+                            _ = token.cancelled() => return Err(not_sent()),
+                        },
+                        None => Some(limiter.acquire().await),
+                    },
                     None => None,
                 };
+                // Once sent, the request is never abandoned: its answer (or
+                // its timeout) decides, so a task it created is never lost.
                 self.create_once(&body).await
                 // The permit is released here, when the answer has arrived.
             };
@@ -244,8 +456,20 @@ impl Client {
                 return Err(error);
             }
             tracing::info!(attempt, error = %error, "createTask not taken by the service; sending again");
-            tokio::time::sleep(delay).await;
+            if !delay.is_zero() {
+                options.report(
+                    delay,
+                    SubmitWaitReason::Retry {
+                        error: error.to_string(),
+                    },
+                    attempt + 1,
+                );
+            }
+            if !options.sleep(delay).await {
+                return Err(not_sent());
+            }
             attempt += 1;
+            last_error = Some(error);
         }
     }
 

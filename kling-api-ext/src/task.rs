@@ -41,10 +41,6 @@ impl TaskId {
         Ok(TaskId(id))
     }
 
-    pub(crate) fn placeholder() -> TaskId {
-        TaskId(String::from("-"))
-    }
-
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -229,6 +229,7 @@ impl Client {
     ) -> Result<UploadedFile> {
         let operation = Operation::UploadStream;
         let io = |source| Error::Io {
+            task_id: None,
             operation,
             path: path.to_owned(),
             source,

@@ -26,7 +26,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 pub use tokio_util::sync::CancellationToken;
 
-use crate::client::Client;
+use crate::client::{Client, Polled};
 use crate::error::{Error, Result};
 use crate::task::{State, Task, TaskId};
 
@@ -528,6 +528,9 @@ impl Client {
             expected_total: options.expected_total,
         };
         let mut seen_once = false;
+        // Answers in a row that were well-formed but incomplete (`success`
+        // without a result URL, `code: 200` without data).
+        let mut incomplete_in_a_row = 0u32;
         // Status requests in a row that failed in transit: each lost a look at
         // the task, so the next comes sooner than the policy's delay.
         let mut failed_in_a_row = 0u32;
@@ -546,26 +549,53 @@ impl Client {
             // flight, not only the sleeps between polls.
             let now = Instant::now();
             let limit = deadline.map(|d| if now < d { d } else { now + FINAL_LOOK });
-            let result = match bounded(self.get_once(task_id), limit, options.cancel.as_ref()).await
-            {
-                Ok(result) => result,
-                Err(Interrupted::Cancelled) => {
-                    return Err(Error::Cancelled {
-                        task_id: task_id.clone(),
-                    });
-                }
-                Err(Interrupted::Deadline) => {
-                    context.elapsed = started.elapsed();
-                    return Err(timed_out(task_id, &context));
-                }
-            };
+            let result =
+                match bounded(self.poll_once(task_id), limit, options.cancel.as_ref()).await {
+                    Ok(result) => result,
+                    Err(Interrupted::Cancelled) => {
+                        return Err(Error::Cancelled {
+                            task_id: task_id.clone(),
+                        });
+                    }
+                    Err(Interrupted::Deadline) => {
+                        context.elapsed = started.elapsed();
+                        return Err(timed_out(task_id, &context));
+                    }
+                };
             context.polls += 1;
             context.elapsed = started.elapsed();
             let mut transient = None;
             let mut retry_after = None;
             let previous = context.state.clone();
+            if !matches!(result, Ok(Polled::Incomplete { .. })) {
+                incomplete_in_a_row = 0;
+            }
             match result {
-                Ok(task) => {
+                Ok(Polled::Incomplete { state, error }) => {
+                    seen_once = true;
+                    incomplete_in_a_row += 1;
+                    if let Some(state) = state {
+                        context.state = Some(state);
+                    }
+                    if incomplete_in_a_row >= CONFIRM_POLLS {
+                        let detail = match &error {
+                            Error::UnexpectedResponse { detail, .. } => detail.clone(),
+                            other => other.to_string(),
+                        };
+                        tracing::warn!(task_id = %task_id, %detail, "the task's answer stays incomplete");
+                        return Err(Error::ResultMissing {
+                            task_id: task_id.clone(),
+                            last_state: context.state.clone(),
+                            polls: context.polls,
+                            detail,
+                        });
+                    }
+                    // Looked at again soon: a result being written may be
+                    // complete a moment later.
+                    transient = Some(format!("incomplete answer, confirming: {error}"));
+                    failed_in_a_row += 1;
+                }
+                Ok(Polled::Task(task)) => {
                     seen_once = true;
                     if task.state == State::Generating && context.generating_since.is_none() {
                         context.generating_since = Some(context.elapsed);
@@ -702,6 +732,11 @@ impl Client {
 /// The first delay after a status request failed in transit (it doubles while
 /// they keep failing, up to the policy's own delay).
 const RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// How many answers in a row must be incomplete (`success` without a result
+/// URL, `code: 200` without data) before a wait ends with
+/// [`Error::ResultMissing`]: the first and two confirming looks.
+const CONFIRM_POLLS: u32 = 3;
 
 /// How long the last look, sent at the deadline, may take: a wait ends at most
 /// this long after its deadline, even if the service stops answering (a poll

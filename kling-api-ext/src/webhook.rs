@@ -102,6 +102,11 @@ pub enum WebhookError {
     /// No task id in `data.taskId`, `data.task_id` or `taskId`.
     #[error("the body has no task id")]
     MissingTaskId,
+    /// The HMAC key is empty: anyone could make a valid signature with it.
+    #[error(
+        "the webhook HMAC key is empty; give the account's key, or accept unsigned callbacks and confirm each"
+    )]
+    EmptyKey,
 }
 
 /// A parsed callback.
@@ -230,6 +235,7 @@ fn header<'a>(
 /// Checks, in order: both headers are present; the timestamp is Unix seconds
 /// within `options.tolerance` of `now`; the body parses and names a task; the
 /// signature over `taskId + "." + timestamp` matches, compared in constant time.
+/// An empty `key` is refused ([`WebhookError::EmptyKey`]).
 pub fn verify_callback(
     headers: &HeaderMap,
     body: &[u8],
@@ -237,6 +243,9 @@ pub fn verify_callback(
     now: SystemTime,
     options: &VerifyOptions,
 ) -> std::result::Result<Callback, WebhookError> {
+    if key.is_empty() {
+        return Err(WebhookError::EmptyKey);
+    }
     let timestamp_text = header(headers, TIMESTAMP_HEADER)?;
     let signature = header(headers, SIGNATURE_HEADER)?;
     let timestamp: i64 = timestamp_text

@@ -89,6 +89,9 @@ pub struct Global {
     /// Only errors on stderr, no progress bars
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Whether the key came from `--api-key` (visible in `ps`), set after parsing.
+    #[arg(skip)]
+    pub api_key_from_command_line: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +220,11 @@ pub struct BatchArgs {
     /// Submit again the jobs the service rejected before (no task exists for them)
     #[arg(long)]
     pub retry_rejected: bool,
+    /// Submit as a new job (a new, paid task) every job whose manifest line
+    /// changed since it was submitted; without it such jobs are reported and
+    /// left as they were
+    #[arg(long)]
+    pub rerun_changed: bool,
     /// How long to wait for each task
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub timeout: Duration,

@@ -1,55 +1,70 @@
 //! `kling batch`: many jobs from a manifest, crash-safe and resumable.
 //!
-//! Every line is checked first. Then each job goes upload → (journal: intent,
-//! synced) → createTask → (journal: task id, synced) → wait → download
-//! `DIR/ID.mp4` → (journal: finished) → a line in `DIR/results.jsonl`. Run the
-//! same command again after a crash or Ctrl-C: finished jobs are skipped,
-//! running ones are waited for, and jobs whose submit outcome is unknown are
-//! listed and left alone unless `--resubmit-ambiguous`.
+//! Every line is checked first. Then the output directory is locked (one batch
+//! per directory) and each job goes upload → (journal: intent, synced) →
+//! createTask → (journal: task id, synced) → wait → download `DIR/ID.mp4` →
+//! (journal: finished) → a line in `DIR/results.jsonl`. Run the same command
+//! again after a crash or Ctrl-C: finished jobs are skipped, running ones are
+//! waited for, jobs the service certainly did not take are submitted, and jobs
+//! whose submit outcome is unknown are listed and left alone unless
+//! `--resubmit-ambiguous`. A job whose manifest line changed since it was
+//! submitted is reported, not silently taken for the old one.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kling_api_ext::wait::{CancellationToken, WaitOptions};
-use kling_api_ext::{Error, Field, State, TaskId};
+use kling_api_ext::{Error, Field, State, SubmitOptions, SubmitWaitReason, TaskId};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::cli::BatchArgs;
 use crate::context::Context;
+use crate::dirlock::{DirLock, LockError};
 use crate::journal::{Event, JobState, Journal, Results, now_ms, rewrite_results};
 use crate::manifest::{self, Job};
-use crate::output::code;
+use crate::output::{Failure, code, shell_quote};
 
 /// Counts shown on the progress bar and in the summary.
 #[derive(Default)]
 struct Counts {
     pending: AtomicUsize,
-    submitted: AtomicUsize,
     running: AtomicUsize,
     done: AtomicUsize,
     failed: AtomicUsize,
     rejected: AtomicUsize,
+    not_taken: AtomicUsize,
     ambiguous: AtomicUsize,
     timed_out: AtomicUsize,
     errors: AtomicUsize,
+    changed: AtomicUsize,
+}
+
+fn get(n: &AtomicUsize) -> usize {
+    n.load(Ordering::SeqCst)
+}
+
+fn add(n: &AtomicUsize) {
+    n.fetch_add(1, Ordering::SeqCst);
+}
+
+fn sub(n: &AtomicUsize) {
+    let _ = n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
 }
 
 impl Counts {
-    fn get(n: &AtomicUsize) -> usize {
-        n.load(Ordering::SeqCst)
-    }
     fn line(&self) -> String {
         format!(
-            "pending {} · submitted {} · running {} · done {} · failed {}",
-            Self::get(&self.pending),
-            Self::get(&self.submitted),
-            Self::get(&self.running),
-            Self::get(&self.done),
-            Self::get(&self.failed) + Self::get(&self.rejected) + Self::get(&self.errors)
+            "to do {} · running {} · done {} · failed {}",
+            get(&self.pending),
+            get(&self.running),
+            get(&self.done),
+            get(&self.failed) + get(&self.rejected) + get(&self.errors)
         )
     }
 }
@@ -57,6 +72,7 @@ impl Counts {
 fn io_error(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         operation: kling_api_ext::Operation::Validate,
+        task_id: None,
         path: path.to_owned(),
         source,
     }
@@ -68,6 +84,25 @@ enum Plan {
     Wait(Job, TaskId),
 }
 
+/// Refusals that would be the same for the same input: recorded as final
+/// (`--retry-rejected` submits them again). Every other "not taken" (a rate
+/// limit, maintenance, no credits, no connection) leaves the job to do.
+fn is_final_refusal(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::InvalidInput { .. } | Error::Rejected { .. } | Error::FeatureDisabled { .. }
+    )
+}
+
+/// Errors about the account, not the job: no later job can succeed either, so
+/// no more are submitted in this run.
+fn stops_all_submits(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Unauthorized { .. } | Error::InsufficientCredits { .. } | Error::UsageLimited { .. }
+    )
+}
+
 struct Run {
     ctx: Arc<Context>,
     journal: Journal,
@@ -76,9 +111,21 @@ struct Run {
     bar: ProgressBar,
     cancel: CancellationToken,
     args: BatchArgs,
+    /// An account-level refusal: submit nothing more.
+    halted: AtomicBool,
+    /// What the submits wait for now, shown on the bar.
+    waiting: Mutex<Option<(Instant, String)>>,
+    /// When a pause the service asked for was last said.
+    said_pause: Mutex<Option<Instant>>,
+    /// Tasks created but not journaled (the disk refused): id, task.
+    unjournaled: Mutex<Vec<(String, String)>>,
+    /// Jobs that did not end this run, with why.
+    unfinished: Mutex<Vec<Value>>,
+    /// The command that resumes this batch.
+    resume: String,
 }
 
-pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Error> {
+pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let out = ctx.out;
     let text = std::fs::read_to_string(&args.manifest).map_err(|e| Error::InvalidInput {
         field: Field::File,
@@ -102,53 +149,96 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Error> {
                 "{} invalid line(s) and --strict: nothing was sent",
                 bad.len()
             ),
-        });
+        }
+        .into());
     }
     std::fs::create_dir_all(&args.out_dir).map_err(|e| io_error(&args.out_dir, e))?;
-    let (journal, states, torn) =
+    // Before the journal is read: a second process on this directory would
+    // replay it too and submit every pending job again.
+    let _lock = DirLock::acquire(&args.out_dir).map_err(|e| match e {
+        LockError::Held { .. } => Error::InvalidInput {
+            field: Field::File,
+            subject: Some(args.out_dir.display().to_string()),
+            reason: e.to_string(),
+        },
+        LockError::Io(path, source) => io_error(&path, source),
+    })?;
+    let (journal, states, damage) =
         Journal::open(&args.out_dir).map_err(|e| io_error(&args.out_dir, e))?;
-    if torn > 0 {
+    if !damage.is_empty() {
+        let lines: Vec<String> = damage.lines.iter().map(ToString::to_string).collect();
         out.warn(&format!(
-            "{torn} torn line(s) at the end of the journal were skipped (a crash mid-write)"
+            "{} damaged line(s) in {} were skipped (line {}: torn by a crash or a full disk, or not UTF-8); everything else resumes",
+            damage.torn + damage.not_utf8,
+            journal.path().display(),
+            lines.join(", ")
         ));
     }
     let results = Results::open(&args.out_dir).map_err(|e| io_error(&args.out_dir, e))?;
 
+    let resume = format!(
+        "kling batch {} --out-dir {}",
+        shell_quote(&args.manifest.display().to_string()),
+        shell_quote(&args.out_dir.display().to_string())
+    );
     let counts = Counts::default();
-    let mut plans = Vec::new();
+    let mut waits = Vec::new();
+    let mut submits = Vec::new();
     let mut ambiguous_jobs = Vec::new();
     let mut skipped = 0usize;
     for job in jobs {
-        let state = states.get(&job.id).cloned().unwrap_or(JobState::New);
-        if matches!(
-            state,
-            JobState::Interrupted { .. } | JobState::Unknown { .. }
-        ) && !args.resubmit_ambiguous
-        {
-            ambiguous_jobs.push(job.id.clone());
-            counts.ambiguous.fetch_add(1, Ordering::SeqCst);
+        let record = states.get(&job.id);
+        let state = record.map_or(JobState::New, |r| r.state.clone());
+        let changed = record
+            .and_then(|r| r.input.as_deref())
+            .is_some_and(|input| input != job.input)
+            && state != JobState::New;
+        if changed {
+            let tasks = record.map(|r| r.task_ids.join(", ")).unwrap_or_default();
+            let tasks = if tasks.is_empty() {
+                String::new()
+            } else {
+                format!(" (task {tasks})")
+            };
+            if !args.rerun_changed {
+                add(&counts.changed);
+                out.say(&format!(
+                    "job {} (line {}): the line changed since the job was submitted{tasks}: left as it was; rerun with --rerun-changed to submit the new version (a new, paid task)",
+                    job.id, job.line
+                ));
+                continue;
+            }
+            out.say(&format!(
+                "job {} (line {}): the line changed: submitting the new version as a new task; the earlier one{tasks} is not replaced on the service",
+                job.id, job.line
+            ));
+            add(&counts.pending);
+            submits.push(Plan::Submit(job));
             continue;
         }
         match state {
+            JobState::Interrupted { .. } | JobState::Unknown { .. } if !args.resubmit_ambiguous => {
+                ambiguous_jobs.push(job.id.clone());
+                add(&counts.ambiguous);
+            }
             JobState::Finished { result } => {
                 skipped += 1;
                 match result.get("status").and_then(Value::as_str) {
-                    Some("done") => counts.done.fetch_add(1, Ordering::SeqCst),
-                    _ => counts.failed.fetch_add(1, Ordering::SeqCst),
+                    Some("done") => add(&counts.done),
+                    _ => add(&counts.failed),
                 };
             }
             JobState::Rejected { .. } if !args.retry_rejected => {
                 skipped += 1;
-                counts.rejected.fetch_add(1, Ordering::SeqCst);
+                add(&counts.rejected);
             }
             JobState::Submitted { task_id } => {
                 let task_id = TaskId::new(task_id)?;
-                counts.submitted.fetch_add(1, Ordering::SeqCst);
-                plans.push(Plan::Wait(job, task_id));
+                waits.push(Plan::Wait(job, task_id));
             }
             _ => {
-                counts.pending.fetch_add(1, Ordering::SeqCst);
-                plans.push(Plan::Submit(job));
+                add(&counts.pending);
+                submits.push(Plan::Submit(job));
             }
         }
     }
@@ -165,6 +255,9 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Error> {
             "{skipped} job(s) already ended in an earlier run: skipped"
         ));
     }
+    // Tasks that exist first: their videos come soonest and they need no slot
+    // of the rate limit.
+    let plans: Vec<Plan> = waits.into_iter().chain(submits).collect();
 
     let bar = if out.interactive() {
         let bar = ProgressBar::new(plans.len() as u64);
@@ -173,11 +266,12 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Error> {
                 .expect("valid")
                 .progress_chars("=> "),
         );
+        bar.enable_steady_tick(Duration::from_millis(500));
         bar
     } else {
         ProgressBar::hidden()
     };
-    let cancel = CancellationToken::new();
+    let cancel = ctx.interrupt.token();
     let ctx = Arc::new(ctx);
     let run = Arc::new(Run {
         ctx: ctx.clone(),
@@ -187,40 +281,40 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Error> {
         bar,
         cancel: cancel.clone(),
         args,
+        halted: AtomicBool::new(false),
+        waiting: Mutex::new(None),
+        said_pause: Mutex::new(None),
+        unjournaled: Mutex::new(Vec::new()),
+        unfinished: Mutex::new(Vec::new()),
+        resume,
     });
-    run.bar.set_message(run.counts.line());
+    run.tick();
 
+    // The set is owned here, outside any select!: no job is dropped by a
+    // cancellation. A signal cancels the token; each job then stops at its next
+    // safe point (never with a createTask on the wire).
     let semaphore = Arc::new(Semaphore::new(run.args.concurrency as usize));
-    let mut handles = Vec::new();
-    let interrupted = {
-        let launch = async {
-            for plan in plans {
-                let permit = tokio::select! {
-                    permit = semaphore.clone().acquire_owned() => permit.expect("open"),
-                    _ = cancel.cancelled() => break,
-                };
-                let run = run.clone();
-                handles.push(tokio::spawn(async move {
-                    let _permit = permit;
-                    run.job(plan).await;
-                }));
-            }
-            for handle in handles.drain(..) {
-                let _ = handle.await;
-            }
+    let mut set = JoinSet::new();
+    for plan in plans {
+        let permit = tokio::select! {
+            permit = semaphore.clone().acquire_owned() => permit.expect("never closed"),
+            _ = cancel.cancelled() => break,
         };
-        tokio::select! {
-            _ = launch => false,
-            _ = tokio::signal::ctrl_c() => true,
-        }
-    };
-    if interrupted {
-        // Submits in flight finish and are journalled; waits stop.
-        cancel.cancel();
-        for handle in handles {
-            let _ = handle.await;
+        let run = run.clone();
+        set.spawn(async move {
+            let _permit = permit;
+            run.job(plan).await;
+        });
+        while set.try_join_next().is_some() {}
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined {
+            run.ctx
+                .out
+                .warn(&format!("a job's task ended abnormally: {e}"));
         }
     }
+    let interrupted = cancel.is_cancelled();
     run.bar.finish_and_clear();
     // One line per ended job, whatever crashes or retries happened.
     if let Err(e) = rewrite_results(&run.args.out_dir) {
@@ -230,12 +324,12 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Error> {
 }
 
 impl Run {
-    fn record(&self, event: Event) -> bool {
-        match self.journal.record(&event) {
+    fn record(&self, event: &Event) -> bool {
+        match self.journal.record(event) {
             Ok(()) => true,
             Err(e) => {
-                self.ctx.out.warn(&format!(
-                    "cannot write the journal {}: {e}",
+                self.say(&format!(
+                    "warning: cannot write the journal {}: {e}",
                     self.journal.path().display()
                 ));
                 false
@@ -243,18 +337,50 @@ impl Run {
         }
     }
 
+    fn say(&self, text: &str) {
+        self.bar.suspend(|| self.ctx.out.say(text));
+    }
+
     fn tick(&self) {
-        self.bar.set_message(self.counts.line());
+        let waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|(until, why)| {
+                let left = until.saturating_duration_since(Instant::now());
+                (!left.is_zero())
+                    .then(|| format!(" · waiting {:.0} s: {why}", left.as_secs_f64().ceil()))
+            })
+            .unwrap_or_default();
+        self.bar
+            .set_message(format!("{}{waiting}", self.counts.line()));
+    }
+
+    /// A submit waits (rate limit, a pause the service asked for, a retry).
+    fn submit_waits(&self, wait: Duration, reason: &SubmitWaitReason) {
+        *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now() + wait, reason.to_string()));
+        self.tick();
+        if !self.ctx.out.interactive() && matches!(reason, SubmitWaitReason::ServicePause) {
+            // Said once per pause: there is no bar to show it on.
+            let mut said = self.said_pause.lock().unwrap_or_else(|p| p.into_inner());
+            if said.is_none_or(|at| at.elapsed() >= wait.max(Duration::from_secs(5))) {
+                *said = Some(Instant::now());
+                self.ctx.out.say(&format!(
+                    "waiting {:.0} s before creating more tasks: {reason}",
+                    wait.as_secs_f64().ceil()
+                ));
+            }
+        }
     }
 
     /// Journals that the job ended, then appends its result line.
     fn end(&self, event: Event, result: Value) {
-        if self.record(event)
+        if self.record(&event)
             && let Err(e) = self.results.append(&result)
         {
-            self.ctx
-                .out
-                .warn(&format!("cannot write results.jsonl: {e}"));
+            self.say(&format!("warning: cannot write results.jsonl: {e}"));
         }
         self.bar.inc(1);
         self.tick();
@@ -271,35 +397,32 @@ impl Run {
         );
     }
 
-    async fn job(&self, plan: Plan) {
+    async fn job(self: Arc<Self>, plan: Plan) {
         let (job, task_id) = match plan {
-            Plan::Wait(job, task_id) => {
-                self.counts.submitted.fetch_sub(1, Ordering::SeqCst);
-                (job, task_id)
-            }
-            Plan::Submit(job) => {
-                if self.cancel.is_cancelled() {
-                    return;
-                }
-                match self.submit(&job).await {
-                    Some(task_id) => (job, task_id),
-                    None => return,
-                }
-            }
+            Plan::Wait(job, task_id) => (job, task_id),
+            Plan::Submit(job) => match self.submit(&job).await {
+                Some(task_id) => (job, task_id),
+                None => return,
+            },
         };
-        self.counts.running.fetch_add(1, Ordering::SeqCst);
+        add(&self.counts.running);
         self.tick();
         let options = WaitOptions::new()
             .deadline(Some(self.args.timeout))
             .cancel_token(self.cancel.clone());
         let waited = self.ctx.client.wait(&task_id, options).await;
-        self.counts.running.fetch_sub(1, Ordering::SeqCst);
+        sub(&self.counts.running);
         match waited {
             Ok(task) => {
                 let target = self.args.out_dir.join(format!("{}.mp4", job.id));
-                match self.ctx.client.download(&task, &target).await {
+                // A download is free and restartable: a signal stops it.
+                let saved = tokio::select! {
+                    saved = self.ctx.client.download(&task, &target) => saved,
+                    _ = self.cancel.cancelled() => return,
+                };
+                match saved {
                     Ok(saved) => {
-                        self.counts.done.fetch_add(1, Ordering::SeqCst);
+                        add(&self.counts.done);
                         self.finished(
                             &job.id,
                             json!({"id": job.id, "status": "done", "taskId": task_id.as_str(), "state": State::Success.as_str(),
@@ -316,7 +439,7 @@ impl Run {
                 fail_msg,
                 ..
             }) => {
-                self.counts.failed.fetch_add(1, Ordering::SeqCst);
+                add(&self.counts.failed);
                 self.finished(
                     &job.id,
                     json!({"id": job.id, "status": "failed", "taskId": task_id.as_str(), "state": "fail",
@@ -325,7 +448,7 @@ impl Run {
             }
             Err(Error::Cancelled { .. }) => {}
             Err(e @ Error::WaitTimedOut { .. }) => {
-                self.counts.timed_out.fetch_add(1, Ordering::SeqCst);
+                add(&self.counts.timed_out);
                 self.not_ended(&job, Some(&task_id), &e, "wait");
             }
             Err(e) => self.not_ended(&job, Some(&task_id), &e, "wait"),
@@ -334,120 +457,250 @@ impl Run {
 
     fn not_ended(&self, job: &Job, task_id: Option<&TaskId>, error: &Error, step: &str) {
         if !matches!(error, Error::WaitTimedOut { .. }) {
-            self.counts.errors.fetch_add(1, Ordering::SeqCst);
+            add(&self.counts.errors);
         }
         let task = task_id
-            .map(|t| format!(" (task {t}; rerun to resume)"))
+            .map(|t| format!(" (task {t}; resume with: {})", self.resume))
             .unwrap_or_default();
-        self.bar.suspend(|| {
-            self.ctx.out.say(&format!(
-                "job {} (line {}): {step}: {error}{task}",
-                job.id, job.line
-            ))
-        });
+        self.say(&format!(
+            "job {} (line {}): {step}: {error}{task}",
+            job.id, job.line
+        ));
+        let mut entry =
+            json!({"id": job.id, "step": step, "kind": error.kind(), "message": error.to_string()});
+        if let Some(task_id) = task_id {
+            entry["taskId"] = json!(task_id.as_str());
+        }
+        self.unfinished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(entry);
         self.tick();
     }
 
+    /// Whether a submit may start now.
+    fn may_submit(&self) -> bool {
+        !self.cancel.is_cancelled() && !self.halted.load(Ordering::SeqCst)
+    }
+
     /// Upload and check, journal the intent, create the task, journal its id.
-    async fn submit(&self, job: &Job) -> Option<TaskId> {
+    async fn submit(self: &Arc<Self>, job: &Job) -> Option<TaskId> {
+        if !self.may_submit() {
+            return None;
+        }
         let client = &self.ctx.client;
-        let prepared = match client.prepare(&job.request, None).await {
+        // Uploads are free: a signal may drop one half-way.
+        let prepared = tokio::select! {
+            prepared = client.prepare(&job.request, None) => prepared,
+            _ = self.cancel.cancelled() => return None,
+        };
+        let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
-                self.counts.pending.fetch_sub(1, Ordering::SeqCst);
-                self.reject_or_error(job, e);
+                sub(&self.counts.pending);
+                if is_final_refusal(&e) {
+                    self.reject(job, &e);
+                } else {
+                    self.not_ended(job, None, &e, "upload");
+                }
                 return None;
             }
         };
-        if !self.record(Event::Intent {
+        if !self.may_submit() {
+            return None;
+        }
+        if !self.record(&Event::Intent {
             id: job.id.clone(),
             input: job.input.clone(),
             at: now_ms(),
         }) {
             // Without the intent on disk, a crash could not be resumed safely.
-            self.counts.pending.fetch_sub(1, Ordering::SeqCst);
-            self.counts.errors.fetch_add(1, Ordering::SeqCst);
+            sub(&self.counts.pending);
+            add(&self.counts.errors);
             return None;
         }
-        let created = client.create_task(&prepared).await;
-        self.counts.pending.fetch_sub(1, Ordering::SeqCst);
+        let run = Arc::downgrade(self);
+        let options = SubmitOptions::new()
+            .cancel_token(self.cancel.clone())
+            .on_wait(move |w| {
+                if let Some(run) = run.upgrade() {
+                    run.submit_waits(w.wait, &w.reason);
+                }
+            });
+        let created = {
+            let _sending = self.ctx.interrupt.sending();
+            client.create_task_with(&prepared, options).await
+        };
+        *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        sub(&self.counts.pending);
         match created {
             Ok(task_id) => {
-                self.record(Event::Submitted {
-                    id: job.id.clone(),
-                    task_id: task_id.to_string(),
-                    at: now_ms(),
-                });
+                self.journal_task(job, &task_id).await;
                 Some(task_id)
             }
             Err(e @ Error::SubmitOutcomeUnknown { .. }) => {
-                self.counts.ambiguous.fetch_add(1, Ordering::SeqCst);
-                self.record(Event::Unknown {
-                    id: job.id.clone(),
-                    error: e.to_string(),
-                    at: now_ms(),
-                });
-                self.bar.suspend(|| {
-                    self.ctx.out.say(&format!(
-                        "job {} (line {}): {e}; left alone on rerun unless --resubmit-ambiguous",
-                        job.id, job.line
-                    ))
-                });
-                self.tick();
+                self.ambiguous(job, &e);
                 None
             }
+            Err(e) if e.is_not_taken() && is_final_refusal(&e) => {
+                self.reject(job, &e);
+                None
+            }
+            Err(e) if e.is_not_taken() => {
+                self.not_taken(job, &e);
+                None
+            }
+            // Not vouched for either way (an unknown code): treated as maybe
+            // taken, never resent blindly.
             Err(e) => {
-                self.reject_or_error(job, e);
+                self.ambiguous(job, &e);
                 None
             }
         }
     }
 
-    /// A submit that ended without a task: final (rejected) when the input or the
-    /// account is at fault, otherwise retried on the next run.
-    fn reject_or_error(&self, job: &Job, error: Error) {
-        let final_answer = matches!(
-            error,
-            Error::InvalidInput { .. }
-                | Error::Rejected { .. }
-                | Error::Unauthorized { .. }
-                | Error::InsufficientCredits { .. }
-                | Error::FeatureDisabled { .. }
-                | Error::ServerError { .. }
-        );
-        if final_answer {
-            self.counts.rejected.fetch_add(1, Ordering::SeqCst);
-            let event = Event::Rejected {
-                id: job.id.clone(),
-                kind: error.kind().into(),
-                message: error.to_string(),
-                at: now_ms(),
-            };
-            let result = json!({"id": job.id, "status": "rejected", "error": {"kind": error.kind(), "message": error.to_string()}});
-            self.end(event, result);
-            self.bar.suspend(|| {
-                self.ctx
-                    .out
-                    .say(&format!("job {} (line {}): {error}", job.id, job.line))
-            });
-        } else {
-            self.not_ended(job, None, &error, "submit");
+    /// Journals a created task's id; a refused write is retried, and the id is
+    /// said on stderr either way, so it is never lost.
+    async fn journal_task(&self, job: &Job, task_id: &TaskId) {
+        let event = Event::Submitted {
+            id: job.id.clone(),
+            task_id: task_id.to_string(),
+            at: now_ms(),
+        };
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=5 {
+            match self.journal.record(&event) {
+                Ok(()) => {
+                    if attempt > 1 {
+                        self.say(&format!(
+                            "job {}: task {task_id} journaled after {attempt} attempts",
+                            job.id
+                        ));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.say(&format!(
+                        "job {} (line {}): task {task_id} was created, but the journal {} cannot be written ({e}); retrying",
+                        job.id,
+                        job.line,
+                        self.journal.path().display()
+                    ));
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
         }
+        self.say(&format!(
+            "job {} (line {}): task {task_id} is NOT in the journal; keep this id: `kling wait {task_id} --out {}` fetches its video",
+            job.id,
+            job.line,
+            shell_quote(
+                &self
+                    .args
+                    .out_dir
+                    .join(format!("{}.mp4", job.id))
+                    .display()
+                    .to_string()
+            )
+        ));
+        self.unjournaled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((job.id.clone(), task_id.to_string()));
+    }
+
+    fn ambiguous(&self, job: &Job, error: &Error) {
+        add(&self.counts.ambiguous);
+        self.record(&Event::Unknown {
+            id: job.id.clone(),
+            error: error.to_string(),
+            at: now_ms(),
+        });
+        self.say(&format!(
+            "job {} (line {}): {error}; left alone on rerun unless --resubmit-ambiguous",
+            job.id, job.line
+        ));
+        self.tick();
+    }
+
+    /// No task was created, and the job is to do again on the next run.
+    fn not_taken(&self, job: &Job, error: &Error) {
+        add(&self.counts.not_taken);
+        self.record(&Event::NotTaken {
+            id: job.id.clone(),
+            kind: error.kind().into(),
+            message: error.to_string(),
+            at: now_ms(),
+        });
+        if matches!(error, Error::NotSent { .. }) {
+            // Interrupted while waiting to send: said once by the summary.
+            return;
+        }
+        if stops_all_submits(error) && !self.halted.swap(true, Ordering::SeqCst) {
+            self.say(&format!(
+                "job {} (line {}): {error}; no more jobs are submitted in this run (none was created); they are to do on the next run",
+                job.id, job.line
+            ));
+        } else {
+            self.say(&format!(
+                "job {} (line {}): not taken: {error}; no task was created; it is submitted on the next run",
+                job.id, job.line
+            ));
+        }
+        self.tick();
+    }
+
+    /// A refusal that would be the same next time: final, with its result line.
+    fn reject(&self, job: &Job, error: &Error) {
+        add(&self.counts.rejected);
+        let event = Event::Rejected {
+            id: job.id.clone(),
+            kind: error.kind().into(),
+            message: error.to_string(),
+            input: Some(job.input.clone()),
+            at: now_ms(),
+        };
+        let result = json!({"id": job.id, "status": "rejected", "error": {"kind": error.kind(), "message": error.to_string()}});
+        self.end(event, result);
+        self.say(&format!("job {} (line {}): {error}", job.id, job.line));
     }
 
     fn summary(&self, interrupted: bool, invalid: usize, ambiguous: &[String]) -> u8 {
-        let get = Counts::get;
         let c = &self.counts;
+        let not_started = get(&c.pending);
+        let unjournaled: Vec<Value> = self
+            .unjournaled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, task)| json!({"id": id, "taskId": task}))
+            .collect();
+        let unfinished = self
+            .unfinished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let left = not_started
+            + get(&c.not_taken)
+            + unfinished.len()
+            + if interrupted { get(&c.running) } else { 0 };
         let document = json!({
             "done": get(&c.done),
             "failed": get(&c.failed),
             "rejected": get(&c.rejected),
+            "notTaken": get(&c.not_taken),
+            "notStarted": not_started,
             "ambiguous": get(&c.ambiguous),
             "timedOut": get(&c.timed_out),
             "errors": get(&c.errors),
+            "changed": get(&c.changed),
             "invalidLines": invalid,
             "interrupted": interrupted,
             "leftAlone": ambiguous,
+            "unfinished": unfinished,
+            "unjournaled": unjournaled,
+            "resume": (left > 0 || interrupted).then_some(&self.resume),
             "results": self.args.out_dir.join(crate::journal::RESULTS).display().to_string(),
         });
         let out = &self.ctx.out;
@@ -455,27 +708,57 @@ impl Run {
             out.document(&document);
         } else {
             out.text(&format!(
-                "done {} · failed {} · rejected {} · outcome unknown {} · timed out {} · errors {} · invalid lines {}\nresults: {}",
+                "done {} · failed {} · rejected {} · not taken {} · not started {} · outcome unknown {} · timed out {} · errors {} · changed {} · invalid lines {}\nresults: {}",
                 get(&c.done),
                 get(&c.failed),
                 get(&c.rejected),
+                get(&c.not_taken),
+                not_started,
                 get(&c.ambiguous),
                 get(&c.timed_out),
                 get(&c.errors),
+                get(&c.changed),
                 invalid,
                 document["results"].as_str().unwrap_or_default()
             ));
         }
+        if !unjournaled.is_empty() {
+            out.say(&format!(
+                "{} task(s) created but not journaled (the disk refused): {}",
+                unjournaled.len(),
+                unjournaled
+                    .iter()
+                    .map(|u| format!(
+                        "{} = task {}",
+                        u["id"].as_str().unwrap_or(""),
+                        u["taskId"].as_str().unwrap_or("")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if interrupted {
-            out.say("interrupted: tasks already submitted keep running; run the same command again to resume");
+            out.say(&format!(
+                "interrupted: every createTask that was sent has its answer journaled; tasks keep running on the service; resume with: {}",
+                self.resume
+            ));
             return code::INTERRUPTED;
+        }
+        if left > 0 {
+            out.say(&format!(
+                "{left} job(s) still to do; resume with: {}",
+                self.resume
+            ));
         }
         let counts: BTreeMap<u8, usize> = [
             (code::OUTCOME_UNKNOWN, get(&c.ambiguous)),
             (code::TIMED_OUT, get(&c.timed_out)),
             (code::TASK_FAILED, get(&c.failed)),
-            (code::SERVICE, get(&c.rejected) + get(&c.errors)),
-            (code::INVALID, invalid),
+            (
+                code::SERVICE,
+                get(&c.rejected) + get(&c.errors) + get(&c.not_taken) + not_started,
+            ),
+            (code::INVALID, invalid + get(&c.changed)),
         ]
         .into_iter()
         .collect();

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kling_api_ext::wait::WaitOptions;
-use kling_api_ext::{AvatarRequest, Error, Field, MediaSource, Task, TaskId};
+use kling_api_ext::{AvatarRequest, Error, Field, MediaSource, SubmitOptions, Task, TaskId};
 use serde_json::json;
 
 use crate::cli::{DownloadArgs, GenerateArgs, Inputs, SubmitArgs, WaitArgs};
 use crate::cmd_simple::task_id;
 use crate::context::Context;
-use crate::output::{code, size};
+use crate::output::{Failure, code, shell_quote, size};
 use crate::ui;
 
 /// Builds and checks the request: nothing is sent if this fails.
@@ -78,17 +78,33 @@ pub fn describe(ctx: &Context, request: &AvatarRequest) {
     }
 }
 
-/// Uploads, checks URLs, submits. Returns the task id.
+/// Uploads, checks URLs, submits. Returns the task id. Ctrl-C stops the
+/// uploads and any wait before createTask is sent (nothing created); a
+/// createTask on the wire is always answered first, so its task id is never
+/// lost.
 async fn submit(ctx: &Context, request: &AvatarRequest) -> Result<TaskId, Error> {
+    let cancel = ctx.interrupt.token();
     let bar = ui::bytes_bar(&ctx.out, "upload");
-    let prepared = ctx.client.prepare(request, Some(ui::feed(&bar))).await;
+    let prepared = tokio::select! {
+        prepared = ctx.client.prepare(request, Some(ui::feed(&bar))) => prepared,
+        _ = cancel.cancelled() => Err(Error::NotSent { operation: kling_api_ext::Operation::CreateTask }),
+    };
     bar.finish_and_clear();
     let prepared = prepared?;
     // Preflight may have learnt sizes and types of URL inputs.
     for warning in prepared.warnings().iter().skip(request.warnings().len()) {
         ctx.out.warn(warning);
     }
-    ctx.client.create_task(&prepared).await
+    let line = ui::SubmitLine::new(&ctx.out);
+    let options = SubmitOptions::new()
+        .cancel_token(cancel)
+        .on_wait(line.callback());
+    let created = {
+        let _sending = ctx.interrupt.sending();
+        ctx.client.create_task_with(&prepared, options).await
+    };
+    line.finish();
+    created
 }
 
 /// Waits with a live status line; Ctrl-C stops polling (the task keeps running).
@@ -96,13 +112,23 @@ async fn wait(ctx: &Context, id: &TaskId, timeout: Duration) -> Result<Task, Err
     let status = ui::StatusLine::new(&ctx.out, id.as_str());
     let options = WaitOptions::new()
         .deadline(Some(timeout))
+        .cancel_token(ctx.interrupt.token())
         .on_progress(status.callback());
-    let result = tokio::select! {
-        result = ctx.client.wait(id, options) => result,
-        _ = tokio::signal::ctrl_c() => Err(Error::Cancelled { task_id: id.clone() }),
-    };
+    let result = ctx.client.wait(id, options).await;
     status.finish();
     result
+}
+
+/// The command that picks a task up again and writes its video to `out`.
+fn resume_command(id: &TaskId, out: Option<&Path>) -> String {
+    match out {
+        Some(out) => format!(
+            "kling wait {} --out {}",
+            shell_quote(id.as_str()),
+            shell_quote(&out.display().to_string())
+        ),
+        None => format!("kling wait {}", shell_quote(id.as_str())),
+    }
 }
 
 async fn download(
@@ -169,7 +195,7 @@ fn check_out_path(out: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Error> {
+pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> {
     let request = request(&args.inputs)?;
     if let Some(out) = &args.out {
         check_out_path(out)?;
@@ -177,12 +203,14 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Error> {
     describe(ctx, &request);
     let id = submit(ctx, &request).await?;
     let out_path = args.out.clone().unwrap_or_else(|| default_out(&id));
+    let resume = resume_command(&id, Some(&out_path));
     ctx.out.say(&format!(
-        "  task  {id} (if interrupted, resume with: kling wait {id} --out {})",
-        out_path.display()
+        "  task  {id} (if interrupted, resume with: {resume})"
     ));
-    let task = wait(ctx, &id, args.timeout).await?;
-    let saved = download(ctx, &task, &out_path).await?;
+    // From here on every failure names the task and how to pick it up again.
+    let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
+    let task = wait(ctx, &id, args.timeout).await.map_err(after)?;
+    let saved = download(ctx, &task, &out_path).await.map_err(after)?;
     if ctx.simulated {
         ctx.out.say(
             "  note  SIMULATED: this video is the simulator's placeholder, not a generated avatar",
@@ -202,7 +230,7 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Error> {
     Ok(code::OK)
 }
 
-pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Error> {
+pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Failure> {
     let request = request(&args.inputs)?;
     describe(ctx, &request);
     let id = submit(ctx, &request).await?;
@@ -216,14 +244,17 @@ pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Error> {
     Ok(code::OK)
 }
 
-pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Error> {
+pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Failure> {
     let id = task_id(&args.task_id)?;
     if let Some(out) = &args.out {
         check_out_path(out)?;
     }
-    let task = wait(ctx, &id, args.timeout).await?;
+    let resume = resume_command(&id, args.out.as_deref());
+    let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
+    let task = wait(ctx, &id, args.timeout).await.map_err(after)?;
     let saved = match &args.out {
-        Some(out) => Some(download(ctx, &task, out).await?),
+        // An expired result URL is replaced by a fresh link (the SDK asks once).
+        Some(out) => Some(download(ctx, &task, out).await.map_err(after)?),
         None => None,
     };
     if ctx.out.json {
@@ -237,21 +268,23 @@ pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Error> {
     Ok(code::OK)
 }
 
-pub async fn download_cmd(ctx: &Context, args: DownloadArgs) -> Result<u8, Error> {
+pub async fn download_cmd(ctx: &Context, args: DownloadArgs) -> Result<u8, Failure> {
     let id = task_id(&args.task_id)?;
     check_out_path(&args.out)?;
-    let task = ctx.client.get(&id).await?.into_result()?;
-    let saved = match download(ctx, &task, &args.out).await {
-        // An expired result URL: ask for a fresh link once.
-        Err(Error::LinkExpired { .. }) if task.video_url().is_some() => {
-            let link = ctx
-                .client
-                .download_url(task.video_url().expect("checked"))
-                .await?;
-            ctx.client.download(&link, &args.out).await?
-        }
-        other => other?,
-    };
+    let resume = format!(
+        "kling download {} --out {}",
+        shell_quote(id.as_str()),
+        shell_quote(&args.out.display().to_string())
+    );
+    let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
+    let task = ctx
+        .client
+        .get(&id)
+        .await
+        .and_then(Task::into_result)
+        .map_err(after)?;
+    // An expired result URL is replaced by a fresh link (the SDK asks once).
+    let saved = download(ctx, &task, &args.out).await.map_err(after)?;
     if ctx.out.json {
         ctx.out.document(&result_document(&task, Some(&saved)));
     } else {

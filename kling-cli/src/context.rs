@@ -6,6 +6,7 @@ use kling_api_ext::{Client, ClientBuilder, Error, Field};
 use kling_sim::Simulator;
 
 use crate::cli::Global;
+use crate::interrupt::Interrupt;
 use crate::output::Out;
 
 /// A client, plus the simulator it talks to in --sim mode (kept alive here).
@@ -13,6 +14,8 @@ pub struct Context {
     pub client: Client,
     pub out: Out,
     pub simulated: bool,
+    /// Ctrl-C and SIGTERM: the first cancels, the second exits.
+    pub interrupt: Interrupt,
     _sim: Option<Simulator>,
 }
 
@@ -88,12 +91,18 @@ pub async fn build(
             client,
             out,
             simulated: true,
+            interrupt: Interrupt::install(out),
             _sim: Some(sim),
         });
     }
     let key = match (&global.api_key_file, &global.api_key) {
         (Some(path), _) => read_key_file(path, &out)?,
-        (None, Some(key)) => key.clone(),
+        (None, Some(key)) => {
+            if global.api_key_from_command_line {
+                out.warn("--api-key on the command line can be seen by other users of this machine (ps, shell history); prefer APIKLEY_API_KEY or --api-key-file");
+            }
+            key.clone()
+        }
         (None, None) => {
             return Err(config_error(
                 "no API key: set APIKLEY_API_KEY, or pass --api-key / --api-key-file (or try --sim)",
@@ -112,6 +121,7 @@ pub async fn build(
         client,
         out,
         simulated: false,
+        interrupt: Interrupt::install(out),
         _sim: None,
     })
 }

@@ -2,11 +2,19 @@
 //! synced to disk after every event, from which a rerun rebuilds each job's
 //! state. The intent to submit is recorded *before* createTask and the task id
 //! after it, so a crash in between leaves a job whose outcome is unknown —
-//! which a rerun reports instead of paying for it twice.
+//! which a rerun reports instead of paying for it twice. A createTask the
+//! service certainly did not take is recorded too (`notTaken`), so that job is
+//! simply to do again on the next run.
+//!
+//! Damage never blocks a resume and never costs a whole event: a torn line (a
+//! crash or a full disk mid-write) or a line that is not UTF-8 is skipped and
+//! counted; a torn tail is closed with a newline before anything is appended,
+//! and a failed append is cut back off the file, so the next event always
+//! starts a line of its own.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,12 +44,25 @@ pub enum Event {
     /// createTask's outcome is unknown: the task may exist.
     #[serde(rename_all = "camelCase")]
     Unknown { id: String, error: String, at: u64 },
+    /// createTask was certainly not taken (no connection, 429/433/455, no
+    /// credits, cancelled before it was sent): no task exists, and the job is
+    /// to do again on the next run.
+    #[serde(rename_all = "camelCase")]
+    NotTaken {
+        id: String,
+        kind: String,
+        message: String,
+        at: u64,
+    },
     /// The job was refused before any task existed (by a check or the service).
     #[serde(rename_all = "camelCase")]
     Rejected {
         id: String,
         kind: String,
         message: String,
+        /// The line's inputs (absent in journals written before 0.2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<String>,
         at: u64,
     },
     /// The task ended: a result line is due in results.jsonl.
@@ -55,6 +76,7 @@ impl Event {
             Event::Intent { id, .. }
             | Event::Submitted { id, .. }
             | Event::Unknown { id, .. }
+            | Event::NotTaken { id, .. }
             | Event::Rejected { id, .. }
             | Event::Finished { id, .. } => id,
         }
@@ -71,7 +93,7 @@ pub fn now_ms() -> u64 {
 /// Where a job stands, from its events.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobState {
-    /// Nothing recorded.
+    /// Nothing recorded, or nothing that created a task: to do.
     New,
     /// An intent with no answer: the process stopped while createTask was out.
     Interrupted { input: String },
@@ -85,69 +107,210 @@ pub enum JobState {
     Finished { result: Value },
 }
 
-/// Each job's state, by id.
-pub type States = BTreeMap<String, JobState>;
+/// A job's state and what it was asked to make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRecord {
+    pub state: JobState,
+    /// The manifest line's inputs when the job was last submitted (or refused).
+    pub input: Option<String>,
+    /// Every task created for the job, oldest first.
+    pub task_ids: Vec<String>,
+}
+
+impl JobRecord {
+    fn new() -> JobRecord {
+        JobRecord {
+            state: JobState::New,
+            input: None,
+            task_ids: Vec::new(),
+        }
+    }
+
+    /// Applies one event (each replaces the state before it).
+    fn apply(&mut self, event: Event) {
+        self.state = match event {
+            Event::Intent { input, .. } => {
+                self.input = Some(input.clone());
+                JobState::Interrupted { input }
+            }
+            Event::Submitted { task_id, .. } => {
+                self.task_ids.push(task_id.clone());
+                JobState::Submitted { task_id }
+            }
+            Event::Unknown { error, .. } => JobState::Unknown { error },
+            Event::NotTaken { .. } => JobState::New,
+            Event::Rejected {
+                kind,
+                message,
+                input,
+                ..
+            } => {
+                if input.is_some() {
+                    self.input = input;
+                }
+                JobState::Rejected { kind, message }
+            }
+            Event::Finished { result, .. } => JobState::Finished { result },
+        };
+    }
+}
+
+/// Each job's record, by id.
+pub type States = BTreeMap<String, JobRecord>;
+
+/// What replaying the journal had to skip.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Damage {
+    /// Lines that are not a whole event (torn by a crash or a full disk).
+    pub torn: usize,
+    /// Lines that are not UTF-8.
+    pub not_utf8: usize,
+    /// Their line numbers (1-based), for the warning.
+    pub lines: Vec<usize>,
+}
+
+impl Damage {
+    pub fn is_empty(&self) -> bool {
+        self.torn == 0 && self.not_utf8 == 0
+    }
+}
+
+struct Appender {
+    file: File,
+    /// The file's length after the last whole event: a failed append is cut
+    /// back to it.
+    good_len: u64,
+    /// The cut failed too: the next event starts with a newline.
+    needs_newline: bool,
+}
 
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    appender: Mutex<Appender>,
+}
+
+/// Syncs a directory, so that a file just created (or renamed) in it survives
+/// a power cut.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Replays journal bytes into each job's record.
+pub fn replay(bytes: &[u8]) -> (States, Vec<String>, Damage) {
+    let mut states = States::new();
+    let mut order = Vec::new();
+    let mut damage = Damage::default();
+    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            damage.not_utf8 += 1;
+            damage.lines.push(index + 1);
+            continue;
+        };
+        // A crash may tear a line: it is skipped (its event was never acted
+        // on, since each event is written before acting).
+        let Ok(event) = serde_json::from_str::<Event>(text) else {
+            damage.torn += 1;
+            damage.lines.push(index + 1);
+            continue;
+        };
+        let id = event.id().to_owned();
+        if !states.contains_key(&id) {
+            order.push(id.clone());
+        }
+        states.entry(id).or_insert_with(JobRecord::new).apply(event);
+    }
+    (states, order, damage)
 }
 
 impl Journal {
-    /// Opens (or creates) the journal in `dir` and replays it.
-    pub fn open(dir: &Path) -> std::io::Result<(Journal, States, usize)> {
+    /// Opens (or creates, synced with its directory) the journal in `dir` and
+    /// replays it. Returns the journal, each job's record, and what was skipped.
+    pub fn open(dir: &Path) -> std::io::Result<(Journal, States, Damage)> {
         let path = dir.join(JOURNAL);
-        let mut states = States::new();
-        let mut torn = 0usize;
-        if path.exists() {
-            for line in BufReader::new(File::open(&path)?).lines() {
-                let line = line?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                // A crash may tear the last line: it is skipped (its event was
-                // never acted on, since the event is written before acting).
-                let Ok(event) = serde_json::from_str::<Event>(&line) else {
-                    torn += 1;
-                    continue;
-                };
-                let id = event.id().to_owned();
-                states.insert(id, apply(event));
-            }
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        if !existed {
+            file.sync_all()?;
+            sync_dir(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let (states, _, damage) = replay(&bytes);
+        if bytes.last().is_some_and(|b| *b != b'\n') {
+            // A torn tail: close its line, so the next event is not glued to it.
+            file.write_all(b"\n")?;
+            file.sync_data()?;
+            bytes.push(b'\n');
+        }
         Ok((
             Journal {
                 path,
-                file: Mutex::new(file),
+                appender: Mutex::new(Appender {
+                    file,
+                    good_len: bytes.len() as u64,
+                    needs_newline: false,
+                }),
             },
             states,
-            torn,
+            damage,
         ))
     }
 
-    /// Appends an event and syncs it to disk before returning.
+    /// Appends an event and syncs it to disk before returning. On failure
+    /// nothing of the event stays in the file (or, if even that fails, the
+    /// next event starts on a new line).
     pub fn record(&self, event: &Event) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(&line)?;
-        file.sync_data()
+        let mut appender = self.appender.lock().unwrap_or_else(|p| p.into_inner());
+        if appender.needs_newline {
+            line.insert(0, b'\n');
+        }
+        let written = appender
+            .file
+            .write_all(&line)
+            .and_then(|()| appender.file.sync_data());
+        match written {
+            Ok(()) => {
+                appender.good_len += line.len() as u64;
+                appender.needs_newline = false;
+                Ok(())
+            }
+            Err(e) => {
+                let good = appender.good_len;
+                if appender.file.set_len(good).is_err() {
+                    appender.needs_newline = true;
+                }
+                Err(e)
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
 
-/// The state an event leaves its job in (each event replaces the last).
-fn apply(event: Event) -> JobState {
-    match event {
-        Event::Intent { input, .. } => JobState::Interrupted { input },
-        Event::Submitted { task_id, .. } => JobState::Submitted { task_id },
-        Event::Unknown { error, .. } => JobState::Unknown { error },
-        Event::Rejected { kind, message, .. } => JobState::Rejected { kind, message },
-        Event::Finished { result, .. } => JobState::Finished { result },
+    #[cfg(test)]
+    fn with_file(path: PathBuf, file: File) -> Journal {
+        Journal {
+            path,
+            appender: Mutex::new(Appender {
+                file,
+                good_len: 0,
+                needs_newline: false,
+            }),
+        }
     }
 }
 
@@ -193,20 +356,15 @@ impl Results {
 /// Rewrites results.jsonl from the journal: one line per ended job, in the order
 /// the jobs first appear in the journal. Returns the number of lines.
 pub fn rewrite_results(dir: &Path) -> std::io::Result<usize> {
-    let (journal, states, _) = Journal::open(dir)?;
-    drop(journal);
-    let mut order: Vec<String> = Vec::new();
-    for line in BufReader::new(File::open(dir.join(JOURNAL))?).lines() {
-        if let Ok(event) = serde_json::from_str::<Event>(&line?)
-            && !order.iter().any(|id| id == event.id())
-        {
-            order.push(event.id().to_owned());
-        }
-    }
+    let bytes = std::fs::read(dir.join(JOURNAL))?;
+    let (states, order, _) = replay(&bytes);
     let mut text = Vec::new();
     let mut count = 0;
     for id in &order {
-        if let Some(result) = states.get(id).and_then(|state| result_of(id, state)) {
+        if let Some(result) = states
+            .get(id)
+            .and_then(|record| result_of(id, &record.state))
+        {
             text.extend(serde_json::to_vec(&result).map_err(std::io::Error::other)?);
             text.push(b'\n');
             count += 1;
@@ -219,6 +377,7 @@ pub fn rewrite_results(dir: &Path) -> std::io::Result<usize> {
         file.sync_all()?;
     }
     std::fs::rename(&temp, dir.join(RESULTS))?;
+    sync_dir(dir)?;
     Ok(count)
 }
 
@@ -263,6 +422,7 @@ mod tests {
                     id: "d".into(),
                     kind: "rejected".into(),
                     message: "bad".into(),
+                    input: None,
                     at: 6,
                 },
                 Event::Intent {
@@ -291,23 +451,28 @@ mod tests {
             .unwrap();
         file.write_all(b"{\"event\":\"submitted\",\"id\":\"b\",\"tas")
             .unwrap();
-        let (_, states, torn) = Journal::open(dir.path()).unwrap();
-        assert_eq!(torn, 1);
+        let (_, states, damage) = Journal::open(dir.path()).unwrap();
+        assert_eq!(damage.torn, 1);
         assert_eq!(
-            states["a"],
+            states["a"].state,
             JobState::Submitted {
                 task_id: "t-a".into()
             }
         );
-        assert_eq!(states["b"], JobState::Interrupted { input: "ib".into() });
+        assert_eq!(states["a"].task_ids, ["t-a"]);
+        assert_eq!(states["a"].input.as_deref(), Some("ia"));
         assert_eq!(
-            states["c"],
+            states["b"].state,
+            JobState::Interrupted { input: "ib".into() }
+        );
+        assert_eq!(
+            states["c"].state,
             JobState::Unknown {
                 error: "reset".into()
             }
         );
-        assert!(matches!(states["d"], JobState::Rejected { .. }));
-        assert!(matches!(states["e"], JobState::Finished { .. }));
+        assert!(matches!(states["d"].state, JobState::Rejected { .. }));
+        assert!(matches!(states["e"].state, JobState::Finished { .. }));
     }
 
     #[test]
@@ -319,6 +484,7 @@ mod tests {
                 id: "a".into(),
                 kind: "insufficient_credits".into(),
                 message: "no".into(),
+                input: None,
                 at: 1,
             },
             Event::Intent {
@@ -380,5 +546,101 @@ mod tests {
                 json!({"id": "b", "status": "done"})
             ]
         );
+    }
+
+    fn intent(id: &str, at: u64) -> Event {
+        Event::Intent {
+            id: id.into(),
+            input: format!("i{id}"),
+            at,
+        }
+    }
+
+    #[test]
+    fn not_taken_returns_a_job_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _, _) = Journal::open(dir.path()).unwrap();
+        journal.record(&intent("a", 1)).unwrap();
+        journal
+            .record(&Event::NotTaken {
+                id: "a".into(),
+                kind: "maintenance".into(),
+                message: "455".into(),
+                at: 2,
+            })
+            .unwrap();
+        let (_, states, _) = Journal::open(dir.path()).unwrap();
+        assert_eq!(states["a"].state, JobState::New);
+        assert!(states["a"].task_ids.is_empty());
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_skipped_and_the_rest_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _, _) = Journal::open(dir.path()).unwrap();
+        journal.record(&intent("a", 1)).unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL))
+            .unwrap();
+        file.write_all(b"{\"event\":\"intent\",\"id\":\"\xff\xfe\"}\n")
+            .unwrap();
+        file.write_all(b"{\"event\":\"submitted\",\"id\":\"a\",\"taskId\":\"t-a\",\"at\":3}\n")
+            .unwrap();
+        let (_, states, damage) = Journal::open(dir.path()).unwrap();
+        assert_eq!(
+            (damage.not_utf8, damage.torn, damage.lines.clone()),
+            (1, 0, vec![2])
+        );
+        assert_eq!(
+            states["a"].state,
+            JobState::Submitted {
+                task_id: "t-a".into()
+            }
+        );
+        assert_eq!(rewrite_results(dir.path()).unwrap(), 0, "rewrite copes too");
+    }
+
+    #[test]
+    fn an_event_after_a_torn_tail_starts_its_own_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _, _) = Journal::open(dir.path()).unwrap();
+        journal.record(&intent("a", 1)).unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL))
+            .unwrap();
+        file.write_all(b"{\"event\":\"submitted\",\"id\":\"a\",\"ta")
+            .unwrap();
+        let (journal, _, damage) = Journal::open(dir.path()).unwrap();
+        assert_eq!(damage.torn, 1);
+        journal
+            .record(&Event::Submitted {
+                id: "a".into(),
+                task_id: "t-a".into(),
+                at: 2,
+            })
+            .unwrap();
+        let (_, states, damage) = Journal::open(dir.path()).unwrap();
+        assert_eq!(damage.torn, 1, "still only the torn fragment");
+        assert_eq!(
+            states["a"].state,
+            JobState::Submitted {
+                task_id: "t-a".into()
+            },
+            "the event written after the tear is whole"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_is_an_error_not_a_panic() {
+        let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let journal = Journal::with_file("/dev/full".into(), file);
+        let error = journal.record(&intent("a", 1)).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(28), "ENOSPC: {error}");
+        assert!(journal.record(&intent("a", 2)).is_err());
     }
 }

@@ -9,6 +9,8 @@ mod cmd_batch;
 mod cmd_generate;
 mod cmd_simple;
 mod context;
+mod dirlock;
+mod interrupt;
 mod journal;
 mod manifest;
 mod output;
@@ -16,8 +18,6 @@ mod speed;
 mod ui;
 
 use std::process::ExitCode;
-
-use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
 use crate::output::Out;
@@ -45,8 +45,19 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// Parses the command line, noting whether the key was typed on it.
+fn parse() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _, parser::ValueSource};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let typed = |m: &clap::ArgMatches| m.value_source("api_key") == Some(ValueSource::CommandLine);
+    cli.global.api_key_from_command_line =
+        typed(&matches) || matches.subcommand().is_some_and(|(_, sub)| typed(sub));
+    cli
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     init_logging(cli.global.verbose, cli.global.quiet);
     let out = Out::new(cli.global.json, cli.global.no_json, cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -84,11 +95,11 @@ async fn run(cli: Cli, out: Out) -> u8 {
     let result = match cli.command {
         Command::Generate(args) => cmd_generate::generate(&ctx, args).await,
         Command::Submit(args) => cmd_generate::submit_only(&ctx, args).await,
-        Command::Status(args) => cmd_simple::status(&ctx, args).await,
+        Command::Status(args) => cmd_simple::status(&ctx, args).await.map_err(Into::into),
         Command::Wait(args) => cmd_generate::wait_cmd(&ctx, args).await,
         Command::Download(args) => cmd_generate::download_cmd(&ctx, args).await,
-        Command::Upload(args) => cmd_simple::upload(&ctx, args).await,
-        Command::Credits => cmd_simple::credits(&ctx).await,
+        Command::Upload(args) => cmd_simple::upload(&ctx, args).await.map_err(Into::into),
+        Command::Credits => cmd_simple::credits(&ctx).await.map_err(Into::into),
         Command::Batch(args) => cmd_batch::run(ctx, args).await,
         Command::Completions(_) | Command::Version | Command::Sim(_) => {
             unreachable!("handled above")
@@ -99,6 +110,6 @@ async fn run(cli: Cli, out: Out) -> u8 {
     }
     match result {
         Ok(code) => code,
-        Err(e) => out.error(&e),
+        Err(failure) => out.failure(&failure),
     }
 }

@@ -36,9 +36,16 @@ pub struct BadLine {
     pub reason: String,
 }
 
+/// Names Windows reserves in any directory, with any extension (`CON.mp4` is
+/// the console, not a file).
+const RESERVED: &[&str] = &[
+    "con", "prn", "aux", "nul", "com0", "com1", "com2", "com3", "com4", "com5", "com6", "com7",
+    "com8", "com9", "lpt0", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+];
+
 /// Ids become file names (`ID.mp4`): letters, digits, `.`, `_`, `-`; not
-/// starting with a dot; at most 128 characters. So no id can name a file
-/// outside the output directory.
+/// starting with a dot; at most 128 characters; not a name Windows reserves.
+/// So no id can name a file outside the output directory, or a device.
 pub fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 128 {
         return Err("the id must have 1 to 128 characters".into());
@@ -52,6 +59,12 @@ pub fn check_id(id: &str) -> Result<(), String> {
     {
         return Err(format!(
             "the id has {c:?}; use letters, digits, '.', '_' and '-'"
+        ));
+    }
+    let stem = id.split('.').next().unwrap_or(id).to_ascii_lowercase();
+    if RESERVED.contains(&stem.as_str()) {
+        return Err(format!(
+            "{stem:?} is a device name on Windows ({stem}.mp4 could not be written there); choose another id"
         ));
     }
     Ok(())
@@ -72,6 +85,9 @@ pub fn parse(path: &Path, text: &str) -> (Vec<Job>, Vec<BadLine>) {
     let mut jobs = Vec::new();
     let mut bad = Vec::new();
     let mut ids = BTreeSet::new();
+    // Case-insensitive file systems (macOS, Windows) would write `Job.mp4` and
+    // `job.mp4` to one file: one video would replace the other.
+    let mut folded: std::collections::BTreeMap<String, (String, usize)> = Default::default();
     for (index, raw) in text.lines().enumerate() {
         let number = index + 1;
         if raw.trim().is_empty() {
@@ -95,6 +111,18 @@ pub fn parse(path: &Path, text: &str) -> (Vec<Job>, Vec<BadLine>) {
         if !ids.insert(line.id.clone()) {
             bad.push(reject(format!("id {:?} appears more than once", line.id)));
             continue;
+        }
+        match folded.get(&line.id.to_lowercase()) {
+            Some((other, at)) => {
+                bad.push(reject(format!(
+                    "id {:?} differs from {other:?} (line {at}) only by case; on macOS and Windows both would be one file: make them differ",
+                    line.id
+                )));
+                continue;
+            }
+            None => {
+                folded.insert(line.id.to_lowercase(), (line.id.clone(), number));
+            }
         }
         let mut builder = AvatarRequest::builder()
             .image(resolve(&base, &line.image))
@@ -157,7 +185,11 @@ mod tests {
         ] {
             assert!(check_id(bad).is_err(), "{bad:?}");
         }
-        for good in ["job-1", "Job_2.v3", "a"] {
+        for reserved in ["con", "CON", "nul.take2", "Com1", "lpt9.x"] {
+            let error = check_id(reserved).unwrap_err();
+            assert!(error.contains("device name"), "{reserved}: {error}");
+        }
+        for good in ["job-1", "Job_2.v3", "a", "console", "con-1", "com10"] {
             assert!(check_id(good).is_ok(), "{good:?}");
         }
     }
@@ -176,13 +208,23 @@ mod tests {
             r#"{"id": "m", "image": "face.png", "audio": "hello.wav", "model": "kling/v9"}"#,
             r#"{"id": "extra", "image": "face.png", "audio": "hello.wav", "seed": 1}"#,
             r#"{"id": "url", "image": "https://cdn.example.com/f.png", "audio": "hello.wav"}"#,
+            r#"{"id": "OK", "image": "face.png", "audio": "hello.wav"}"#,
+            r#"{"id": "aux", "image": "face.png", "audio": "hello.wav"}"#,
         ]
         .join("\n");
         let (jobs, bad) = parse(&manifest, &text);
         let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
         assert_eq!(ids, ["ok", "url"]);
         let lines: Vec<usize> = bad.iter().map(|b| b.line).collect();
-        assert_eq!(lines, [3, 4, 5, 6, 7, 8]);
+        assert_eq!(lines, [3, 4, 5, 6, 7, 8, 10, 11]);
+        assert!(
+            bad[6]
+                .reason
+                .contains("differs from \"ok\" (line 1) only by case"),
+            "{}",
+            bad[6].reason
+        );
+        assert!(bad[7].reason.contains("device name"), "{}", bad[7].reason);
         assert!(bad[1].reason.contains("more than once"));
         assert!(bad[3].reason.contains("no such file"), "{}", bad[3].reason);
         assert!(

@@ -20,10 +20,39 @@ pub mod code {
     pub const INTERRUPTED: u8 = 130;
 }
 
+/// A command's failure: the SDK's error and, once a task exists, the exact
+/// command that picks it up again.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub resume: Option<String>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure {
+            error,
+            resume: None,
+        }
+    }
+}
+
+impl Failure {
+    /// The failure of a step after `task_id` was created: the error names the
+    /// task, and `resume` is the command to run.
+    pub fn after_submit(error: Error, task_id: &kling_api_ext::TaskId, resume: String) -> Failure {
+        let error = error.with_task_id(task_id);
+        // A failed task has nothing to resume.
+        let resume = (!matches!(error, Error::GenerationFailed { .. })).then_some(resume);
+        Failure { error, resume }
+    }
+}
+
 /// The exit status for an error.
 pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::InvalidInput { .. } => code::INVALID,
+        Error::NotSent { .. } => code::INTERRUPTED,
         Error::GenerationFailed { .. } => code::TASK_FAILED,
         Error::WaitTimedOut { .. } => code::TIMED_OUT,
         Error::SubmitOutcomeUnknown { .. } => code::OUTCOME_UNKNOWN,
@@ -81,14 +110,36 @@ impl Out {
 
     /// An error: one sentence on stderr, and with `--json` also
     /// `{"error": {"kind", "message", "taskId"?}}` on stdout. Returns its exit code.
-    #[allow(clippy::print_stderr)]
     pub fn error(&self, error: &Error) -> u8 {
+        self.error_with(error, None)
+    }
+
+    /// A failure: the error, its task and the resume command on stderr (even
+    /// with `--quiet`), and with `--json` the same in
+    /// `{"error": {"kind", "message", "exitCode", "taskId"?, "resume"?}}` on
+    /// stdout. Returns its exit code.
+    pub fn failure(&self, failure: &Failure) -> u8 {
+        self.error_with(&failure.error, failure.resume.as_deref())
+    }
+
+    #[allow(clippy::print_stderr)]
+    fn error_with(&self, error: &Error, resume: Option<&str>) -> u8 {
         let code = exit_code(error);
         {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "kling: {error}");
-            if let Some(hint) = hint(error) {
-                let _ = writeln!(err, "kling: {hint}");
+            match (resume, error.task_id()) {
+                (Some(resume), Some(task_id)) => {
+                    let _ = writeln!(err, "kling: task {task_id} exists; resume with: {resume}");
+                }
+                (Some(resume), None) => {
+                    let _ = writeln!(err, "kling: resume with: {resume}");
+                }
+                (None, _) => {
+                    if let Some(hint) = hint(error) {
+                        let _ = writeln!(err, "kling: {hint}");
+                    }
+                }
             }
         }
         if self.json {
@@ -96,6 +147,9 @@ impl Out {
                 json!({"kind": error.kind(), "message": error.to_string(), "exitCode": code});
             if let Some(task_id) = error.task_id() {
                 body["taskId"] = json!(task_id.as_str());
+            }
+            if let Some(resume) = resume {
+                body["resume"] = json!(resume);
             }
             self.document(&json!({"error": body}));
         }
@@ -126,6 +180,20 @@ fn hint(error: &Error) -> Option<String> {
         Error::LinkExpired { .. } => Some("run `kling download TASK_ID --out FILE` soon after the task ends".into()),
         Error::Cancelled { task_id } => Some(format!("the task keeps running on the service; resume with: kling wait {task_id}")),
         _ => None,
+    }
+}
+
+/// A word as a POSIX shell reads it back: as is when it is plain, else in
+/// single quotes (so a printed resume command runs as printed).
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
@@ -203,6 +271,14 @@ mod tests {
         for (error, expected) in cases {
             assert_eq!(exit_code(&error), expected, "{error:?}");
         }
+    }
+
+    #[test]
+    fn words_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("out/job-1.mp4"), "out/job-1.mp4");
+        assert_eq!(shell_quote("my videos"), "'my videos'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 
     #[test]

@@ -37,6 +37,54 @@ pub fn feed(bar: &ProgressBar) -> ProgressFn {
     })
 }
 
+/// A status line for the createTask step: says what it waits for (the rate
+/// limit's window, a pause the service asked for, a retry) and for how long.
+/// Without a terminal, waits of a second or more are printed as lines.
+pub struct SubmitLine {
+    bar: ProgressBar,
+    out: Out,
+}
+
+impl SubmitLine {
+    pub fn new(out: &Out) -> SubmitLine {
+        let bar = if out.interactive() {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]")
+                    .expect("valid template"),
+            );
+            bar.set_prefix("submit");
+            bar.set_message("creating the task");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        SubmitLine { bar, out: *out }
+    }
+
+    pub fn callback(&self) -> impl Fn(&kling_api_ext::SubmitWait) + Send + Sync + 'static {
+        let bar = self.bar.clone();
+        let out = self.out;
+        move |w: &kling_api_ext::SubmitWait| {
+            let text = format!(
+                "waiting {:.0} s before creating the task: {}",
+                w.wait.as_secs_f64().ceil(),
+                w.reason
+            );
+            if !bar.is_hidden() {
+                bar.set_message(text);
+            } else if w.wait >= Duration::from_secs(1) {
+                out.say(&format!("  wait  {text}"));
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 /// A live status line for a wait: state, elapsed, polls. Without a terminal,
 /// state changes are printed as lines instead.
 pub struct StatusLine {

@@ -134,6 +134,10 @@ pub struct LifecycleConfig {
     pub generating_ms_per_audio_second: Option<RangeMs>,
     /// Fraction of tasks that end in `fail`.
     pub fail_fraction: f64,
+    /// How long a result URL works after its task ended (the service's expire
+    /// after about 24 hours); past that it answers 404, and only a link from
+    /// download-url serves the file. `None` (the default): never expires.
+    pub result_url_ttl_ms: Option<u64>,
 }
 
 impl Default for LifecycleConfig {
@@ -145,6 +149,7 @@ impl Default for LifecycleConfig {
             generating_ms: [2000, 5000],
             generating_ms_per_audio_second: None,
             fail_fraction: 0.0,
+            result_url_ttl_ms: None,
         }
     }
 }

@@ -218,7 +218,7 @@ async fn stopping_fault(
         Fault::RateLimited => Some(rate_limited(
             shared,
             Duration::from_secs(1),
-            shared.config.faults.retry_after_on_fault,
+            shared.faults().retry_after_on_fault,
             alias,
         )),
         _ => None,
@@ -260,7 +260,7 @@ async fn create_task(
     body: Bytes,
 ) -> Response {
     shared.lock().count("createTask");
-    let (fault, alias) = draw(&shared, "createTask", &shared.config.faults.create_task);
+    let (fault, alias) = draw(&shared, "createTask", &shared.faults().create_task);
     if matches!(fault, Fault::ResetBefore | Fault::Html502 | Fault::Html520) {
         return stopping_fault(&shared, &conn, fault, alias)
             .await
@@ -357,7 +357,7 @@ async fn create_task(
         // Charged when created, for tasks that will succeed: failed tasks are
         // free (creditsConsumed 0).
         *balance -= cost;
-        let faults = &config.faults;
+        let faults = shared.faults();
         let rng = &mut state.lifecycle_rng;
         let null_until =
             (rng.f64() < faults.null_record).then(|| Duration::from_millis(faults.null_record_ms));
@@ -400,7 +400,7 @@ async fn create_task(
     match fault {
         Fault::ResetAfter => reset(&conn).await,
         Fault::SlowAfter => {
-            tokio::time::sleep(Duration::from_millis(shared.config.faults.slow_ms)).await;
+            tokio::time::sleep(Duration::from_millis(shared.faults().slow_ms)).await;
             envelope(
                 200,
                 "success",
@@ -467,7 +467,7 @@ async fn record_info(
     Query(query): Query<TaskQuery>,
 ) -> Response {
     shared.lock().count("recordInfo");
-    let (fault, alias) = draw(&shared, "recordInfo", &shared.config.faults.record_info);
+    let (fault, alias) = draw(&shared, "recordInfo", &shared.faults().record_info);
     if matches!(fault, Fault::ResetBefore | Fault::Html502 | Fault::Html520) {
         return stopping_fault(&shared, &conn, fault, alias)
             .await
@@ -510,7 +510,7 @@ async fn record_info(
     };
     let (data, ended) = data;
     if fault == Fault::SlowAfter {
-        tokio::time::sleep(Duration::from_millis(shared.config.faults.slow_ms)).await;
+        tokio::time::sleep(Duration::from_millis(shared.faults().slow_ms)).await;
     }
     if fault == Fault::ResetAfter {
         return reset(&conn).await;
@@ -530,7 +530,7 @@ async fn record_info(
 
 async fn credit(State(shared): Ctx, Extension(conn): Conn, headers: HeaderMap) -> Response {
     shared.lock().count("credit");
-    let (fault, alias) = draw(&shared, "credit", &shared.config.faults.common);
+    let (fault, alias) = draw(&shared, "credit", &shared.faults().common);
     if let Some(refused) = user_agent_refused(&shared, &headers) {
         return refused;
     }
@@ -562,7 +562,7 @@ async fn download_url(
     body: Bytes,
 ) -> Response {
     shared.lock().count("downloadUrl");
-    let (fault, alias) = draw(&shared, "downloadUrl", &shared.config.faults.common);
+    let (fault, alias) = draw(&shared, "downloadUrl", &shared.faults().common);
     if let Some(refused) = user_agent_refused(&shared, &headers) {
         return refused;
     }
@@ -607,7 +607,7 @@ async fn upload_gate(
     endpoint: &str,
 ) -> Result<(bool, Fault), Response> {
     shared.lock().count(endpoint);
-    let (fault, alias) = draw(shared, endpoint, &shared.config.faults.upload);
+    let (fault, alias) = draw(shared, endpoint, &shared.faults().upload);
     if let Some(refused) = user_agent_refused(shared, headers) {
         return Err(refused);
     }
@@ -635,7 +635,7 @@ async fn after_work(
 ) -> Response {
     match fault {
         Fault::SlowAfter => {
-            tokio::time::sleep(Duration::from_millis(shared.config.faults.slow_ms)).await;
+            tokio::time::sleep(Duration::from_millis(shared.faults().slow_ms)).await;
             answer
         }
         Fault::ResetAfter => reset(conn).await,
@@ -983,19 +983,31 @@ async fn serve_bytes(
     bytes: Bytes,
     mime: &str,
 ) -> Response {
-    let (fault, _) = draw(shared, "download", &shared.config.faults.download);
+    let (fault, _) = draw(shared, "download", &shared.faults().download);
     match fault {
         Fault::ResetBefore => return reset(conn).await,
         Fault::Html502 => return html_error(502),
         Fault::Html520 => return html_error(520),
         Fault::SlowAfter => {
-            tokio::time::sleep(Duration::from_millis(shared.config.faults.slow_ms)).await;
+            tokio::time::sleep(Duration::from_millis(shared.faults().slow_ms)).await;
         }
         _ => {}
     }
     let total = bytes.len() as u64;
+    // A strong validator, as CDNs send: If-Range with another one (the file
+    // changed) gets the whole file.
+    let etag = {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(&bytes);
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("\"{hex}\"")
+    };
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.as_bytes() == etag.as_bytes());
     let range = headers
         .get(header::RANGE)
+        .filter(|_| if_range_ok)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("bytes="))
         .and_then(|v| v.split_once('-'))
@@ -1014,7 +1026,7 @@ async fn serve_bytes(
             bytes.slice(start as usize..=end as usize),
             Some(format!("bytes {start}-{end}/{total}")),
         ),
-        None if headers.contains_key(header::RANGE) && total > 0 => {
+        None if headers.contains_key(header::RANGE) && if_range_ok && total > 0 => {
             let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
             response.headers_mut().insert(
                 header::CONTENT_RANGE,
@@ -1056,6 +1068,10 @@ async fn serve_bytes(
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("hex in quotes"),
+    );
     if let Some(range) = content_range {
         h.insert(
             header::CONTENT_RANGE,
@@ -1092,19 +1108,34 @@ async fn result_video(
     Extension(conn): Conn,
     headers: HeaderMap,
     Path(file): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     shared.lock().count("results");
     let Some(id) = file.strip_suffix(".mp4") else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
     let now = Instant::now();
-    let ok = shared
+    let ended_ms = shared
         .lock()
         .tasks
         .get(id)
-        .is_some_and(|t| t.ended(now) && matches!(t.outcome, Outcome::Success { .. }));
-    if !ok {
+        .filter(|t| t.ended(now) && matches!(t.outcome, Outcome::Success { .. }))
+        .map(|t| t.end_ms());
+    let Some(ended_ms) = ended_ms else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    // A link from download-url carries `expires` (Unix seconds); the plain
+    // result URL expires `resultUrlTtlMs` after the task ended.
+    let fresh = match query.get("expires") {
+        Some(expires) => expires.parse::<i64>().is_ok_and(|e| e * 1000 > now_ms()),
+        None => shared
+            .config
+            .lifecycle
+            .result_url_ttl_ms
+            .is_none_or(|ttl| now_ms() < ended_ms + ttl as i64),
+    };
+    if !fresh {
+        return (StatusCode::NOT_FOUND, "the link has expired").into_response();
     }
     serve_bytes(
         &shared,

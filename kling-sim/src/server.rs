@@ -79,6 +79,9 @@ impl AsyncWrite for Conn {
 /// What every handler shares.
 pub(crate) struct Shared {
     pub config: SimConfig,
+    /// The faults in force: `config.faults` at start, replaceable while running
+    /// ([`Simulator::set_faults`]).
+    pub faults: std::sync::RwLock<crate::config::FaultConfig>,
     pub base_url: String,
     pub state: Mutex<SimState>,
     pub fault_rng: Mutex<fastrand::Rng>,
@@ -87,6 +90,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The faults in force now.
+    pub fn faults(&self) -> crate::config::FaultConfig {
+        self.faults
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
         self.state
             .lock()
@@ -165,6 +176,7 @@ impl SimulatorBuilder {
                 self.config.lifecycle.seed,
             )),
             fault_rng: Mutex::new(fastrand::Rng::with_seed(self.config.faults.seed)),
+            faults: std::sync::RwLock::new(self.config.faults.clone()),
             config: self.config,
             base_url: base_url.clone(),
             http,
@@ -282,6 +294,29 @@ impl Simulator {
     pub fn stats(&self) -> Stats {
         let now = tokio::time::Instant::now();
         self.shared.lock().stats(now, self.api_key())
+    }
+
+    /// Replaces the faults in force from the next request on, e.g. a
+    /// maintenance window that opens and closes during a test. Refused like a
+    /// config, if the simulator could not honour it.
+    pub fn set_faults(&self, faults: crate::config::FaultConfig) -> Result<(), String> {
+        let mut check = self.shared.config.clone();
+        check.faults = faults.clone();
+        check.check()?;
+        *self
+            .shared
+            .faults
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = faults;
+        Ok(())
+    }
+
+    /// Sets the balance of every accepted key's account (a top-up).
+    pub fn set_credits(&self, credits: f64) {
+        let mut state = self.shared.lock();
+        for balance in state.credits.values_mut() {
+            *balance = credits;
+        }
     }
 
     /// Stops serving (also done on drop).

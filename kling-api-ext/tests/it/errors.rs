@@ -47,7 +47,7 @@ async fn each_envelope_code_maps_to_its_variant_with_operation_task_and_message(
         (422, "taskId is wrong", "rejected"),
         (400, "taskId parameter is required", "rejected"),
         (429, "Rate limit exceeded", "rate_limited"),
-        (433, "Sub-key usage exceeds limit", "rate_limited"),
+        (433, "Sub-key usage exceeds limit", "usage_limited"),
         (455, "Service under maintenance", "maintenance"),
         (
             500,

@@ -1,6 +1,7 @@
 //! Integration tests of the SDK against httpmock on 127.0.0.1.
 
 mod download;
+mod edges;
 mod errors;
 mod media;
 #[cfg(feature = "fuzzing")]

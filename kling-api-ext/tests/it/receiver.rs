@@ -12,7 +12,7 @@ async fn serve(
     config: ReceiverConfig,
 ) -> (
     String,
-    tokio::sync::mpsc::UnboundedReceiver<kling_api_ext::Callback>,
+    tokio::sync::mpsc::Receiver<kling_api_ext::receiver::CallbackNotice>,
 ) {
     let (app, events) = router(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -48,7 +48,7 @@ async fn post(url: &str, body: &str, timestamp: i64, signature: &str) -> (u16, V
 
 #[tokio::test]
 async fn a_signed_callback_is_answered_and_handed_over() {
-    let (url, mut events) = serve(ReceiverConfig::new(Some("hook-key".into()))).await;
+    let (url, mut events) = serve(ReceiverConfig::signed("hook-key").unwrap()).await;
     let ts = now();
     let (status, body) = post(&url, BODY, ts, &sign(b"hook-key", "task-9", ts)).await;
     assert_eq!(
@@ -59,13 +59,14 @@ async fn a_signed_callback_is_answered_and_handed_over() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(event.task.task_id.as_str(), "task-9");
-    assert!(event.succeeded());
+    assert_eq!(event.task_id.as_str(), "task-9");
+    assert!(event.signed);
+    assert_eq!(event.timestamp, Some(ts));
 }
 
 #[tokio::test]
 async fn bad_signatures_stale_times_and_bad_bodies_are_refused() {
-    let (url, mut events) = serve(ReceiverConfig::new(Some("hook-key".into()))).await;
+    let (url, mut events) = serve(ReceiverConfig::signed("hook-key").unwrap()).await;
     let ts = now();
     let (status, body) = post(&url, BODY, ts, &sign(b"other-key", "task-9", ts)).await;
     assert_eq!((status, body["msg"].clone()), (401, json!("bad signature")));
@@ -83,7 +84,7 @@ async fn bad_signatures_stale_times_and_bad_bodies_are_refused() {
 
 #[tokio::test]
 async fn bodies_are_bounded_in_size_and_time() {
-    let mut config = ReceiverConfig::new(None);
+    let mut config = ReceiverConfig::unsigned();
     config.max_body_bytes = 1024;
     config.read_timeout = Duration::from_millis(300);
     let (url, _events) = serve(config).await;
@@ -112,8 +113,86 @@ async fn bodies_are_bounded_in_size_and_time() {
 
 #[tokio::test]
 async fn without_a_key_callbacks_are_parsed_unsigned() {
-    let (url, mut events) = serve(ReceiverConfig::new(None)).await;
+    let (url, mut events) = serve(ReceiverConfig::unsigned()).await;
     let response = http().post(&url).body(BODY).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(events.recv().await.unwrap().task.task_id.as_str(), "task-9");
+    let notice = events.recv().await.unwrap();
+    assert_eq!(notice.task_id.as_str(), "task-9");
+    assert!(!notice.signed);
+}
+
+#[test]
+fn an_empty_key_is_refused() {
+    assert_eq!(
+        ReceiverConfig::signed("").unwrap_err(),
+        kling_api_ext::WebhookError::EmptyKey
+    );
+    // verify_callback too: an empty key would make every forged signature valid.
+    let mut headers = kling_api_ext::reqwest::header::HeaderMap::new();
+    headers.insert("x-webhook-timestamp", now().to_string().parse().unwrap());
+    headers.insert(
+        "x-webhook-signature",
+        sign(b"", "task-9", now()).parse().unwrap(),
+    );
+    assert_eq!(
+        kling_api_ext::verify_callback(
+            &headers,
+            BODY.as_bytes(),
+            b"",
+            std::time::SystemTime::now(),
+            &Default::default()
+        )
+        .unwrap_err(),
+        kling_api_ext::WebhookError::EmptyKey
+    );
+}
+
+#[tokio::test]
+async fn a_callback_seen_twice_is_handed_over_once() {
+    let (url, mut events) = serve(ReceiverConfig::signed("hook-key").unwrap()).await;
+    let ts = now();
+    let signature = sign(b"hook-key", "task-9", ts);
+    for _ in 0..3 {
+        let (status, _) = post(&url, BODY, ts, &signature).await;
+        assert_eq!(status, 200, "a duplicate is still answered");
+    }
+    // The same task at another time is another callback.
+    let later = ts + 1;
+    post(&url, BODY, later, &sign(b"hook-key", "task-9", later)).await;
+    let first = events.recv().await.unwrap();
+    let second = events.recv().await.unwrap();
+    assert_eq!((first.timestamp, second.timestamp), (Some(ts), Some(later)));
+    assert!(events.try_recv().is_err(), "the duplicates were dropped");
+
+    // Unsigned and without a timestamp: the same body twice is a duplicate.
+    let (url, mut events) = serve(ReceiverConfig::unsigned()).await;
+    for _ in 0..2 {
+        let response = http().post(&url).body(BODY).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    events.recv().await.unwrap();
+    assert!(events.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_full_channel_answers_503_instead_of_growing() {
+    let mut config = ReceiverConfig::unsigned();
+    config.channel_capacity = 2;
+    let (url, mut events) = serve(config).await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let body = BODY.replace("task-9", &format!("task-{i}"));
+        let response = http().post(&url).body(body).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 503, 503]);
+    assert_eq!(events.recv().await.unwrap().task_id.as_str(), "task-0");
+    // Room again: the refused one is taken when it comes back.
+    let response = http()
+        .post(&url)
+        .body(BODY.replace("task-9", "task-2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 }

@@ -233,10 +233,6 @@ async fn submit_without_a_task_id_is_an_unknown_outcome() {
 async fn submit_is_retried_after_rate_limits_and_maintenance() {
     for first in [
         Canned::json(200, &envelope(429, "Rate limit exceeded", json!(null))),
-        Canned::json(
-            200,
-            &envelope(433, "Sub-key usage exceeds limit", json!(null)),
-        ),
         Canned::json(200, &envelope(455, "Maintenance", json!(null))),
         Canned::html(429),
     ] {
@@ -250,6 +246,31 @@ async fn submit_is_retried_after_rate_limits_and_maintenance() {
         assert_eq!(id, TaskId::new("t-ok").unwrap(), "{label}");
         assert_eq!(server.hits(), 2, "{label}");
     }
+}
+
+#[tokio::test]
+async fn a_usage_cap_433_is_its_own_kind_and_never_retried() {
+    let server = ScriptedServer::start(vec![
+        Canned::json(
+            200,
+            &envelope(433, "Sub-key usage exceeds limit", json!(null)),
+        )
+        .header("retry-after", "0"),
+        Canned::json(200, &created("t-never")),
+    ])
+    .await;
+    let error = no_preflight(&server)
+        .submit(&url_request())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, kling_api_ext::Error::UsageLimited { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable());
+    assert!(error.is_not_taken(), "433: nothing was created");
+    assert_eq!(error.code(), Some(433));
+    assert_eq!(server.hits(), 1, "a usage cap is not waited out");
 }
 
 #[tokio::test]

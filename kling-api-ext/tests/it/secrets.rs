@@ -133,20 +133,36 @@ async fn client_config_and_every_error_variant_hide_the_key() {
             task_id: id.clone(),
         },
         Error::LinkExpired {
+            task_id: Some(id.clone()),
             url: "https://files.example.com/v.mp4".into(),
             status: 404,
         },
         Error::Io {
             operation: Operation::Download,
+            task_id: None,
             path: "/tmp/x".into(),
             source: std::io::Error::other("disk full"),
+        },
+        Error::UsageLimited {
+            operation: Operation::CreateTask,
+            task_id: None,
+            msg: "m".into(),
+        },
+        Error::ResultMissing {
+            task_id: id.clone(),
+            last_state: Some(State::Success),
+            polls: 3,
+            detail: "d".into(),
+        },
+        Error::NotSent {
+            operation: Operation::CreateTask,
         },
     ];
     for error in &variants {
         assert_clean(&format!("{error:?}"));
         assert_clean(&format!("{error}"));
     }
-    assert_eq!(variants.len(), 18, "one of each variant");
+    assert_eq!(variants.len(), 21, "one of each variant");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::support::{asset, json, sim, stderr};
 
 /// A manifest of `n` jobs using the example assets (relative to the manifest).
-fn manifest(dir: &Path, n: usize, extra: &[&str]) -> std::path::PathBuf {
+pub fn manifest(dir: &Path, n: usize, extra: &[&str]) -> std::path::PathBuf {
     std::fs::copy(asset("face.png"), dir.join("face.png")).unwrap();
     std::fs::copy(asset("hello.wav"), dir.join("hello.wav")).unwrap();
     let mut lines: Vec<String> = (0..n)
@@ -20,7 +20,7 @@ fn manifest(dir: &Path, n: usize, extra: &[&str]) -> std::path::PathBuf {
     path
 }
 
-fn results(out: &Path) -> Vec<Value> {
+pub fn results(out: &Path) -> Vec<Value> {
     std::fs::read_to_string(out.join("results.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -248,38 +248,102 @@ fn unknown_submit_outcomes_are_left_alone_until_asked() {
 }
 
 #[test]
-fn rejected_jobs_are_final_unless_retried() {
-    let sim = sim(|c| c.credits = 100.0); // one task's worth (48 credits each: two)
+fn running_out_of_credits_stops_submitting_and_a_rerun_after_a_top_up_finishes() {
+    let sim = sim(|c| c.credits = 100.0); // two tasks' worth (48 credits each)
     let dir = tempfile::tempdir().unwrap();
-    let manifest = manifest(dir.path(), 3, &[]);
+    let manifest = manifest(dir.path(), 4, &[]);
     let out = dir.path().join("out");
-    let output = sim
-        .kling()
-        .args(["--json", "batch", "--concurrency", "1"])
-        .arg(&manifest)
-        .arg("--out-dir")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = || {
+        sim.kling()
+            .args(["--json", "batch", "--concurrency", "1"])
+            .arg(&manifest)
+            .arg("--out-dir")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let output = run();
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
-    let results = results(&out);
-    assert_eq!(results.len(), 3);
-    let rejected: Vec<&Value> = results
+    let summary = json(&output);
+    assert_eq!(
+        (
+            summary["done"].clone(),
+            summary["notTaken"].clone(),
+            summary["notStarted"].clone()
+        ),
+        (json!(2), json!(1), json!(1)),
+        "{summary}"
+    );
+    assert!(
+        stderr(&output).contains("no more jobs are submitted in this run"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        sim.sim.stats().requests_to("createTask"),
+        3,
+        "the 4th job was not sent after the 402"
+    );
+    assert_eq!(results(&out).len(), 2, "only ended jobs have result lines");
+    // Topped up: a plain rerun submits the two left and ends with every video.
+    sim.sim.set_credits(1000.0);
+    let again = run();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(json(&again)["done"], json!(4));
+    let stats = sim.sim.stats();
+    assert_eq!(stats.tasks_created, 4);
+    assert!(stats.duplicate_inputs().is_empty());
+    assert_eq!(results(&out).len(), 4);
+}
+
+#[test]
+fn rejected_jobs_are_final_unless_retried() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let manifest_path = manifest(dir.path(), 2, &[]);
+    // A URL that answers 404: refused before anything is created, for good.
+    let missing = format!("{}/missing.png", sim.sim.upload_base_url());
+    let mut text = std::fs::read_to_string(&manifest_path).unwrap();
+    text.push_str(&format!(
+        "\n{}",
+        json!({"id": "gone", "image": missing, "audio": "hello.wav"})
+    ));
+    std::fs::write(&manifest_path, text).unwrap();
+    let out = dir.path().join("out");
+    let run = |extra: &[&str], manifest: &Path| {
+        sim.kling()
+            .args(["--json", "batch"])
+            .args(extra)
+            .arg(manifest)
+            .arg("--out-dir")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let output = run(&[], &manifest_path);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let results_now = results(&out);
+    assert_eq!(results_now.len(), 3);
+    let rejected: Vec<&Value> = results_now
         .iter()
         .filter(|r| r["status"] == json!("rejected"))
         .collect();
     assert_eq!(rejected.len(), 1);
-    assert_eq!(rejected[0]["error"]["kind"], json!("insufficient_credits"));
+    assert_eq!(rejected[0]["id"], json!("gone"));
+    assert_eq!(rejected[0]["error"]["kind"], json!("invalid_input"));
     // Rerun: nothing to do, nothing sent.
-    let before = sim.sim.stats().requests_to("createTask");
-    let again = sim
-        .kling()
-        .args(["--json", "batch"])
-        .arg(&manifest)
-        .arg("--out-dir")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let before = sim.sim.stats().requests.values().sum::<u64>();
+    let again = run(&[], &manifest_path);
     assert_eq!(again.status.code(), Some(3));
-    assert_eq!(sim.sim.stats().requests_to("createTask"), before);
+    assert_eq!(sim.sim.stats().requests.values().sum::<u64>(), before);
+    assert!(!stderr(&again).contains("job gone"), "{}", stderr(&again));
+    // Asked to: tried again (and refused again, still for free).
+    let retried = run(&["--retry-rejected"], &manifest_path);
+    assert_eq!(retried.status.code(), Some(3));
+    assert!(
+        stderr(&retried).contains("job gone (line 3): invalid image"),
+        "{}",
+        stderr(&retried)
+    );
+    assert_eq!(sim.sim.stats().tasks_created, 2);
 }

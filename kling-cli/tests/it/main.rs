@@ -5,5 +5,6 @@
 mod batch;
 mod commands;
 mod errors;
+mod money;
 mod security;
 mod support;

@@ -122,7 +122,7 @@ async fn submit_wait_download() {
 #[tokio::test]
 async fn a_callback_reaches_the_receiver_verified() {
     use kling_api_ext::receiver::{ReceiverConfig, router};
-    let (app, mut events) = router(ReceiverConfig::new(Some("hook-secret".into())));
+    let (app, mut events) = router(ReceiverConfig::signed("hook-secret").unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let callback_url = format!("http://{}/", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -139,11 +139,12 @@ async fn a_callback_reaches_the_receiver_verified() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(callback.task.task_id, task_id);
-    assert!(callback.succeeded());
-    // The body is not signed: confirm by re-reading.
-    let confirmed = client.confirm(&callback).await.unwrap();
-    assert_eq!(confirmed.result_urls, callback.task.result_urls);
+    assert_eq!(callback.task_id, task_id);
+    assert!(callback.signed);
+    // The body is not signed: the state comes from the service.
+    let confirmed = callback.confirm(&client).await.unwrap();
+    assert_eq!(confirmed.state, kling_api_ext::State::Success);
+    assert!(confirmed.video_url().is_some());
     // The simulator records the callback once the receiver's answer is back,
     // which may be just after the event reached the channel.
     let mut callbacks = sim.stats().callbacks;
@@ -161,7 +162,7 @@ async fn a_callback_reaches_the_receiver_verified() {
 #[tokio::test]
 async fn a_callback_signed_with_another_key_is_refused() {
     use kling_api_ext::receiver::{ReceiverConfig, router};
-    let (app, mut events) = router(ReceiverConfig::new(Some("our-key".into())));
+    let (app, mut events) = router(ReceiverConfig::signed("our-key").unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let callback_url = format!("http://{}/", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
