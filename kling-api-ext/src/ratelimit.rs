@@ -134,7 +134,18 @@ impl Limiter {
     }
 
     /// Waits for a slot. Cancel-safe: a dropped wait takes no slot.
+    #[cfg(test)]
     pub(crate) async fn acquire(&self) -> Permit<'_> {
+        self.acquire_with(|_, _| true).await.expect("never refused")
+    }
+
+    /// Waits for a slot, telling `on_wait` before each wait how long it will be
+    /// at least, and why; `None` if `on_wait` answers `false` (the caller will
+    /// not wait that long). Cancel-safe: a dropped wait takes no slot.
+    pub(crate) async fn acquire_with(
+        &self,
+        mut on_wait: impl FnMut(Duration, LimiterWait) -> bool,
+    ) -> Option<Permit<'_>> {
         loop {
             // Registered before checking, so a slot freed in between is not missed.
             let notified = self.freed.notified();
@@ -146,14 +157,14 @@ impl Limiter {
                     .entries
                     .retain(|e| e.done.is_none_or(|done| done + window > now));
                 match state.paused_until {
-                    Some(until) if until > now => Some(until - now),
+                    Some(until) if until > now => Some((until - now, LimiterWait::Paused)),
                     _ => {
                         state.paused_until = None;
                         if state.entries.len() < self.limit.max as usize {
                             let id = state.next_id;
                             state.next_id += 1;
                             state.entries.push_back(Entry { id, done: None });
-                            return Permit { limiter: self, id };
+                            return Some(Permit { limiter: self, id });
                         }
                         // Full: the earliest finished entry frees a slot; if all
                         // are in flight, wait for one to finish.
@@ -162,11 +173,17 @@ impl Limiter {
                             .iter()
                             .filter_map(|e| e.done)
                             .min()
-                            .map(|done| done + window - now)
+                            .map(|done| (done + window - now, LimiterWait::Window))
                     }
                 }
             };
-            match wait {
+            // All in flight: a slot frees a window after the first answer, so
+            // at least a window from now.
+            let (shown, why) = wait.unwrap_or((self.limit.window, LimiterWait::Window));
+            if !on_wait(shown, why) {
+                return None;
+            }
+            match wait.map(|(wait, _)| wait) {
                 Some(wait) => {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -187,30 +204,6 @@ impl Limiter {
         if state.paused_until.is_none_or(|current| current < until) {
             state.paused_until = Some(until);
         }
-    }
-
-    /// Why and for how long an [`acquire`](Self::acquire) now would wait, at
-    /// least: `None` when a slot is free (or every slot is held by a request
-    /// still in flight, which ends when its answer arrives).
-    pub(crate) fn wait_hint(&self) -> Option<(Duration, LimiterWait)> {
-        let mut state = self.lock();
-        let now = Instant::now();
-        if let Some(until) = state.paused_until.filter(|until| *until > now) {
-            return Some((until - now, LimiterWait::Paused));
-        }
-        let window = self.limit.window;
-        state
-            .entries
-            .retain(|e| e.done.is_none_or(|done| done + window > now));
-        if state.entries.len() < self.limit.max as usize {
-            return None;
-        }
-        state
-            .entries
-            .iter()
-            .filter_map(|e| e.done)
-            .min()
-            .map(|done| (done + window - now, LimiterWait::Window))
     }
 
     /// The limit it keeps.
@@ -313,20 +306,43 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_hint_says_why_and_how_long() {
-        let limiter = limiter(1, 10);
-        assert_eq!(limiter.wait_hint(), None);
-        drop(limiter.acquire().await);
-        tokio::time::sleep(Duration::from_secs(4)).await;
+    async fn each_wait_is_reported_with_why_and_how_long() {
+        let limiter = std::sync::Arc::new(limiter(1, 10));
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let held = limiter.acquire().await;
+        let waiter = {
+            let (limiter, seen) = (limiter.clone(), seen.clone());
+            tokio::spawn(async move {
+                let permit = limiter
+                    .acquire_with(|wait, why| {
+                        seen.lock().unwrap().push((wait, why));
+                        true
+                    })
+                    .await;
+                assert!(permit.is_some());
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // In flight: a slot frees a window after its answer at the earliest.
         assert_eq!(
-            limiter.wait_hint(),
-            Some((Duration::from_secs(6), LimiterWait::Window))
+            seen.lock().unwrap().first(),
+            Some(&(Duration::from_secs(10), LimiterWait::Window))
+        );
+        drop(held);
+        waiter.await.unwrap();
+        assert_eq!(
+            seen.lock().unwrap().last(),
+            Some(&(Duration::from_secs(10), LimiterWait::Window)),
+            "answered at t = 1 s: 10 s to go"
         );
         limiter.pause(Duration::from_secs(30));
-        assert_eq!(
-            limiter.wait_hint(),
-            Some((Duration::from_secs(30), LimiterWait::Paused))
-        );
+        let refused = limiter
+            .acquire_with(|wait, why| {
+                assert_eq!((wait, why), (Duration::from_secs(30), LimiterWait::Paused));
+                false
+            })
+            .await;
+        assert!(refused.is_none(), "the caller would not wait that long");
     }
 
     #[tokio::test(start_paused = true)]

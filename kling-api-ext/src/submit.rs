@@ -364,47 +364,59 @@ impl Client {
             if options.cancelled() {
                 return Err(not_sent());
             }
-            if let Some(limiter) = &self.inner.limiter
-                && let Some((wait, why)) = limiter.wait_hint()
-            {
-                if why == crate::ratelimit::LimiterWait::Paused
-                    && started.elapsed().saturating_add(wait) > policy.time_budget
-                {
-                    // Waiting this out would hold the caller past the budget.
-                    return Err(last_error.unwrap_or_else(|| Error::RateLimited {
-                        operation: Operation::CreateTask,
-                        task_id: None,
-                        code: 429,
-                        retry_after: Some(wait),
-                        msg: format!(
-                            "creation is paused for {:.0} s after the service answered 429, longer than the retry budget ({:.0} s); nothing was sent",
-                            wait.as_secs_f64(),
-                            policy.time_budget.as_secs_f64()
-                        ),
-                    }));
-                }
-                let reason = match why {
-                    crate::ratelimit::LimiterWait::Paused => SubmitWaitReason::ServicePause,
-                    crate::ratelimit::LimiterWait::Window => {
-                        let limit = limiter.limit();
-                        SubmitWaitReason::RateLimitWindow {
-                            max: limit.max,
-                            window: limit.window,
-                        }
-                    }
-                };
-                options.report(wait, reason, attempt);
-            }
             let result = {
                 let _permit = match &self.inner.limiter {
-                    Some(limiter) => match &options.cancel {
+                    Some(limiter) => {
+                        let mut too_long = None;
+                        let acquire = limiter.acquire_with(|wait, why| {
+                            if why == crate::ratelimit::LimiterWait::Paused
+                                && started.elapsed().saturating_add(wait) > policy.time_budget
+                            {
+                                // Waiting this out would hold the caller past the budget.
+                                too_long = Some(wait);
+                                return false;
+                            }
+                            let reason = match why {
+                                crate::ratelimit::LimiterWait::Paused => {
+                                    SubmitWaitReason::ServicePause
+                                }
+                                crate::ratelimit::LimiterWait::Window => {
+                                    let limit = limiter.limit();
+                                    SubmitWaitReason::RateLimitWindow {
+                                        max: limit.max,
+                                        window: limit.window,
+                                    }
+                                }
+                            };
+                            options.report(wait, reason, attempt);
+                            true
+                        });
                         // Waiting for a slot sends nothing: safe to stop.
-                        Some(token) => tokio::select! {
-                            permit = limiter.acquire() => Some(permit),
-                            _ = token.cancelled() => return Err(not_sent()),
-                        },
-                        None => Some(limiter.acquire().await),
-                    },
+                        let permit = match &options.cancel {
+                            Some(token) => tokio::select! {
+                                permit = acquire => permit,
+                                _ = token.cancelled() => return Err(not_sent()),
+                            },
+                            None => acquire.await,
+                        };
+                        match permit {
+                            Some(permit) => Some(permit),
+                            None => {
+                                let wait = too_long.unwrap_or_default();
+                                return Err(last_error.unwrap_or_else(|| Error::RateLimited {
+                                    operation: Operation::CreateTask,
+                                    task_id: None,
+                                    code: 429,
+                                    retry_after: Some(wait),
+                                    msg: format!(
+                                        "creation is paused for {:.0} s after the service answered 429, longer than the retry budget ({:.0} s); nothing was sent",
+                                        wait.as_secs_f64(),
+                                        policy.time_budget.as_secs_f64()
+                                    ),
+                                }));
+                            }
+                        }
+                    }
                     None => None,
                 };
                 // Once sent, the request is never abandoned: its answer (or

@@ -43,6 +43,8 @@ struct Counts {
     timed_out: AtomicUsize,
     errors: AtomicUsize,
     changed: AtomicUsize,
+    /// Tasks whose wait a signal stopped: they keep running on the service.
+    left_running: AtomicUsize,
 }
 
 fn get(n: &AtomicUsize) -> usize {
@@ -289,6 +291,21 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         resume,
     });
     run.tick();
+    // The bar's message carries countdowns ("waiting 6 s: ..."): refreshed on
+    // a steady clock, not only when a job changes state.
+    let ticker = out.interactive().then(|| {
+        let run = Arc::downgrade(&run);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                every.tick().await;
+                match run.upgrade() {
+                    Some(run) => run.tick(),
+                    None => return,
+                }
+            }
+        })
+    });
 
     // The set is owned here, outside any select!: no job is dropped by a
     // cancellation. A signal cancels the token; each job then stops at its next
@@ -315,6 +332,9 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         }
     }
     let interrupted = cancel.is_cancelled();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
     run.bar.finish_and_clear();
     // One line per ended job, whatever crashes or retries happened.
     if let Err(e) = rewrite_results(&run.args.out_dir) {
@@ -446,7 +466,7 @@ impl Run {
                            "error": {"kind": "generation_failed", "failCode": fail_code, "message": fail_msg}}),
                 );
             }
-            Err(Error::Cancelled { .. }) => {}
+            Err(Error::Cancelled { .. }) => add(&self.counts.left_running),
             Err(e @ Error::WaitTimedOut { .. }) => {
                 add(&self.counts.timed_out);
                 self.not_ended(&job, Some(&task_id), &e, "wait");
@@ -637,11 +657,14 @@ impl Run {
             // Interrupted while waiting to send: said once by the summary.
             return;
         }
-        if stops_all_submits(error) && !self.halted.swap(true, Ordering::SeqCst) {
-            self.say(&format!(
-                "job {} (line {}): {error}; no more jobs are submitted in this run (none was created); they are to do on the next run",
-                job.id, job.line
-            ));
+        if stops_all_submits(error) {
+            // Said once: the jobs sent at the same time got the same answer.
+            if !self.halted.swap(true, Ordering::SeqCst) {
+                self.say(&format!(
+                    "job {} (line {}): {error}; no more jobs are submitted in this run (no task was created for it); the rest are to do on the next run",
+                    job.id, job.line
+                ));
+            }
         } else {
             self.say(&format!(
                 "job {} (line {}): not taken: {error}; no task was created; it is submitted on the next run",
@@ -681,10 +704,7 @@ impl Run {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let left = not_started
-            + get(&c.not_taken)
-            + unfinished.len()
-            + if interrupted { get(&c.running) } else { 0 };
+        let left = not_started + get(&c.not_taken) + unfinished.len() + get(&c.left_running);
         let document = json!({
             "done": get(&c.done),
             "failed": get(&c.failed),
@@ -695,6 +715,7 @@ impl Run {
             "timedOut": get(&c.timed_out),
             "errors": get(&c.errors),
             "changed": get(&c.changed),
+            "stillRunning": get(&c.left_running),
             "invalidLines": invalid,
             "interrupted": interrupted,
             "leftAlone": ambiguous,
@@ -739,7 +760,8 @@ impl Run {
         }
         if interrupted {
             out.say(&format!(
-                "interrupted: every createTask that was sent has its answer journaled; tasks keep running on the service; resume with: {}",
+                "interrupted: every createTask that was sent has its answer journaled; {} task(s) keep running on the service; resume with: {}",
+                get(&c.left_running),
                 self.resume
             ));
             return code::INTERRUPTED;
