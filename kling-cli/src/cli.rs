@@ -92,6 +92,10 @@ pub struct Global {
     /// Whether the key came from `--api-key` (visible in `ps`), set after parsing.
     #[arg(skip)]
     pub api_key_from_command_line: bool,
+    /// Whether the command handles Ctrl-C itself (it may have a createTask on
+    /// the wire, or a wait to stop); others exit at the first one. Set after parsing.
+    #[arg(skip)]
+    pub graceful_interrupt: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -193,9 +193,26 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         let state = record.map_or(JobState::New, |r| r.state.clone());
         let changed = record
             .and_then(|r| r.input.as_deref())
-            .is_some_and(|input| input != job.input)
-            && state != JobState::New;
-        if changed {
+            .is_some_and(|input| input != job.input);
+        // Only where a task exists or may exist: a line fixed after a refusal
+        // has nothing to protect and simply runs.
+        let task_at_stake = matches!(
+            state,
+            JobState::Interrupted { .. }
+                | JobState::Unknown { .. }
+                | JobState::Submitted { .. }
+                | JobState::Finished { .. }
+        );
+        if changed && matches!(state, JobState::Rejected { .. }) {
+            out.say(&format!(
+                "job {} (line {}): the line changed since it was refused: submitting it",
+                job.id, job.line
+            ));
+            add(&counts.pending);
+            submits.push(Plan::Submit(job));
+            continue;
+        }
+        if changed && task_at_stake {
             let tasks = record.map(|r| r.task_ids.join(", ")).unwrap_or_default();
             let tasks = if tasks.is_empty() {
                 String::new()

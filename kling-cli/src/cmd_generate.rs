@@ -37,6 +37,21 @@ pub fn request(inputs: &Inputs) -> Result<AvatarRequest, Error> {
     builder.build()
 }
 
+/// A URL as the terminal shows it: a presigned URL's query is its credential
+/// and stays off the screen (and out of scrollback and screen recordings).
+fn shown_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let had_query = shown.query().is_some();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_password(None);
+    let mut text = shown.to_string();
+    if had_query {
+        text.push_str("?[query hidden]");
+    }
+    text
+}
+
 /// What the checks found, for a person: types, sizes, dimensions, duration,
 /// the cost estimate and the warnings.
 pub fn describe(ctx: &Context, request: &AvatarRequest) {
@@ -44,7 +59,7 @@ pub fn describe(ctx: &Context, request: &AvatarRequest) {
     for (label, media) in [("image", request.image()), ("audio", request.audio())] {
         let source = match media.source() {
             MediaSource::Path(p) => p.display().to_string(),
-            MediaSource::Url(u) => u.to_string(),
+            MediaSource::Url(u) => shown_url(u),
         };
         let facts = media.facts().map(|f| {
             let mut parts = vec![f.mime.to_owned()];
@@ -137,10 +152,12 @@ async fn download(
     out: &Path,
 ) -> Result<kling_api_ext::Downloaded, Error> {
     let bar = ui::bytes_bar(&ctx.out, "download");
-    let saved = ctx
-        .client
-        .download_with_progress(task, out, Some(ui::feed(&bar)))
-        .await;
+    // Free and restartable: Ctrl-C stops it (the partial file goes with it).
+    let cancel = ctx.interrupt.token();
+    let saved = tokio::select! {
+        saved = ctx.client.download_with_progress(task, out, Some(ui::feed(&bar))) => saved,
+        _ = cancel.cancelled() => Err(Error::Cancelled { task_id: task.task_id.clone() }),
+    };
     bar.finish_and_clear();
     saved
 }
@@ -296,6 +313,19 @@ pub async fn download_cmd(ctx: &Context, args: DownloadArgs) -> Result<u8, Failu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presigned_queries_are_not_shown() {
+        let url = "https://bucket.example.com/v.mp3?X-Amz-Signature=abc123&X-Amz-Credential=AKIA"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            shown_url(&url),
+            "https://bucket.example.com/v.mp3?[query hidden]"
+        );
+        let plain = "https://cdn.example.com/face.png".parse().unwrap();
+        assert_eq!(shown_url(&plain), "https://cdn.example.com/face.png");
+    }
 
     #[test]
     fn default_output_names_are_safe() {

@@ -91,7 +91,7 @@ pub async fn build(
             client,
             out,
             simulated: true,
-            interrupt: Interrupt::install(out),
+            interrupt: Interrupt::install(out, global.graceful_interrupt),
             _sim: Some(sim),
         });
     }
@@ -121,7 +121,7 @@ pub async fn build(
         client,
         out,
         simulated: false,
-        interrupt: Interrupt::install(out),
+        interrupt: Interrupt::install(out, global.graceful_interrupt),
         _sim: None,
     })
 }

@@ -21,8 +21,9 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    /// Starts watching for Ctrl-C and SIGTERM.
-    pub fn install(out: Out) -> Interrupt {
+    /// Starts watching for Ctrl-C and SIGTERM. Without `graceful` (a command
+    /// that sends nothing paid and watches no token), the first one exits.
+    pub fn install(out: Out, graceful: bool) -> Interrupt {
         let interrupt = Interrupt {
             token: CancellationToken::new(),
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -30,6 +31,9 @@ impl Interrupt {
         let watcher = interrupt.clone();
         tokio::spawn(async move {
             signal().await;
+            if !graceful {
+                std::process::exit(i32::from(code::INTERRUPTED));
+            }
             watcher.token.cancel();
             let sending = watcher.in_flight.load(Ordering::SeqCst);
             if sending > 0 {

@@ -53,6 +53,14 @@ fn parse() -> Cli {
     let typed = |m: &clap::ArgMatches| m.value_source("api_key") == Some(ValueSource::CommandLine);
     cli.global.api_key_from_command_line =
         typed(&matches) || matches.subcommand().is_some_and(|(_, sub)| typed(sub));
+    cli.global.graceful_interrupt = matches!(
+        cli.command,
+        Command::Generate(_)
+            | Command::Submit(_)
+            | Command::Wait(_)
+            | Command::Download(_)
+            | Command::Batch(_)
+    );
     cli
 }
 

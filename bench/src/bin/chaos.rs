@@ -154,6 +154,10 @@ fn check_dir(dir: &Path, report: &mut Report) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // `.lock` is the batch's directory lock: expected, not a partial file.
+        if name == ".lock" {
+            continue;
+        }
         if name.ends_with(".part") || name.starts_with('.') {
             report.partial_files.push(path.display().to_string());
         } else if name.ends_with(".mp4") {

@@ -346,4 +346,17 @@ fn rejected_jobs_are_final_unless_retried() {
         stderr(&retried)
     );
     assert_eq!(sim.sim.stats().tasks_created, 2);
+    // The line fixed: it runs, no flag needed (no task existed to protect).
+    let text = std::fs::read_to_string(&manifest_path)
+        .unwrap()
+        .replace(&missing, "face.png");
+    std::fs::write(&manifest_path, text).unwrap();
+    let fixed = run(&[], &manifest_path);
+    assert!(fixed.status.success(), "{}", stderr(&fixed));
+    assert!(
+        stderr(&fixed).contains("the line changed since it was refused"),
+        "{}",
+        stderr(&fixed)
+    );
+    assert_eq!(sim.sim.stats().tasks_created, 3);
 }

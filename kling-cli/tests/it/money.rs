@@ -397,3 +397,29 @@ fn an_api_key_on_the_command_line_is_warned_about() {
     assert!(from_env.status.success());
     assert!(!stderr(&from_env).contains("--api-key on the command line"));
 }
+
+#[cfg(unix)]
+#[test]
+fn commands_with_nothing_paid_at_stake_stop_at_the_first_ctrl_c() {
+    // A service that takes the connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let child = Command::new(assert_cmd::cargo::cargo_bin("kling"))
+        .args(["--base-url", &url, "--upload-base-url", &url, "status", "task-1"])
+        .env("APIKLEY_API_KEY", "k")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    interrupt(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not held for the request timeout"
+    );
+    drop(listener);
+}
