@@ -405,7 +405,14 @@ fn commands_with_nothing_paid_at_stake_stop_at_the_first_ctrl_c() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let child = Command::new(assert_cmd::cargo::cargo_bin("kling"))
-        .args(["--base-url", &url, "--upload-base-url", &url, "status", "task-1"])
+        .args([
+            "--base-url",
+            &url,
+            "--upload-base-url",
+            &url,
+            "status",
+            "task-1",
+        ])
         .env("APIKLEY_API_KEY", "k")
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
