@@ -196,7 +196,7 @@ pub enum Error {
         msg: String,
     },
 
-    /// The service's validation rejected the request (codes 400, 405, 422, or 500
+    /// The service's validation rejected the request (codes 400, 405, 413, 422, or 500
     /// with a validation message such as `This field is required`).
     #[error("{operation}: rejected by the service (code {code}){}: {msg}", task_suffix(.task_id))]
     Rejected {
@@ -799,7 +799,7 @@ pub(crate) fn from_code(
             code,
             msg,
         },
-        400 | 405 | 422 => Error::Rejected {
+        400 | 405 | 413 | 422 => Error::Rejected {
             operation,
             task_id,
             code,
@@ -946,6 +946,7 @@ mod tests {
         assert_eq!(map(422, "recordInfo is null"), "not_found");
         assert_eq!(map(422, "url is wrong"), "rejected");
         assert_eq!(map(400, "taskId parameter is required"), "rejected");
+        assert_eq!(map(413, "The request body is too large"), "rejected");
         assert_eq!(map(429, "Rate limit exceeded"), "rate_limited");
         assert_eq!(map(433, "sub-key limit"), "usage_limited");
         assert_eq!(map(455, "maintenance"), "maintenance");

@@ -136,7 +136,8 @@ pub struct Inputs {
     /// The prompt (at most 5000 characters)
     #[arg(long, conflicts_with = "prompt_file")]
     pub prompt: Option<String>,
-    /// Read the prompt from a file
+    /// Read the prompt from a file ("-": standard input); one trailing
+    /// newline is not part of the prompt
     #[arg(long, value_name = "FILE")]
     pub prompt_file: Option<PathBuf>,
     /// Where the service should POST the result when the task ends
@@ -157,6 +158,9 @@ pub struct GenerateArgs {
     /// Where to save the video (default: TASK_ID.mp4)
     #[arg(long, value_name = "FILE.mp4")]
     pub out: Option<PathBuf>,
+    /// Replace the --out file if it exists
+    #[arg(long)]
+    pub force: bool,
     /// How long to wait for the task (e.g. 20m, 1h)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub timeout: Duration,
@@ -184,6 +188,9 @@ pub struct WaitArgs {
     /// Download the video here when the task succeeds
     #[arg(long, value_name = "FILE.mp4")]
     pub out: Option<PathBuf>,
+    /// Replace the --out file if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +200,9 @@ pub struct DownloadArgs {
     /// Where to save the video
     #[arg(long, value_name = "FILE.mp4")]
     pub out: PathBuf,
+    /// Replace the --out file if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -234,7 +244,26 @@ pub struct BatchArgs {
     pub timeout: Duration,
 }
 
+pub const SIM_HELP: &str = "\
+Config file (JSON, camelCase; every key optional):
+  apiKeys [\"sim-key\"]  credits 10000  models {id: credits per second}
+  defaultVideoSeconds 5  requireUserAgent true  maxUploadBytes 209715200
+  rateLimit {max 20, windowMs 10000, mode \"http429\"|\"envelope429\", retryAfter true}
+  lifecycle {seed, waitingMs [min,max], queuingMs, generatingMs,
+             generatingMsPerAudioSecond, failFraction, resultUrlTtlMs}
+  webhookHmacKey, callbacksOffLoopback
+  faults {seed, slowMs, nullRecord, nullRecordMs, unknownState, unknownStateMs,
+          failCodeInt, retryAfterOnFault,
+          createTask|recordInfo|common|upload|download: {resetBefore, resetAfter,
+          slowAfter, html502, html520, envelope500, envelope455, rateLimited,
+          messageAlias, truncate}}  (probabilities 0 to 1)
+  Every key is documented in the kling-sim crate docs (SimConfig).
+
+Counters (requests, tasks, faults, callbacks): GET /_sim/stats
+Each request is logged with -v.";
+
 #[derive(Debug, Args)]
+#[command(after_help = SIM_HELP)]
 pub struct SimArgs {
     /// Port on 127.0.0.1 (0: any free port)
     #[arg(long, default_value_t = 0)]
@@ -289,5 +318,12 @@ fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 20m, 1h)"))
+    let duration =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 20m, 1h)"))?;
+    // A zero timeout would end every wait (or request) before it starts,
+    // after the money is spent.
+    if duration.is_zero() {
+        return Err("must be more than zero (examples: 90s, 20m, 1h)".into());
+    }
+    Ok(duration)
 }

@@ -17,11 +17,27 @@ use crate::ui;
 pub fn request(inputs: &Inputs) -> Result<AvatarRequest, Error> {
     let prompt = match (&inputs.prompt, &inputs.prompt_file) {
         (Some(prompt), _) => prompt.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| Error::InvalidInput {
-            field: Field::Prompt,
-            subject: Some(path.display().to_string()),
-            reason: format!("the prompt file cannot be read: {e}"),
-        })?,
+        (None, Some(path)) => {
+            let read = if path.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(path)
+            };
+            let mut text = read.map_err(|e| Error::InvalidInput {
+                field: Field::Prompt,
+                subject: Some(path.display().to_string()),
+                reason: format!("the prompt file cannot be read: {e}"),
+            })?;
+            // Editors end files with a newline; it is not part of the prompt
+            // (nor of its 5,000-character limit).
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            text
+        }
         (None, None) => String::new(),
     };
     let mut builder = AvatarRequest::builder()
@@ -135,12 +151,13 @@ async fn wait(ctx: &Context, id: &TaskId, timeout: Duration) -> Result<Task, Err
 }
 
 /// The command that picks a task up again and writes its video to `out`.
-fn resume_command(id: &TaskId, out: Option<&Path>) -> String {
+fn resume_command(id: &TaskId, out: Option<&Path>, force: bool) -> String {
     match out {
         Some(out) => format!(
-            "kling wait {} --out {}",
+            "kling wait {} --out {}{}",
             shell_quote(id.as_str()),
-            shell_quote(&out.display().to_string())
+            shell_quote(&out.display().to_string()),
+            if force { " --force" } else { "" }
         ),
         None => format!("kling wait {}", shell_quote(id.as_str())),
     }
@@ -190,24 +207,45 @@ fn result_document(task: &Task, saved: Option<&kling_api_ext::Downloaded>) -> se
     })
 }
 
-fn check_out_path(out: &Path) -> Result<(), Error> {
+/// Checks, before anything is sent or paid for, that the video can be saved
+/// at `out`: its directory exists and takes a new file (the download writes a
+/// temporary file there and renames it), and no file is replaced unless
+/// `force`.
+fn check_out_path(out: &Path, force: bool) -> Result<(), Error> {
+    let invalid = |reason: String| Error::InvalidInput {
+        field: Field::Download,
+        subject: Some(out.display().to_string()),
+        reason,
+    };
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !parent.is_dir() {
-        return Err(Error::InvalidInput {
-            field: Field::Download,
-            subject: Some(out.display().to_string()),
-            reason: format!("the directory {} does not exist", parent.display()),
-        });
+        return Err(invalid(format!(
+            "the directory {} does not exist",
+            parent.display()
+        )));
     }
     if out.is_dir() {
-        return Err(Error::InvalidInput {
-            field: Field::Download,
-            subject: Some(out.display().to_string()),
-            reason: "this is a directory; give a file name such as avatar.mp4".into(),
-        });
+        return Err(invalid(
+            "this is a directory; give a file name such as avatar.mp4".into(),
+        ));
+    }
+    if out.exists() && !force {
+        return Err(invalid(
+            "the file exists; pass --force to replace it, or give another --out".into(),
+        ));
+    }
+    // The one sure test of "writable" (permissions, a read-only mount, /proc).
+    if let Err(e) = tempfile::Builder::new()
+        .prefix(".kling-check.")
+        .tempfile_in(parent)
+    {
+        return Err(invalid(format!(
+            "a file cannot be written in {}: {e}",
+            parent.display()
+        )));
     }
     Ok(())
 }
@@ -215,12 +253,12 @@ fn check_out_path(out: &Path) -> Result<(), Error> {
 pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> {
     let request = request(&args.inputs)?;
     if let Some(out) = &args.out {
-        check_out_path(out)?;
+        check_out_path(out, args.force)?;
     }
     describe(ctx, &request);
     let id = submit(ctx, &request).await?;
     let out_path = args.out.clone().unwrap_or_else(|| default_out(&id));
-    let resume = resume_command(&id, Some(&out_path));
+    let resume = resume_command(&id, Some(&out_path), args.force);
     ctx.out.say(&format!(
         "  task  {id} (if interrupted, resume with: {resume})"
     ));
@@ -264,9 +302,9 @@ pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Failure>
 pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Failure> {
     let id = task_id(&args.task_id)?;
     if let Some(out) = &args.out {
-        check_out_path(out)?;
+        check_out_path(out, args.force)?;
     }
-    let resume = resume_command(&id, args.out.as_deref());
+    let resume = resume_command(&id, args.out.as_deref(), args.force);
     let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
     let task = wait(ctx, &id, args.timeout).await.map_err(after)?;
     let saved = match &args.out {
@@ -287,7 +325,7 @@ pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Failure> {
 
 pub async fn download_cmd(ctx: &Context, args: DownloadArgs) -> Result<u8, Failure> {
     let id = task_id(&args.task_id)?;
-    check_out_path(&args.out)?;
+    check_out_path(&args.out, args.force)?;
     let resume = format!(
         "kling download {} --out {}",
         shell_quote(id.as_str()),

@@ -126,7 +126,14 @@ pub async fn sim(out: &Out, args: SimArgs) -> u8 {
             return out.error(&Error::InvalidInput {
                 field: kling_api_ext::Field::Config,
                 subject: Some(format!("127.0.0.1:{}", args.port)),
-                reason: format!("cannot listen: {e}"),
+                reason: if e.kind() == std::io::ErrorKind::AddrInUse {
+                    format!(
+                        "port {} is already in use (another kling sim?); choose another with --port, or --port 0 for any free one",
+                        args.port
+                    )
+                } else {
+                    format!("cannot listen: {e}")
+                },
             });
         }
     };

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,19 +29,66 @@ pub const RESULT_VIDEO: &[u8] = include_bytes!("../assets/result.mp4");
 type Ctx = State<Arc<Shared>>;
 type Conn = Extension<Arc<ConnControl>>;
 
+/// The largest JSON body accepted by createTask, download-url and the URL
+/// upload (a createTask body is a few KiB; prompts are at most 5,000 chars).
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Room for what a multipart or base64 body carries besides the file.
+const BODY_OVERHEAD: usize = 1024 * 1024;
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    use axum::extract::DefaultBodyLimit;
+    let max = usize::try_from(shared.config.max_upload_bytes).unwrap_or(usize::MAX);
+    // axum's default (2 MiB) would refuse an ordinary voice clip: each route
+    // takes what the service takes, and says "too large" in its envelope.
+    let stream_limit = max.saturating_add(BODY_OVERHEAD);
+    let base64_limit = (max / 3).saturating_mul(4).saturating_add(BODY_OVERHEAD);
     Router::new()
-        .route("/api/v1/jobs/createTask", post(create_task))
+        .route(
+            "/api/v1/jobs/createTask",
+            post(create_task).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)),
+        )
         .route("/api/v1/jobs/recordInfo", get(record_info))
         .route("/api/v1/chat/credit", get(credit))
-        .route("/api/v1/common/download-url", post(download_url))
-        .route("/file-upload/api/file-stream-upload", post(upload_stream))
-        .route("/file-upload/api/file-base64-upload", post(upload_base64))
-        .route("/file-upload/api/file-url-upload", post(upload_url))
+        .route(
+            "/api/v1/common/download-url",
+            post(download_url).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)),
+        )
+        .route(
+            "/file-upload/api/file-stream-upload",
+            post(upload_stream).layer(DefaultBodyLimit::max(stream_limit)),
+        )
+        .route(
+            "/file-upload/api/file-base64-upload",
+            post(upload_base64).layer(DefaultBodyLimit::max(base64_limit)),
+        )
+        .route(
+            "/file-upload/api/file-url-upload",
+            post(upload_url).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)),
+        )
         .route("/file-upload/files/{*path}", get(uploaded_file))
         .route("/results/{file}", get(result_video))
         .route("/_sim/stats", get(stats))
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(shared)
+}
+
+/// One log line per request (`kling sim -v`, or `RUST_LOG=kling_sim=info`):
+/// method, path, status and time. Queries are left out: a task id is in the
+/// path's query, but so could be a presigned URL's signature.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
 }
 
 // ---------------------------------------------------------------------------
@@ -253,12 +301,32 @@ fn is_http_url(text: &str) -> bool {
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
 }
 
+/// A JSON body over [`JSON_BODY_LIMIT`], answered in the envelope.
+fn body_too_large(alias: bool) -> Response {
+    envelope(
+        413,
+        &format!("The request body is larger than {JSON_BODY_LIMIT} bytes"),
+        Value::Null,
+        alias,
+    )
+}
+
+/// Whether a rejected body was too large (anything else: read as empty).
+fn over_limit(body: &Result<Bytes, BytesRejection>) -> bool {
+    matches!(body, Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE)
+}
+
 async fn create_task(
     State(shared): Ctx,
     Extension(conn): Conn,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if over_limit(&body) {
+        shared.lock().count("createTask");
+        return body_too_large(false);
+    }
+    let body = body.unwrap_or_default();
     shared.lock().count("createTask");
     let (fault, alias) = draw(&shared, "createTask", &shared.faults().create_task);
     if matches!(fault, Fault::ResetBefore | Fault::Html502 | Fault::Html520) {
@@ -559,8 +627,13 @@ async fn download_url(
     State(shared): Ctx,
     Extension(conn): Conn,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if over_limit(&body) {
+        shared.lock().count("downloadUrl");
+        return body_too_large(false);
+    }
+    let body = body.unwrap_or_default();
     shared.lock().count("downloadUrl");
     let (fault, alias) = draw(&shared, "downloadUrl", &shared.faults().common);
     if let Some(refused) = user_agent_refused(&shared, &headers) {
@@ -768,6 +841,9 @@ async fn upload_stream(
             let field = match multipart.next_field().await {
                 Ok(Some(field)) => field,
                 Ok(None) => break,
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return too_large(&shared, alias);
+                }
                 Err(e) => return malformed(&e, alias),
             };
             match field.name().unwrap_or_default() {
@@ -791,6 +867,9 @@ async fn upload_stream(
                                 bytes.extend_from_slice(&chunk);
                             }
                             Ok(None) => break,
+                            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                                return too_large(&shared, alias);
+                            }
                             Err(e) => return malformed(&e, alias),
                         }
                     }
@@ -820,8 +899,13 @@ async fn upload_base64(
     State(shared): Ctx,
     Extension(conn): Conn,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if over_limit(&body) {
+        shared.lock().count("uploadBase64");
+        return too_large(&shared, false);
+    }
+    let body = body.unwrap_or_default();
     let (alias, fault) = match upload_gate(&shared, &conn, &headers, "uploadBase64").await {
         Ok(gate) => gate,
         Err(answer) => return answer,
@@ -883,8 +967,18 @@ async fn upload_url(
     State(shared): Ctx,
     Extension(conn): Conn,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if over_limit(&body) {
+        shared.lock().count("uploadUrl");
+        return upload_envelope(
+            400,
+            &format!("The request body is larger than {JSON_BODY_LIMIT} bytes"),
+            None,
+            false,
+        );
+    }
+    let body = body.unwrap_or_default();
     let (alias, fault) = match upload_gate(&shared, &conn, &headers, "uploadUrl").await {
         Ok(gate) => gate,
         Err(answer) => return answer,

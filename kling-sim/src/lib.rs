@@ -56,6 +56,6 @@ pub use callback::signature;
 pub use config::{
     EndpointFaults, FaultConfig, LifecycleConfig, RateLimitConfig, RateLimitMode, SimConfig,
 };
-pub use handlers::RESULT_VIDEO;
-pub use server::{Simulator, SimulatorBuilder};
+pub use handlers::{JSON_BODY_LIMIT, RESULT_VIDEO};
+pub use server::{HEADER_READ_TIMEOUT, Simulator, SimulatorBuilder};
 pub use state::{CallbackRecord, Stats, TaskStats};

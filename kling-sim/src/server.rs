@@ -20,6 +20,9 @@ use crate::config::SimConfig;
 use crate::handlers;
 use crate::state::{SimState, Stats};
 
+/// How long a request's headers may take to arrive.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Lets a handler close its connection without answering (the reset faults).
 #[derive(Default)]
 pub(crate) struct ConnControl {
@@ -223,8 +226,12 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, cancel: Cancel
                 inner: stream,
                 control: control.clone(),
             });
-            let connection =
-                hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            // A client that never finishes its headers is cut off, as the
+            // service's proxy would: it holds no connection forever.
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(io, service);
             tokio::select! {
                 _ = connection => {}
                 // Dropping the connection closes the socket (with RST: see Conn).

@@ -5,6 +5,7 @@
 mod batch;
 mod commands;
 mod errors;
+mod local;
 mod money;
 mod security;
 mod support;

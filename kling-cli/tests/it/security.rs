@@ -94,6 +94,8 @@ fn the_key_never_appears_at_any_verbosity() {
                 &asset("hello.wav"),
                 "--out",
                 out.to_str().unwrap(),
+                // The same file each round: replacing it is asked for.
+                "--force",
             ],
             vec!["credits"],
             vec!["status", "0123456789abcdef0123456789abcdef"],

@@ -4,5 +4,6 @@
 mod e2e;
 mod endpoints;
 mod faults;
+mod limits;
 mod rules;
 mod support;
