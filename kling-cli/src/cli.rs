@@ -124,6 +124,24 @@ pub enum Command {
     Version,
 }
 
+/// The guard on spending, for the commands that create paid tasks.
+#[derive(Debug, Args, Clone)]
+pub struct Spend {
+    /// Do every check and show the media facts and the cost estimate; upload
+    /// and submit nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Refuse (exit 2, nothing sent) when the estimate is above N credits
+    #[arg(long, value_name = "N")]
+    pub max_credits: Option<f64>,
+    /// Ask before spending more than N estimated credits (only on a terminal)
+    #[arg(long, value_name = "N", default_value_t = 500.0)]
+    pub confirm_above: f64,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
 /// The inputs of a generation.
 #[derive(Debug, Args)]
 pub struct Inputs {
@@ -155,6 +173,8 @@ pub struct Inputs {
 pub struct GenerateArgs {
     #[command(flatten)]
     pub inputs: Inputs,
+    #[command(flatten)]
+    pub spend: Spend,
     /// Where to save the video (default: TASK_ID.mp4)
     #[arg(long, value_name = "FILE.mp4")]
     pub out: Option<PathBuf>,
@@ -170,6 +190,8 @@ pub struct GenerateArgs {
 pub struct SubmitArgs {
     #[command(flatten)]
     pub inputs: Inputs,
+    #[command(flatten)]
+    pub spend: Spend,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +264,8 @@ pub struct BatchArgs {
     /// How long to wait for each task
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub spend: Spend,
 }
 
 pub const SIM_HELP: &str = "\

@@ -274,6 +274,61 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
             "{skipped} job(s) already ended in an earlier run: skipped"
         ));
     }
+    // The guard on spending: the jobs to submit, estimated one by one.
+    let estimates: Vec<(String, Option<f64>)> = submits
+        .iter()
+        .map(|plan| match plan {
+            Plan::Submit(job) | Plan::Wait(job, _) => {
+                (job.id.clone(), ctx.client.estimate_credits(&job.request))
+            }
+        })
+        .collect();
+    let unknown = estimates.iter().filter(|(_, e)| e.is_none()).count();
+    let total = estimates
+        .iter()
+        .filter_map(|(_, e)| *e)
+        .reduce(|a, b| a + b)
+        .map(|t| (t * 100.0).round() / 100.0);
+    let what = format!("this batch ({} job(s) to submit)", submits.len());
+    let (go, balance) = crate::guard::check(&ctx, &args.spend, total, &what).await?;
+    if go == crate::guard::Go::DryRun {
+        for (id, estimate) in &estimates {
+            out.say(&format!(
+                "job {id}: {}",
+                estimate.map_or("cost unknown (no audio length)".to_owned(), |e| format!(
+                    "about {e} credits"
+                ))
+            ));
+        }
+        let unknown_note = if unknown > 0 {
+            format!(" ({unknown} job(s) of unknown cost not counted)")
+        } else {
+            String::new()
+        };
+        if out.json {
+            out.document(&json!({
+                "dryRun": true,
+                "jobs": estimates.iter().map(|(id, e)| json!({"id": id, "estimatedCredits": e})).collect::<Vec<_>>(),
+                "estimatedCredits": total,
+                "unknownEstimates": unknown,
+                "balance": balance,
+                "toWait": waits.len(),
+                "invalidLines": bad.len(),
+            }));
+        } else {
+            out.text(&format!(
+                "dry run: {} job(s) to submit, about {} credits in all{unknown_note}; {} to wait for; nothing was uploaded or submitted",
+                submits.len(),
+                total.unwrap_or(0.0),
+                waits.len()
+            ));
+        }
+        return Ok(if bad.is_empty() {
+            code::OK
+        } else {
+            code::INVALID
+        });
+    }
     // Tasks that exist first: their videos come soonest and they need no slot
     // of the rate limit.
     let plans: Vec<Plan> = waits.into_iter().chain(submits).collect();

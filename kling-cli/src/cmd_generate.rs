@@ -70,7 +70,7 @@ fn shown_url(url: &url::Url) -> String {
 
 /// What the checks found, for a person: types, sizes, dimensions, duration,
 /// the cost estimate and the warnings.
-pub fn describe(ctx: &Context, request: &AvatarRequest) {
+pub fn describe(ctx: &Context, request: &AvatarRequest, preflight: bool) {
     let out = &ctx.out;
     for (label, media) in [("image", request.image()), ("audio", request.audio())] {
         let source = match media.source() {
@@ -92,7 +92,11 @@ pub fn describe(ctx: &Context, request: &AvatarRequest) {
         });
         out.say(&format!(
             "{label:>6}  {source}  {}",
-            facts.unwrap_or_else(|| "(checked before submitting)".into())
+            facts.unwrap_or_else(|| if preflight {
+                "(checked before submitting)".into()
+            } else {
+                "(not checked: --no-preflight)".into()
+            })
         ));
     }
     let rate = ctx.client.credits_per_second(request.model());
@@ -149,6 +153,9 @@ async fn wait(ctx: &Context, id: &TaskId, timeout: Duration) -> Result<Task, Err
     status.finish();
     result
 }
+
+/// Said instead of a resume command under `--sim`, where none can work.
+const SIM_ONLY: &str = "(simulated: this task lives only in this process's simulator and ends with it; to follow tasks across commands, run `kling sim` in another terminal and point the CLI at it)";
 
 /// The command that picks a task up again and writes its video to `out`.
 fn resume_command(id: &TaskId, out: Option<&Path>, force: bool) -> String {
@@ -250,18 +257,62 @@ fn check_out_path(out: &Path, force: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// The guard on spending, then, with `--dry-run`, the URL checks and the
+/// report: `Some(exit code)` when nothing more is to be done.
+async fn guard(
+    ctx: &Context,
+    request: &AvatarRequest,
+    spend: &crate::cli::Spend,
+    preflight: bool,
+) -> Result<Option<u8>, Error> {
+    let estimate = ctx.client.estimate_credits(request);
+    let (go, balance) = crate::guard::check(ctx, spend, estimate, "this video").await?;
+    if go == crate::guard::Go::Ahead {
+        return Ok(None);
+    }
+    // Every check but the upload: what URL inputs serve, too.
+    let checked = if preflight {
+        ctx.client.preflight(request).await?
+    } else {
+        request.clone()
+    };
+    for warning in checked.warnings().iter().skip(request.warnings().len()) {
+        ctx.out.warn(warning);
+    }
+    if ctx.out.json {
+        ctx.out.document(&json!({
+            "dryRun": true,
+            "estimatedCredits": estimate,
+            "balance": balance,
+            "warnings": checked.warnings(),
+        }));
+    } else {
+        let balance = balance.map_or(String::new(), |b| format!(" (balance: {b} credits)"));
+        ctx.out.say(&format!(
+            "dry run: every check passed{balance}; nothing was uploaded or submitted"
+        ));
+    }
+    Ok(Some(code::OK))
+}
+
 pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> {
     let request = request(&args.inputs)?;
     if let Some(out) = &args.out {
         check_out_path(out, args.force)?;
     }
-    describe(ctx, &request);
+    describe(ctx, &request, !args.inputs.no_preflight);
+    if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
+        return Ok(code);
+    }
     let id = submit(ctx, &request).await?;
     let out_path = args.out.clone().unwrap_or_else(|| default_out(&id));
-    let resume = resume_command(&id, Some(&out_path), args.force);
-    ctx.out.say(&format!(
-        "  task  {id} (if interrupted, resume with: {resume})"
-    ));
+    let resume = (!ctx.simulated).then(|| resume_command(&id, Some(&out_path), args.force));
+    match &resume {
+        Some(resume) => ctx.out.say(&format!(
+            "  task  {id} (if interrupted, resume with: {resume})"
+        )),
+        None => ctx.out.say(&format!("  task  {id} {SIM_ONLY}")),
+    }
     // From here on every failure names the task and how to pick it up again.
     let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
     let task = wait(ctx, &id, args.timeout).await.map_err(after)?;
@@ -287,13 +338,20 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
 
 pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Failure> {
     let request = request(&args.inputs)?;
-    describe(ctx, &request);
+    describe(ctx, &request, !args.inputs.no_preflight);
+    if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
+        return Ok(code);
+    }
     let id = submit(ctx, &request).await?;
     if ctx.out.json {
         ctx.out.document(&json!({"taskId": id.as_str(), "estimatedCredits": ctx.client.estimate_credits(&request)}));
     } else {
-        ctx.out
-            .say(&format!("submitted; follow with: kling wait {id}"));
+        if ctx.simulated {
+            ctx.out.say(&format!("submitted {SIM_ONLY}"));
+        } else {
+            ctx.out
+                .say(&format!("submitted; follow with: kling wait {id}"));
+        }
         ctx.out.text(id.as_str());
     }
     Ok(code::OK)
@@ -304,7 +362,7 @@ pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Failure> {
     if let Some(out) = &args.out {
         check_out_path(out, args.force)?;
     }
-    let resume = resume_command(&id, args.out.as_deref(), args.force);
+    let resume = (!ctx.simulated).then(|| resume_command(&id, args.out.as_deref(), args.force));
     let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
     let task = wait(ctx, &id, args.timeout).await.map_err(after)?;
     let saved = match &args.out {
@@ -326,18 +384,32 @@ pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Failure> {
 pub async fn download_cmd(ctx: &Context, args: DownloadArgs) -> Result<u8, Failure> {
     let id = task_id(&args.task_id)?;
     check_out_path(&args.out, args.force)?;
-    let resume = format!(
-        "kling download {} --out {}",
-        shell_quote(id.as_str()),
-        shell_quote(&args.out.display().to_string())
-    );
+    let resume = (!ctx.simulated).then(|| {
+        format!(
+            "kling download {} --out {}{}",
+            shell_quote(id.as_str()),
+            shell_quote(&args.out.display().to_string()),
+            if args.force { " --force" } else { "" }
+        )
+    });
     let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
-    let task = ctx
-        .client
-        .get(&id)
-        .await
-        .and_then(Task::into_result)
-        .map_err(after)?;
+    let task = ctx.client.get(&id).await.map_err(after)?;
+    if !task.state.is_terminal() {
+        // Nothing to download yet: the command that waits is the one to run.
+        return Err(Failure {
+            unresumable: ctx.simulated,
+            error: Error::InvalidInput {
+                field: Field::TaskId,
+                subject: Some(id.to_string()),
+                reason: format!(
+                    "the task has not finished yet (state {}): there is no video to download",
+                    task.state
+                ),
+            },
+            resume: (!ctx.simulated).then(|| resume_command(&id, Some(&args.out), args.force)),
+        });
+    }
+    let task = task.into_result().map_err(after)?;
     // An expired result URL is replaced by a fresh link (the SDK asks once).
     let saved = download(ctx, &task, &args.out).await.map_err(after)?;
     if ctx.out.json {

@@ -10,6 +10,7 @@ mod cmd_generate;
 mod cmd_simple;
 mod context;
 mod dirlock;
+mod guard;
 mod interrupt;
 mod journal;
 mod manifest;

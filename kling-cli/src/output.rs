@@ -26,6 +26,8 @@ pub mod code {
 pub struct Failure {
     pub error: Error,
     pub resume: Option<String>,
+    /// The task cannot be picked up by any command (`--sim`): no hint says so.
+    pub unresumable: bool,
 }
 
 impl From<Error> for Failure {
@@ -33,6 +35,7 @@ impl From<Error> for Failure {
         Failure {
             error,
             resume: None,
+            unresumable: false,
         }
     }
 }
@@ -40,11 +43,22 @@ impl From<Error> for Failure {
 impl Failure {
     /// The failure of a step after `task_id` was created: the error names the
     /// task, and `resume` is the command to run.
-    pub fn after_submit(error: Error, task_id: &kling_api_ext::TaskId, resume: String) -> Failure {
+    /// `resume` is `None` where no command can pick the task up (the
+    /// simulator of `--sim` ends with the process).
+    pub fn after_submit(
+        error: Error,
+        task_id: &kling_api_ext::TaskId,
+        resume: Option<String>,
+    ) -> Failure {
         let error = error.with_task_id(task_id);
+        let unresumable = resume.is_none();
         // A failed task has nothing to resume.
-        let resume = (!matches!(error, Error::GenerationFailed { .. })).then_some(resume);
-        Failure { error, resume }
+        let resume = resume.filter(|_| !matches!(error, Error::GenerationFailed { .. }));
+        Failure {
+            error,
+            resume,
+            unresumable,
+        }
     }
 }
 
@@ -111,7 +125,7 @@ impl Out {
     /// An error: one sentence on stderr, and with `--json` also
     /// `{"error": {"kind", "message", "taskId"?}}` on stdout. Returns its exit code.
     pub fn error(&self, error: &Error) -> u8 {
-        self.error_with(error, None)
+        self.error_with(error, None, false)
     }
 
     /// A failure: the error, its task and the resume command on stderr (even
@@ -119,11 +133,15 @@ impl Out {
     /// `{"error": {"kind", "message", "exitCode", "taskId"?, "resume"?}}` on
     /// stdout. Returns its exit code.
     pub fn failure(&self, failure: &Failure) -> u8 {
-        self.error_with(&failure.error, failure.resume.as_deref())
+        self.error_with(
+            &failure.error,
+            failure.resume.as_deref(),
+            failure.unresumable,
+        )
     }
 
     #[allow(clippy::print_stderr)]
-    fn error_with(&self, error: &Error, resume: Option<&str>) -> u8 {
+    fn error_with(&self, error: &Error, resume: Option<&str>, unresumable: bool) -> u8 {
         let code = exit_code(error);
         {
             let mut err = std::io::stderr().lock();
@@ -134,6 +152,12 @@ impl Out {
                 }
                 (Some(resume), None) => {
                     let _ = writeln!(err, "kling: resume with: {resume}");
+                }
+                (None, Some(_)) if unresumable => {
+                    let _ = writeln!(
+                        err,
+                        "kling: the task lived in this process's simulator (--sim) and ended with it; nothing can resume it"
+                    );
                 }
                 (None, _) => {
                     if let Some(hint) = hint(error) {
@@ -178,6 +202,9 @@ fn hint(error: &Error) -> Option<String> {
         }
         Error::Unauthorized { .. } => Some("set APIKLEY_API_KEY, or pass --api-key / --api-key-file".into()),
         Error::LinkExpired { .. } => Some("run `kling download TASK_ID --out FILE` soon after the task ends".into()),
+        Error::NotFound { task_id: Some(task_id), .. } => Some(format!(
+            "the service knows no task {task_id}: check the id (a task created a moment ago may not be visible for a few seconds)"
+        )),
         Error::Cancelled { task_id } => Some(format!("the task keeps running on the service; resume with: kling wait {task_id}")),
         _ => None,
     }

@@ -214,6 +214,10 @@ pub(crate) struct SimState {
     pub credits: HashMap<String, f64>,
     pub windows: HashMap<String, VecDeque<Instant>>,
     pub lifecycle_rng: fastrand::Rng,
+    /// Task ids: random per process, as the service's are (a seeded sequence
+    /// would repeat ids across runs, and a task id from an earlier run would
+    /// name a new task).
+    pub id_rng: fastrand::Rng,
     pub requests: BTreeMap<String, u64>,
     pub tasks_per_input: BTreeMap<String, u32>,
     pub callbacks: Vec<CallbackRecord>,
@@ -242,6 +246,7 @@ impl SimState {
             credits: keys.iter().map(|k| (k.clone(), credits)).collect(),
             windows: HashMap::new(),
             lifecycle_rng: fastrand::Rng::with_seed(seed),
+            id_rng: fastrand::Rng::new(),
             requests: BTreeMap::new(),
             tasks_per_input: BTreeMap::new(),
             callbacks: Vec::new(),
@@ -252,7 +257,7 @@ impl SimState {
 
     /// A new task id: 32 hex characters, like real ones.
     pub fn new_id(&mut self) -> String {
-        format!("{:032x}", self.lifecycle_rng.u128(..))
+        format!("{:032x}", self.id_rng.u128(..))
     }
 
     /// Draws a lifecycle. `audio_seconds` is the audio's length when known.
@@ -453,8 +458,10 @@ mod tests {
         );
     }
 
+    /// Lifecycles are seeded; task ids are not (as the service's, they differ
+    /// from run to run, so an id from an earlier run never names a new task).
     #[test]
-    fn the_same_seed_gives_the_same_lifecycles() {
+    fn the_same_seed_gives_the_same_lifecycles_and_new_ids() {
         let lifecycle = LifecycleConfig {
             fail_fraction: 0.5,
             ..LifecycleConfig::default()
@@ -466,7 +473,7 @@ mod tests {
                 a.schedule(&lifecycle, 5.0, None),
                 b.schedule(&lifecycle, 5.0, None)
             );
-            assert_eq!(a.new_id(), b.new_id());
+            assert_ne!(a.new_id(), b.new_id());
         }
     }
 }

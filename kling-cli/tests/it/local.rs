@@ -236,3 +236,107 @@ fn kling_sim_says_plainly_that_its_port_is_taken_and_logs_requests_at_v() {
     assert!(logs.contains("path=\"/api/v1/chat/credit\""), "{logs}");
     assert!(logs.contains("status=200"), "{logs}");
 }
+
+#[test]
+fn words_a_user_understands() {
+    let sim = sim(|c| c.lifecycle.generating_ms = [60_000, 60_000]);
+    // An id the service does not know.
+    let output = sim
+        .kling()
+        .args(["status", "0123456789abcdef0123456789abcdef"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the service knows no task 0123456789abcdef0123456789abcdef"),
+        "{}",
+        stderr(&output)
+    );
+    // Downloading a task that is still running.
+    let submitted = sim
+        .kling()
+        .args([
+            "--json",
+            "submit",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+        ])
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let id = json(&submitted)["taskId"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("v.mp4");
+    let output = sim
+        .kling()
+        .args(["download", &id, "--out"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("has not finished yet (state "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "resume with: kling wait {id} --out {}",
+            target.display()
+        )),
+        "{text}"
+    );
+    // --no-preflight never claims a check.
+    let output = sim
+        .kling()
+        .args([
+            "--no-json",
+            "submit",
+            "--no-preflight",
+            "--image",
+            "https://cdn.example.com/face.png",
+            "--audio",
+            "https://cdn.example.com/voice.mp3",
+        ])
+        .output()
+        .unwrap();
+    let text = stderr(&output);
+    assert!(text.contains("(not checked: --no-preflight)"), "{text}");
+    assert!(!text.contains("(checked"), "{text}");
+}
+
+#[test]
+fn sim_mode_says_its_tasks_live_only_in_this_process() {
+    let output = kling()
+        .args([
+            "--sim",
+            "--no-json",
+            "submit",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("lives only in this process"), "{text}");
+    assert!(!text.contains("follow with: kling wait"), "{text}");
+    let first = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    // Ids differ from one --sim run to the next, as the service's do.
+    let again = kling()
+        .args([
+            "--sim",
+            "--no-json",
+            "submit",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+        ])
+        .output()
+        .unwrap();
+    let second = String::from_utf8_lossy(&again.stdout).trim().to_owned();
+    assert_eq!(first.len(), 32, "{first}");
+    assert_ne!(first, second);
+}

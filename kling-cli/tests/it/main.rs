@@ -8,4 +8,5 @@ mod errors;
 mod local;
 mod money;
 mod security;
+mod spend;
 mod support;

@@ -1,0 +1,97 @@
+//! The guard on spending: before anything is uploaded or submitted, the
+//! estimate is held against `--max-credits`, the account's balance and, on a
+//! terminal, the user's confirmation. `--dry-run` stops after the checks.
+
+use std::io::IsTerminal as _;
+
+use kling_api_ext::{Error, Field, Operation};
+
+use crate::cli::Spend;
+use crate::context::Context;
+
+/// What the guard decided.
+#[derive(Debug, PartialEq)]
+pub enum Go {
+    /// Go on: upload and submit.
+    Ahead,
+    /// `--dry-run`: everything was checked; send nothing.
+    DryRun,
+}
+
+/// Holds `estimate` (credits, `None` when unknown) for `what` against the
+/// limits. Nothing has been sent when it refuses.
+pub async fn check(
+    ctx: &Context,
+    spend: &Spend,
+    estimate: Option<f64>,
+    what: &str,
+) -> Result<(Go, Option<f64>), Error> {
+    if let (Some(max), Some(estimate)) = (spend.max_credits, estimate)
+        && estimate > max
+    {
+        return Err(Error::InvalidInput {
+            field: Field::Config,
+            subject: Some(format!("--max-credits {max}")),
+            reason: format!(
+                "{what} is estimated at {estimate} credits, above the limit you set; nothing was sent"
+            ),
+        });
+    }
+    // The balance: a read, free; a failure to read it does not stop the job.
+    let balance = match estimate {
+        Some(_) => match ctx.client.credits().await {
+            Ok(balance) => Some(balance),
+            Err(e) => {
+                ctx.out.warn(&format!(
+                    "cannot read the balance to compare with the estimate ({e}); going on"
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    if let (Some(balance), Some(estimate)) = (balance, estimate)
+        && balance < estimate
+    {
+        return Err(Error::InsufficientCredits {
+            operation: Operation::Credits,
+            task_id: None,
+            msg: format!(
+                "the balance is {balance} credits, below the {estimate} {what} is estimated at; nothing was uploaded or submitted"
+            ),
+        });
+    }
+    if spend.dry_run {
+        return Ok((Go::DryRun, balance));
+    }
+    if let Some(estimate) = estimate
+        && estimate > spend.confirm_above
+        && !spend.yes
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+        && !confirm(ctx, estimate, what).await
+    {
+        return Err(Error::InvalidInput {
+            field: Field::Config,
+            subject: None,
+            reason: format!("{what} ({estimate} credits) was not confirmed; nothing was sent"),
+        });
+    }
+    Ok((Go::Ahead, balance))
+}
+
+/// Asks on the terminal; anything but yes is no.
+async fn confirm(ctx: &Context, estimate: f64, what: &str) -> bool {
+    ctx.out.say(&format!(
+        "{what} is estimated at {estimate} credits. Go ahead? [y/N] (--yes skips this question)"
+    ));
+    tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).ok()?;
+        Some(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
