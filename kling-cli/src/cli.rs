@@ -116,6 +116,8 @@ pub enum Command {
     Credits,
     /// Run many jobs from a JSONL manifest, crash-safe and resumable
     Batch(BatchArgs),
+    /// List the paid requests this CLI sent, newest first (no key needed)
+    History(HistoryArgs),
     /// Run the simulator in the foreground
     Sim(SimArgs),
     /// Print a shell completion script
@@ -285,6 +287,20 @@ Config file (JSON, camelCase; every key optional):
 
 Counters (requests, tasks, faults, callbacks): GET /_sim/stats
 Each request is logged with -v.";
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show at most N requests
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Only requests in this state (submitted, outcome unknown, interrupted,
+    /// not taken, or a task state such as success)
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+    /// Read the current state of unfinished tasks from the service first
+    #[arg(long)]
+    pub refresh: bool,
+}
 
 #[derive(Debug, Args)]
 #[command(after_help = SIM_HELP)]

@@ -619,10 +619,23 @@ impl Run {
                     run.submit_waits(w.wait, &w.reason);
                 }
             });
+        let reference = self.ctx.history.intent(
+            client.base_url().as_str(),
+            &job.request,
+            Some(
+                self.args
+                    .out_dir
+                    .join(format!("{}.mp4", job.id))
+                    .display()
+                    .to_string(),
+            ),
+            format!("batch {}", job.id),
+        );
         let created = {
             let _sending = self.ctx.interrupt.sending();
             client.create_task_with(&prepared, options).await
         };
+        self.ctx.history.outcome(&reference, &created);
         *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = None;
         sub(&self.counts.pending);
         match created {

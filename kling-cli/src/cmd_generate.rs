@@ -117,7 +117,12 @@ pub fn describe(ctx: &Context, request: &AvatarRequest, preflight: bool) {
 /// uploads and any wait before createTask is sent (nothing created); a
 /// createTask on the wire is always answered first, so its task id is never
 /// lost.
-async fn submit(ctx: &Context, request: &AvatarRequest) -> Result<TaskId, Error> {
+async fn submit(
+    ctx: &Context,
+    request: &AvatarRequest,
+    output: Option<&Path>,
+    by: &str,
+) -> Result<TaskId, Error> {
     let cancel = ctx.interrupt.token();
     let bar = ui::bytes_bar(&ctx.out, "upload");
     let prepared = tokio::select! {
@@ -134,10 +139,19 @@ async fn submit(ctx: &Context, request: &AvatarRequest) -> Result<TaskId, Error>
     let options = SubmitOptions::new()
         .cancel_token(cancel)
         .on_wait(line.callback());
+    // Recorded before it is sent: a crash or a lost answer still leaves what
+    // was asked for, when, to find the task on the dashboard.
+    let reference = ctx.history.intent(
+        ctx.client.base_url().as_str(),
+        request,
+        output.map(|o| o.display().to_string()),
+        by.to_owned(),
+    );
     let created = {
         let _sending = ctx.interrupt.sending();
         ctx.client.create_task_with(&prepared, options).await
     };
+    ctx.history.outcome(&reference, &created);
     line.finish();
     created
 }
@@ -304,7 +318,7 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
     if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
         return Ok(code);
     }
-    let id = submit(ctx, &request).await?;
+    let id = submit(ctx, &request, args.out.as_deref(), "generate").await?;
     let out_path = args.out.clone().unwrap_or_else(|| default_out(&id));
     let resume = (!ctx.simulated).then(|| resume_command(&id, Some(&out_path), args.force));
     match &resume {
@@ -342,7 +356,7 @@ pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Failure>
     if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
         return Ok(code);
     }
-    let id = submit(ctx, &request).await?;
+    let id = submit(ctx, &request, None, "submit").await?;
     if ctx.out.json {
         ctx.out.document(&json!({"taskId": id.as_str(), "estimatedCredits": ctx.client.estimate_credits(&request)}));
     } else {

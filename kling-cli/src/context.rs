@@ -16,6 +16,8 @@ pub struct Context {
     pub simulated: bool,
     /// Ctrl-C and SIGTERM: the first cancels, the second exits.
     pub interrupt: Interrupt,
+    /// Where every paid request is recorded (not under `--sim`).
+    pub history: crate::history::History,
     _sim: Option<Simulator>,
 }
 
@@ -92,6 +94,7 @@ pub async fn build(
             out,
             simulated: true,
             interrupt: Interrupt::install(out, global.graceful_interrupt),
+            history: crate::history::History::new(out, false),
             _sim: Some(sim),
         });
     }
@@ -122,6 +125,7 @@ pub async fn build(
         out,
         simulated: false,
         interrupt: Interrupt::install(out, global.graceful_interrupt),
+        history: crate::history::History::new(out, true),
         _sim: None,
     })
 }

@@ -11,6 +11,7 @@ mod cmd_simple;
 mod context;
 mod dirlock;
 mod guard;
+mod history;
 mod interrupt;
 mod journal;
 mod manifest;
@@ -85,6 +86,8 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::Completions(args) => return cmd_simple::completions(args),
         Command::Version => return cmd_simple::version(&out),
         Command::Sim(args) => return cmd_simple::sim(&out, args).await,
+        // Reading the history needs no key; refreshing it does.
+        Command::History(args) if !args.refresh => return cmd_simple::history(&out, &args),
         _ => {}
     }
     let preflight = match &cli.command {
@@ -110,6 +113,9 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::Upload(args) => cmd_simple::upload(&ctx, args).await.map_err(Into::into),
         Command::Credits => cmd_simple::credits(&ctx).await.map_err(Into::into),
         Command::Batch(args) => cmd_batch::run(ctx, args).await,
+        Command::History(args) => cmd_simple::refresh_history(&ctx, &args)
+            .await
+            .map_err(Into::into),
         Command::Completions(_) | Command::Version | Command::Sim(_) => {
             unreachable!("handled above")
         }

@@ -36,12 +36,7 @@ struct Service {
 }
 
 fn path() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    let dir = var("KLING_STATE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| var("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("kling")))
-        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state/kling")))?;
-    Some(dir.join(FILE))
+    Some(crate::history::state_dir()?.join(FILE))
 }
 
 fn read(path: &std::path::Path) -> Stored {

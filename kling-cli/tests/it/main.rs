@@ -5,6 +5,7 @@
 mod batch;
 mod commands;
 mod errors;
+mod history;
 mod local;
 mod money;
 mod security;
