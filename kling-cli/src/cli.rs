@@ -258,6 +258,9 @@ pub struct BatchArgs {
     /// Submit again the jobs the service rejected before (no task exists for them)
     #[arg(long)]
     pub retry_rejected: bool,
+    /// Submit again the jobs whose task failed (a new task, paid if it succeeds)
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Submit as a new job (a new, paid task) every job whose manifest line
     /// changed since it was submitted; without it such jobs are reported and
     /// left as they were

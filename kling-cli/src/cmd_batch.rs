@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use crate::cli::BatchArgs;
 use crate::context::Context;
 use crate::dirlock::{DirLock, LockError};
-use crate::journal::{Event, JobState, Journal, Results, now_ms, rewrite_results};
+use crate::journal::{Event, JobState, Journal, Results, now_ms, rewrite_results_with};
 use crate::manifest::{self, Job};
 use crate::output::{Failure, code, shell_quote};
 
@@ -123,6 +123,9 @@ struct Run {
     unjournaled: Mutex<Vec<(String, String)>>,
     /// Jobs that did not end this run, with why.
     unfinished: Mutex<Vec<Value>>,
+    /// Jobs that ended badly this run (failed, rejected, errors), for the
+    /// closing list: "id (line N): why".
+    failures: Mutex<Vec<String>>,
     /// The command that resumes this batch.
     resume: String,
 }
@@ -239,6 +242,17 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
             JobState::Interrupted { .. } | JobState::Unknown { .. } if !args.resubmit_ambiguous => {
                 ambiguous_jobs.push(job.id.clone());
                 add(&counts.ambiguous);
+            }
+            JobState::Finished { result }
+                if args.retry_failed
+                    && result.get("status").and_then(Value::as_str) == Some("failed") =>
+            {
+                out.say(&format!(
+                    "job {} (line {}): its task failed; submitting it again (a new task, paid if it succeeds)",
+                    job.id, job.line
+                ));
+                add(&counts.pending);
+                submits.push(Plan::Submit(job));
             }
             JobState::Finished { result } => {
                 skipped += 1;
@@ -360,6 +374,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         said_pause: Mutex::new(None),
         unjournaled: Mutex::new(Vec::new()),
         unfinished: Mutex::new(Vec::new()),
+        failures: Mutex::new(Vec::new()),
         resume,
     });
     run.tick();
@@ -409,7 +424,11 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     }
     run.bar.finish_and_clear();
     // One line per ended job, whatever crashes or retries happened.
-    if let Err(e) = rewrite_results(&run.args.out_dir) {
+    let invalid: Vec<Value> = bad
+        .iter()
+        .map(|b| json!({"line": b.line, "status": "invalid", "error": {"kind": "invalid_input", "message": b.reason}}))
+        .collect();
+    if let Err(e) = rewrite_results_with(&run.args.out_dir, &invalid) {
         out.warn(&format!("cannot rewrite results.jsonl: {e}"));
     }
     Ok(run.summary(interrupted, bad.len(), &ambiguous_jobs))
@@ -532,6 +551,22 @@ impl Run {
                 ..
             }) => {
                 add(&self.counts.failed);
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!(
+                        "{} (line {}): the task {task_id} failed{}{}",
+                        job.id,
+                        job.line,
+                        fail_code
+                            .as_deref()
+                            .map(|c| format!(" (failCode {c})"))
+                            .unwrap_or_default(),
+                        fail_msg
+                            .as_deref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    ));
                 self.finished(
                     &job.id,
                     json!({"id": job.id, "status": "failed", "taskId": task_id.as_str(), "state": "fail",
@@ -558,6 +593,10 @@ impl Run {
             "job {} (line {}): {step}: {error}{task}",
             job.id, job.line
         ));
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{} (line {}): {step}: {error}", job.id, job.line));
         let mut entry =
             json!({"id": job.id, "step": step, "kind": error.kind(), "message": error.to_string()});
         if let Some(task_id) = task_id {
@@ -771,6 +810,10 @@ impl Run {
         };
         let result = json!({"id": job.id, "status": "rejected", "error": {"kind": error.kind(), "message": error.to_string()}});
         self.end(event, result);
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{} (line {}): rejected: {error}", job.id, job.line));
         self.say(&format!("job {} (line {}): {error}", job.id, job.line));
     }
 
@@ -827,6 +870,20 @@ impl Run {
                 invalid,
                 document["results"].as_str().unwrap_or_default()
             ));
+        }
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !failures.is_empty() {
+            out.say(&format!(
+                "{} job(s) did not make a video in this run:",
+                failures.len()
+            ));
+            for failure in &failures {
+                out.say(&format!("  {failure}"));
+            }
         }
         if !unjournaled.is_empty() {
             out.say(&format!(

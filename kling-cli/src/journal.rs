@@ -355,20 +355,28 @@ impl Results {
 
 /// Rewrites results.jsonl from the journal: one line per ended job, in the order
 /// the jobs first appear in the journal. Returns the number of lines.
+#[cfg(test)]
 pub fn rewrite_results(dir: &Path) -> std::io::Result<usize> {
+    rewrite_results_with(dir, &[])
+}
+
+/// [`rewrite_results`], then one line per invalid manifest line of this run
+/// (`{"line", "status": "invalid", "error"}`), so the file accounts for every
+/// line of the manifest.
+pub fn rewrite_results_with(dir: &Path, invalid: &[Value]) -> std::io::Result<usize> {
     let bytes = std::fs::read(dir.join(JOURNAL))?;
     let (states, order, _) = replay(&bytes);
     let mut text = Vec::new();
     let mut count = 0;
-    for id in &order {
-        if let Some(result) = states
+    let ended = order.iter().filter_map(|id| {
+        states
             .get(id)
             .and_then(|record| result_of(id, &record.state))
-        {
-            text.extend(serde_json::to_vec(&result).map_err(std::io::Error::other)?);
-            text.push(b'\n');
-            count += 1;
-        }
+    });
+    for result in ended.chain(invalid.iter().cloned()) {
+        text.extend(serde_json::to_vec(&result).map_err(std::io::Error::other)?);
+        text.push(b'\n');
+        count += 1;
     }
     let temp = dir.join(format!(".{RESULTS}.tmp"));
     {

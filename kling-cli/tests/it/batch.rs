@@ -65,6 +65,29 @@ fn a_batch_runs_every_valid_line_and_reports_the_bad_ones() {
         (json!(5), json!(3))
     );
     let results = results(&out);
+    // Every line of the manifest is accounted for: 5 videos, 3 invalid lines.
+    assert_eq!(results.len(), 8);
+    let invalid: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["status"] == json!("invalid"))
+        .collect();
+    assert_eq!(
+        invalid
+            .iter()
+            .map(|r| r["line"].clone())
+            .collect::<Vec<_>>(),
+        [json!(6), json!(7), json!(8)]
+    );
+    assert!(
+        invalid[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `audio`")
+    );
+    let results: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["status"] != json!("invalid"))
+        .collect();
     assert_eq!(results.len(), 5);
     for r in &results {
         assert_eq!(r["status"], json!("done"));
@@ -365,4 +388,47 @@ fn rejected_jobs_are_final_unless_retried() {
         stderr(&fixed)
     );
     assert_eq!(sim.sim.stats().tasks_created, 3);
+}
+
+#[test]
+fn failed_jobs_are_named_at_the_end_and_retried_when_asked() {
+    let sim = sim(|c| c.lifecycle.fail_fraction = 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), 2, &[]);
+    let out = dir.path().join("out");
+    let run = |extra: &[&str]| {
+        sim.kling()
+            .args(["--json", "batch"])
+            .args(extra)
+            .arg(&manifest)
+            .arg("--out-dir")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert_eq!(first.status.code(), Some(4), "{}", stderr(&first));
+    let text = stderr(&first);
+    assert!(
+        text.contains("2 job(s) did not make a video in this run:"),
+        "{text}"
+    );
+    assert!(text.contains("job-0 (line 1): the task "), "{text}");
+    assert_eq!(sim.sim.stats().tasks_created, 2);
+    // A plain rerun leaves them (ended); --retry-failed submits them again.
+    let again = run(&[]);
+    assert_eq!(again.status.code(), Some(4));
+    assert_eq!(sim.sim.stats().tasks_created, 2);
+    let retried = run(&["--retry-failed"]);
+    assert!(
+        stderr(&retried).contains("submitting it again (a new task, paid if it succeeds)"),
+        "{}",
+        stderr(&retried)
+    );
+    assert_eq!(sim.sim.stats().tasks_created, 4);
+    assert_eq!(
+        results(&out).len(),
+        2,
+        "one line per job, the latest outcome"
+    );
 }

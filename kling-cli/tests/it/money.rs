@@ -430,3 +430,62 @@ fn commands_with_nothing_paid_at_stake_stop_at_the_first_ctrl_c() {
     );
     drop(listener);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_resume_command_printed_at_ctrl_c_writes_the_file_when_run() {
+    let sim = sim(|c| c.lifecycle.generating_ms = [2500, 2500]);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("my video.mp4");
+    let child = Command::new(assert_cmd::cargo::cargo_bin("kling"))
+        .args([
+            "--base-url",
+            sim.sim.base_url(),
+            "--upload-base-url",
+            &sim.sim.upload_base_url(),
+            "--json",
+            "generate",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+            "--out",
+        ])
+        .arg(&target)
+        .env("APIKLEY_API_KEY", sim.sim.api_key())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the wait to start", || {
+        sim.sim.stats().requests_to("recordInfo") > 0
+    });
+    interrupt(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let resume = json(&output)["error"]["resume"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = sim.sim.stats().tasks[0].task_id.clone();
+    // Quoted for the shell: the path has a space.
+    assert_eq!(
+        resume,
+        format!("kling wait {id} --out '{}'", target.display())
+    );
+    assert!(!target.exists());
+    // Run it as printed, through a shell.
+    let bin = assert_cmd::cargo::cargo_bin("kling");
+    let line = resume.replacen("kling", &format!("'{}'", bin.display()), 1);
+    let resumed = Command::new("sh")
+        .args(["-c", &line])
+        .env("APIKLEY_API_KEY", sim.sim.api_key())
+        .env("APIKLEY_BASE_URL", sim.sim.base_url())
+        .env("APIKLEY_UPLOAD_BASE_URL", sim.sim.upload_base_url())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(std::fs::read(&target).unwrap(), kling_sim::RESULT_VIDEO);
+}
