@@ -118,6 +118,8 @@ pub enum Command {
     Batch(BatchArgs),
     /// List the paid requests this CLI sent, newest first (no key needed)
     History(HistoryArgs),
+    /// Store an API key (read from standard input) in a file only you can read
+    Login,
     /// Run the simulator in the foreground
     Sim(SimArgs),
     /// Print a shell completion script
@@ -183,6 +185,9 @@ pub struct GenerateArgs {
     /// Replace the --out file if it exists
     #[arg(long)]
     pub force: bool,
+    /// Submit, print the command that waits and downloads, and exit
+    #[arg(long)]
+    pub no_wait: bool,
     /// How long to wait for the task (e.g. 20m, 1h)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub timeout: Duration,

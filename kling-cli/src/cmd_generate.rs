@@ -327,6 +327,15 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
         )),
         None => ctx.out.say(&format!("  task  {id} {SIM_ONLY}")),
     }
+    if args.no_wait {
+        if ctx.out.json {
+            ctx.out
+                .document(&json!({"taskId": id.as_str(), "resume": resume}));
+        } else {
+            ctx.out.text(id.as_str());
+        }
+        return Ok(code::OK);
+    }
     // From here on every failure names the task and how to pick it up again.
     let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
     let task = wait(ctx, &id, args.timeout).await.map_err(after)?;

@@ -203,3 +203,64 @@ pub async fn refresh_history(ctx: &Context, args: &crate::cli::HistoryArgs) -> R
     crate::history::show(&ctx.out, &select(crate::history::read(), args));
     Ok(code::OK)
 }
+
+/// `kling login`: reads a key from standard input (one line) and stores it in
+/// a file only the user can read (0600), where later commands find it when no
+/// other key is given.
+pub fn login(out: &Out) -> u8 {
+    use std::io::IsTerminal as _;
+    let Some(path) = crate::context::login_key_path() else {
+        return out.usage("no home directory to keep the key in: set KLING_CONFIG_DIR");
+    };
+    if std::io::stdin().is_terminal() {
+        out.say("paste your Apikley API key and press Enter:");
+    }
+    let mut key = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut key) {
+        return out.usage(&format!("cannot read the key: {e}"));
+    }
+    let key = key.trim();
+    if key.is_empty() || key.chars().any(char::is_whitespace) {
+        return out.usage("the key is empty or has spaces in it: nothing was stored");
+    }
+    let written = (|| {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&path)?;
+        #[cfg(unix)]
+        {
+            // An existing file keeps its mode on open: make it private too.
+            use std::os::unix::fs::PermissionsExt as _;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        writeln!(file, "{key}")?;
+        file.sync_all()
+    })();
+    match written {
+        Ok(()) => {
+            if out.json {
+                out.document(&json!({"keyFile": path.display().to_string()}));
+            } else {
+                out.say(&format!(
+                    "the key is stored in {} (mode 600); kling uses it when no other key is given",
+                    path.display()
+                ));
+            }
+            code::OK
+        }
+        Err(e) => out.error(&Error::Io {
+            operation: kling_api_ext::Operation::Validate,
+            task_id: None,
+            path,
+            source: e,
+        }),
+    }
+}

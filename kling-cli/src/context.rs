@@ -62,6 +62,18 @@ fn read_key_file(path: &Path, out: &Out) -> Result<String, Error> {
     Ok(key)
 }
 
+/// Where `kling login` keeps the key: `$KLING_CONFIG_DIR/api-key`, else
+/// `$XDG_CONFIG_HOME/kling/api-key`, else `~/.config/kling/api-key`.
+pub fn login_key_path() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let dir = var("KLING_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| var("XDG_CONFIG_HOME").map(|d| PathBuf::from(d).join("kling")))
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/kling")))?;
+    Some(dir.join("api-key"))
+}
+
 pub async fn build(
     global: &Global,
     out: Out,
@@ -106,11 +118,15 @@ pub async fn build(
             }
             key.clone()
         }
-        (None, None) => {
-            return Err(config_error(
-                "no API key: set APIKLEY_API_KEY, or pass --api-key / --api-key-file (or try --sim)",
-            ));
-        }
+        (None, None) => match login_key_path().filter(|p| p.exists()) {
+            // Stored by `kling login`.
+            Some(path) => read_key_file(&path, &out)?,
+            None => {
+                return Err(config_error(
+                    "no API key: run `kling login`, set APIKLEY_API_KEY, or pass --api-key-file (or try --sim)",
+                ));
+            }
+        },
     };
     let mut builder = Client::builder().api_key(key);
     if let Some(url) = &global.base_url {

@@ -85,6 +85,7 @@ async fn run(cli: Cli, out: Out) -> u8 {
     match cli.command {
         Command::Completions(args) => return cmd_simple::completions(args),
         Command::Version => return cmd_simple::version(&out),
+        Command::Login => return cmd_simple::login(&out),
         Command::Sim(args) => return cmd_simple::sim(&out, args).await,
         // Reading the history needs no key; refreshing it does.
         Command::History(args) if !args.refresh => return cmd_simple::history(&out, &args),
@@ -116,7 +117,7 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::History(args) => cmd_simple::refresh_history(&ctx, &args)
             .await
             .map_err(Into::into),
-        Command::Completions(_) | Command::Version | Command::Sim(_) => {
+        Command::Completions(_) | Command::Version | Command::Sim(_) | Command::Login => {
             unreachable!("handled above")
         }
     };

@@ -340,3 +340,90 @@ fn sim_mode_says_its_tasks_live_only_in_this_process() {
     assert_eq!(first.len(), 32, "{first}");
     assert_ne!(first, second);
 }
+
+#[test]
+fn login_stores_a_private_key_that_later_commands_use() {
+    let sim = sim(|_| {});
+    let config = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = kling();
+        cmd.env("KLING_CONFIG_DIR", config.path())
+            .args(["--base-url", sim.sim.base_url()])
+            .args(args);
+        if let Some(input) = stdin {
+            cmd.write_stdin(input.to_owned());
+        }
+        cmd.output().unwrap()
+    };
+    // Before: no key anywhere.
+    assert_eq!(run(&["credits"], None).status.code(), Some(2));
+    let login = run(
+        &["--no-json", "login"],
+        Some(&format!("{}\n", sim.sim.api_key())),
+    );
+    assert!(login.status.success(), "{}", stderr(&login));
+    let file = config.path().join("api-key");
+    assert!(
+        stderr(&login).contains(&file.display().to_string()),
+        "says where: {}",
+        stderr(&login)
+    );
+    assert!(!stderr(&login).contains(sim.sim.api_key()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let credits = run(&["--json", "credits"], None);
+    assert!(credits.status.success(), "{}", stderr(&credits));
+    // An empty key is refused and stores nothing new.
+    let empty = run(&["login"], Some("\n"));
+    assert_eq!(empty.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        sim.sim.api_key()
+    );
+}
+
+#[test]
+fn generate_no_wait_submits_and_prints_the_command_that_finishes_it() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("later.mp4");
+    let output = sim
+        .kling()
+        .args([
+            "--json",
+            "generate",
+            "--no-wait",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+            "--out",
+        ])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let doc = json(&output);
+    let id = doc["taskId"].as_str().unwrap();
+    assert_eq!(
+        doc["resume"],
+        serde_json::json!(format!("kling wait {id} --out {}", target.display()))
+    );
+    assert_eq!(
+        sim.sim.stats().requests_to("recordInfo"),
+        0,
+        "it did not wait"
+    );
+    let finished = sim
+        .kling()
+        .args(["--json", "wait", id, "--out"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(finished.status.success(), "{}", stderr(&finished));
+    assert_eq!(std::fs::read(&target).unwrap(), kling_sim::RESULT_VIDEO);
+}

@@ -64,6 +64,11 @@ pub fn kling() -> Command {
             "KLING_STATE_DIR",
             std::env::temp_dir().join(format!("kling-cli-tests-{}", std::process::id())),
         )
+        // No key stored by `kling login` on this machine is ever found.
+        .env(
+            "KLING_CONFIG_DIR",
+            std::env::temp_dir().join(format!("kling-cli-tests-config-{}", std::process::id())),
+        )
         .timeout(std::time::Duration::from_secs(60));
     cmd
 }
