@@ -120,8 +120,11 @@ impl fmt::Display for Field {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TransportKind {
-    /// No connection was made (refused, DNS, TLS): the request was not sent.
+    /// No connection was made (refused, TLS): the request was not sent.
     Connect,
+    /// The host name could not be resolved (a typo, no network, a DNS
+    /// outage): the request was not sent.
+    Dns,
     /// The request or the response took longer than the timeout.
     Timeout,
     /// The connection broke while sending or receiving (reset, EOF, body error).
@@ -134,6 +137,7 @@ impl fmt::Display for TransportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TransportKind::Connect => "could not connect",
+            TransportKind::Dns => "could not resolve the host name",
             TransportKind::Timeout => "timed out",
             TransportKind::Reset => "connection broken",
             TransportKind::Other => "transport error",
@@ -897,13 +901,29 @@ pub(crate) fn body_prefix(bytes: &[u8]) -> String {
     prefix
 }
 
+/// Whether a connect error's causes say the name did not resolve (hyper-util's
+/// resolver reports "dns error", the system's "failed to lookup address").
+fn is_dns_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Classifies a reqwest error.
 pub(crate) fn transport(
     operation: Operation,
     task_id: Option<TaskId>,
     error: reqwest::Error,
 ) -> Error {
-    let kind = if error.is_connect() {
+    let kind = if error.is_connect() && is_dns_failure(&error) {
+        TransportKind::Dns
+    } else if error.is_connect() {
         TransportKind::Connect
     } else if error.is_timeout() {
         TransportKind::Timeout
@@ -959,6 +979,32 @@ mod tests {
         assert_eq!(map(501, "Playground task failed."), "generation_failed");
         assert_eq!(map(505, "disabled"), "feature_disabled");
         assert_eq!(map(418, "teapot"), "unknown_code");
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_told_from_a_refused_connection() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("client error (Connect)")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let dns = Outer(std::io::Error::other(
+            "dns error: failed to lookup address information: Name or service not known",
+        ));
+        assert!(is_dns_failure(&dns));
+        let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!is_dns_failure(&refused));
+        assert_eq!(
+            TransportKind::Dns.to_string(),
+            "could not resolve the host name"
+        );
     }
 
     #[test]
