@@ -353,14 +353,14 @@ impl Results {
     }
 }
 
-/// Rewrites results.jsonl from the journal: one line per ended job, in the order
-/// the jobs first appear in the journal. Returns the number of lines.
+/// `rewrite_results_with`, without invalid lines. Returns the number of lines.
 #[cfg(test)]
 pub fn rewrite_results(dir: &Path) -> std::io::Result<usize> {
     rewrite_results_with(dir, &[])
 }
 
-/// [`rewrite_results`], then one line per invalid manifest line of this run
+/// Rewrites results.jsonl from the journal (one line per ended job, in the
+/// order the jobs first appear in it), then one line per invalid manifest line of this run
 /// (`{"line", "status": "invalid", "error"}`), so the file accounts for every
 /// line of the manifest.
 pub fn rewrite_results_with(dir: &Path, invalid: &[Value]) -> std::io::Result<usize> {
