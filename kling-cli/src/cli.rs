@@ -188,6 +188,9 @@ pub struct GenerateArgs {
     /// Submit, print the command that waits and downloads, and exit
     #[arg(long)]
     pub no_wait: bool,
+    /// Open the video with the system's opener once it is saved
+    #[arg(long, conflicts_with = "no_wait")]
+    pub open: bool,
     /// How long to wait for the task (e.g. 20m, 1h)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub timeout: Duration,

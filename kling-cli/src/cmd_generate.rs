@@ -168,6 +168,32 @@ async fn wait(ctx: &Context, id: &TaskId, timeout: Duration) -> Result<Task, Err
     result
 }
 
+/// Opens `path` with the desktop's opener (`xdg-open`, `open`, `start`),
+/// without waiting for the viewer; a failure only warns (the video is saved).
+fn open_with_system(ctx: &Context, path: &Path) {
+    let mut command = if cfg!(target_os = "macos") {
+        std::process::Command::new("open")
+    } else if cfg!(windows) {
+        let mut c = std::process::Command::new("cmd");
+        c.args(["/C", "start", ""]);
+        c
+    } else {
+        std::process::Command::new("xdg-open")
+    };
+    let spawned = command
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = spawned {
+        ctx.out.warn(&format!(
+            "cannot open {} with the system's opener: {e}",
+            path.display()
+        ));
+    }
+}
+
 /// Said instead of a resume command under `--sim`, where none can work.
 const SIM_ONLY: &str = "(simulated: this task lives only in this process's simulator and ends with it; to follow tasks across commands, run `kling sim` in another terminal and point the CLI at it)";
 
@@ -344,6 +370,9 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
         ctx.out.say(
             "  note  SIMULATED: this video is the simulator's placeholder, not a generated avatar",
         );
+    }
+    if args.open {
+        open_with_system(ctx, &saved.path);
     }
     if ctx.out.json {
         ctx.out.document(&result_document(&task, Some(&saved)));

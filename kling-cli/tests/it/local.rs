@@ -427,3 +427,54 @@ fn generate_no_wait_submits_and_prints_the_command_that_finishes_it() {
     assert!(finished.status.success(), "{}", stderr(&finished));
     assert_eq!(std::fs::read(&target).unwrap(), kling_sim::RESULT_VIDEO);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn open_hands_the_saved_video_to_the_systems_opener() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sim = sim(|_| {});
+    let bin = tempfile::tempdir().unwrap();
+    let seen = bin.path().join("opened.txt");
+    let opener = bin.path().join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("a.mp4");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = sim
+        .kling()
+        .env("PATH", path)
+        .args([
+            "--json",
+            "generate",
+            "--open",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+            "--out",
+        ])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The opener runs detached: give it a moment.
+    for _ in 0..200 {
+        if seen.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        target.display().to_string()
+    );
+}
