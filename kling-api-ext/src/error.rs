@@ -860,7 +860,12 @@ pub(crate) fn from_code(
 /// A URL as messages and logs show it: without its query, fragment and
 /// password. A presigned URL's query is its credential (an S3 or OSS
 /// signature); it never goes into an error or a log line.
-pub(crate) fn safe_url(url: &url::Url) -> String {
+///
+/// ```
+/// let url = url::Url::parse("https://b.example.com/v.mp3?X-Amz-Signature=abc").unwrap();
+/// assert_eq!(kling_api_ext::safe_url(&url), "https://b.example.com/v.mp3?[query hidden]");
+/// ```
+pub fn safe_url(url: &url::Url) -> String {
     if url.query().is_none() && url.fragment().is_none() && url.password().is_none() {
         return url.to_string();
     }

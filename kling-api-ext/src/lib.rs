@@ -76,7 +76,7 @@ pub use client::{
     install_tls_provider,
 };
 pub use download::{DownloadSource, Downloaded};
-pub use error::{Error, Field, Operation, Result, TransportKind};
+pub use error::{Error, Field, Operation, Result, TransportKind, safe_url};
 /// The HTTP client crate this SDK uses (for [`ClientBuilder::http_client`]).
 pub use kling_api::reqwest;
 pub use media::{MAX_MEDIA_BYTES, MediaFacts, MediaKind};

@@ -53,21 +53,6 @@ pub fn request(inputs: &Inputs) -> Result<AvatarRequest, Error> {
     builder.build()
 }
 
-/// A URL as the terminal shows it: a presigned URL's query is its credential
-/// and stays off the screen (and out of scrollback and screen recordings).
-fn shown_url(url: &url::Url) -> String {
-    let mut shown = url.clone();
-    let had_query = shown.query().is_some();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    let _ = shown.set_password(None);
-    let mut text = shown.to_string();
-    if had_query {
-        text.push_str("?[query hidden]");
-    }
-    text
-}
-
 /// What the checks found, for a person: types, sizes, dimensions, duration,
 /// the cost estimate and the warnings.
 pub fn describe(ctx: &Context, request: &AvatarRequest, preflight: bool) {
@@ -75,7 +60,7 @@ pub fn describe(ctx: &Context, request: &AvatarRequest, preflight: bool) {
     for (label, media) in [("image", request.image()), ("audio", request.audio())] {
         let source = match media.source() {
             MediaSource::Path(p) => p.display().to_string(),
-            MediaSource::Url(u) => shown_url(u),
+            MediaSource::Url(u) => kling_api_ext::safe_url(u),
         };
         let facts = media.facts().map(|f| {
             let mut parts = vec![f.mime.to_owned()];
@@ -482,11 +467,14 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(
-            shown_url(&url),
+            kling_api_ext::safe_url(&url),
             "https://bucket.example.com/v.mp3?[query hidden]"
         );
         let plain = "https://cdn.example.com/face.png".parse().unwrap();
-        assert_eq!(shown_url(&plain), "https://cdn.example.com/face.png");
+        assert_eq!(
+            kling_api_ext::safe_url(&plain),
+            "https://cdn.example.com/face.png"
+        );
     }
 
     #[test]

@@ -97,18 +97,7 @@ fn now_ms() -> u64 {
 fn shown(source: &MediaSource) -> String {
     match source {
         MediaSource::Path(path) => path.display().to_string(),
-        MediaSource::Url(url) => {
-            let mut url = url.clone();
-            let had_query = url.query().is_some();
-            url.set_query(None);
-            url.set_fragment(None);
-            let _ = url.set_password(None);
-            let mut text = url.to_string();
-            if had_query {
-                text.push_str("?[query hidden]");
-            }
-            text
-        }
+        MediaSource::Url(url) => kling_api_ext::safe_url(url),
     }
 }
 
