@@ -23,6 +23,11 @@ Exit codes:
 /// Try it offline first: `kling --sim generate --image face.png --audio hello.wav`
 /// runs against a built-in simulator (no key, no credits). With a key
 /// (APIKLEY_API_KEY), drop --sim to use the real service.
+///
+/// Settings can be kept as named profiles in a config file
+/// (~/.config/kling/config.toml, or KLING_CONFIG): `[profiles.NAME]` with
+/// base_url, upload_base_url, api_key_file and model; chosen with --profile
+/// (the profile "default" when none is chosen).
 #[derive(Debug, Parser)]
 #[command(name = "kling", version, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -66,6 +71,16 @@ pub struct Global {
         value_name = "URL"
     )]
     pub upload_base_url: Option<String>,
+    /// Use this profile of the config file (base URLs, key file, model)
+    /// [env: KLING_PROFILE]
+    #[arg(
+        long,
+        global = true,
+        env = "KLING_PROFILE",
+        hide_env = true,
+        value_name = "NAME"
+    )]
+    pub profile: Option<String>,
     /// Use a built-in simulator on 127.0.0.1 instead of the service (no key,
     /// no credits; the video is a placeholder)
     #[arg(long, global = true)]
@@ -96,6 +111,9 @@ pub struct Global {
     /// the wire, or a wait to stop); others exit at the first one. Set after parsing.
     #[arg(skip)]
     pub graceful_interrupt: bool,
+    /// The config file's profile in effect, set after parsing.
+    #[arg(skip)]
+    pub selected_profile: Option<crate::config::Selected>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +295,9 @@ pub struct BatchArgs {
     /// How long to wait for each task
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub timeout: Duration,
+    /// The model for lines that name none (default: kling/ai-avatar-v1-pro)
+    #[arg(long, value_name = "ID", value_parser = parse_model)]
+    pub model: Option<Model>,
     #[command(flatten)]
     pub spend: Spend,
 }
@@ -339,7 +360,7 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-fn parse_model(text: &str) -> Result<Model, String> {
+pub fn parse_model(text: &str) -> Result<Model, String> {
     text.parse::<Model>().map_err(|e| match e {
         kling_api_ext::Error::InvalidInput { reason, .. } => reason,
         other => other.to_string(),

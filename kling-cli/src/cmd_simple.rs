@@ -206,10 +206,12 @@ pub async fn refresh_history(ctx: &Context, args: &crate::cli::HistoryArgs) -> R
 
 /// `kling login`: reads a key from standard input (one line) and stores it in
 /// a file only the user can read (0600), where later commands find it when no
-/// other key is given.
-pub fn login(out: &Out) -> u8 {
+/// other key is given. With a profile whose `api_key_file` is set, the key
+/// goes to that file.
+pub fn login(out: &Out, profile: Option<&crate::config::Selected>) -> u8 {
     use std::io::IsTerminal as _;
-    let Some(path) = crate::context::login_key_path() else {
+    let profile_file = profile.and_then(|p| p.profile.api_key_file.clone());
+    let Some(path) = profile_file.or_else(crate::context::login_key_path) else {
         return out.usage("no home directory to keep the key in: set KLING_CONFIG_DIR");
     };
     if std::io::stdin().is_terminal() {

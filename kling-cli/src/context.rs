@@ -62,16 +62,20 @@ fn read_key_file(path: &Path, out: &Out) -> Result<String, Error> {
     Ok(key)
 }
 
-/// Where `kling login` keeps the key: `$KLING_CONFIG_DIR/api-key`, else
-/// `$XDG_CONFIG_HOME/kling/api-key`, else `~/.config/kling/api-key`.
-pub fn login_key_path() -> Option<std::path::PathBuf> {
+/// The config directory: `$KLING_CONFIG_DIR`, else `$XDG_CONFIG_HOME/kling`,
+/// else `~/.config/kling`. It holds `config.toml` and the key `kling login` stores.
+pub fn config_dir() -> Option<std::path::PathBuf> {
     use std::path::PathBuf;
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    let dir = var("KLING_CONFIG_DIR")
+    var("KLING_CONFIG_DIR")
         .map(PathBuf::from)
         .or_else(|| var("XDG_CONFIG_HOME").map(|d| PathBuf::from(d).join("kling")))
-        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/kling")))?;
-    Some(dir.join("api-key"))
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/kling")))
+}
+
+/// Where `kling login` keeps the key: `api-key` in [`config_dir`].
+pub fn login_key_path() -> Option<std::path::PathBuf> {
+    config_dir().map(|dir| dir.join("api-key"))
 }
 
 pub async fn build(

@@ -8,6 +8,7 @@ mod cli;
 mod cmd_batch;
 mod cmd_generate;
 mod cmd_simple;
+mod config;
 mod context;
 mod dirlock;
 mod guard;
@@ -47,14 +48,14 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
-/// Parses the command line, noting whether the key was typed on it.
-fn parse() -> Cli {
-    use clap::{CommandFactory as _, FromArgMatches as _, parser::ValueSource};
+/// Parses the command line, noting whether the key was typed on it, and
+/// fills in what the config file's profile sets (or says why it cannot).
+fn parse() -> (Cli, Result<(), String>) {
+    use clap::{CommandFactory as _, FromArgMatches as _};
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let typed = |m: &clap::ArgMatches| m.value_source("api_key") == Some(ValueSource::CommandLine);
-    cli.global.api_key_from_command_line =
-        typed(&matches) || matches.subcommand().is_some_and(|(_, sub)| typed(sub));
+    let from = |name: &str| Source::of(&matches, name);
+    cli.global.api_key_from_command_line = from("api_key") == Source::CommandLine;
     cli.global.graceful_interrupt = matches!(
         cli.command,
         Command::Generate(_)
@@ -63,13 +64,104 @@ fn parse() -> Cli {
             | Command::Download(_)
             | Command::Batch(_)
     );
-    cli
+    let settings = apply_profile(&mut cli, &matches);
+    (cli, settings)
+}
+
+fn apply_profile(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String> {
+    let from = |name: &str| Source::of(matches, name);
+    // None of these reads settings: they must work with a broken config file.
+    if matches!(cli.command, Command::Completions(_) | Command::Version) || cli.global.sim {
+        return Ok(());
+    }
+    let Some(selected) = config::select(cli.global.profile.as_deref())? else {
+        return Ok(());
+    };
+    // Flags always win; a chosen profile beats the environment; the
+    // `default` profile only fills what neither set.
+    let takes = |name: &str| match from(name) {
+        Source::CommandLine => false,
+        Source::Environment => selected.chosen,
+        Source::Unset => true,
+    };
+    let profile = &selected.profile;
+    let global = &mut cli.global;
+    if let Some(url) = &profile.base_url
+        && takes("base_url")
+    {
+        global.base_url = Some(url.clone());
+    }
+    if let Some(url) = &profile.upload_base_url
+        && takes("upload_base_url")
+    {
+        global.upload_base_url = Some(url.clone());
+    }
+    if let Some(file) = &profile.api_key_file
+        && from("api_key_file") != Source::CommandLine
+        && takes("api_key")
+    {
+        global.api_key_file = Some(file.clone());
+        global.api_key = None;
+    }
+    if let Some(id) = &profile.model {
+        let model = cli::parse_model(id).map_err(|e| {
+            format!(
+                "config file {}, [profiles.{}] model: {e}",
+                selected.file.display(),
+                selected.name
+            )
+        })?;
+        let slot = match &mut cli.command {
+            Command::Generate(args) => Some(&mut args.inputs.model),
+            Command::Submit(args) => Some(&mut args.inputs.model),
+            Command::Batch(args) => Some(&mut args.model),
+            _ => None,
+        };
+        if let Some(slot) = slot
+            && slot.is_none()
+        {
+            *slot = Some(model);
+        }
+    }
+    tracing::debug!(profile = %selected.name, file = %selected.file.display(), "config profile in effect");
+    cli.global.selected_profile = Some(selected);
+    Ok(())
+}
+
+/// Where an option's value came from, the command line first.
+#[derive(PartialEq)]
+enum Source {
+    CommandLine,
+    Environment,
+    Unset,
+}
+
+impl Source {
+    /// Global options may sit before or after the subcommand: both are looked at.
+    fn of(matches: &clap::ArgMatches, name: &str) -> Source {
+        use clap::parser::ValueSource;
+        let mut all = vec![matches.value_source(name)];
+        if let Some((_, sub)) = matches.subcommand() {
+            all.push(sub.value_source(name));
+        }
+        if all.contains(&Some(ValueSource::CommandLine)) {
+            Source::CommandLine
+        } else if all.contains(&Some(ValueSource::EnvVariable)) {
+            Source::Environment
+        } else {
+            Source::Unset
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = parse();
+    // A config file error is said once the output is set up (it may be --json).
+    let (cli, settings) = parse();
     init_logging(cli.global.verbose, cli.global.quiet);
     let out = Out::new(cli.global.json, cli.global.no_json, cli.global.quiet);
+    if let Err(reason) = settings {
+        return ExitCode::from(out.usage(&reason));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,7 +177,7 @@ async fn run(cli: Cli, out: Out) -> u8 {
     match cli.command {
         Command::Completions(args) => return cmd_simple::completions(args),
         Command::Version => return cmd_simple::version(&out),
-        Command::Login => return cmd_simple::login(&out),
+        Command::Login => return cmd_simple::login(&out, global.selected_profile.as_ref()),
         Command::Sim(args) => return cmd_simple::sim(&out, args).await,
         // Reading the history needs no key; refreshing it does.
         Command::History(args) if !args.refresh => return cmd_simple::history(&out, &args),

@@ -80,7 +80,8 @@ fn resolve(base: &Path, source: &str) -> String {
 
 /// Parses and checks every line: type, size and existence of local files
 /// included (nothing is sent).
-pub fn parse(path: &Path, text: &str) -> (Vec<Job>, Vec<BadLine>) {
+/// `default_model` is for lines that name no model (`--model`, a profile's model).
+pub fn parse(path: &Path, text: &str, default_model: Option<Model>) -> (Vec<Job>, Vec<BadLine>) {
     let base: PathBuf = path.parent().map(Path::to_owned).unwrap_or_default();
     let mut jobs = Vec::new();
     let mut bad = Vec::new();
@@ -139,13 +140,21 @@ pub fn parse(path: &Path, text: &str) -> (Vec<Job>, Vec<BadLine>) {
                     continue;
                 }
             }
+        } else if let Some(model) = default_model {
+            builder = builder.model(model);
         }
+        // The model a line runs with is part of what was submitted: changing
+        // the default between runs changes the job (the edit check sees it).
+        let model = line
+            .model
+            .clone()
+            .or_else(|| default_model.map(|m| m.to_string()));
         match builder.build() {
             Ok(request) => jobs.push(Job {
                 line: number,
                 input: serde_json::json!({
                     "image": line.image, "audio": line.audio, "prompt": line.prompt,
-                    "callbackUrl": line.callback_url, "model": line.model,
+                    "callbackUrl": line.callback_url, "model": model,
                 })
                 .to_string(),
                 id: line.id,
@@ -212,7 +221,7 @@ mod tests {
             r#"{"id": "aux", "image": "face.png", "audio": "hello.wav"}"#,
         ]
         .join("\n");
-        let (jobs, bad) = parse(&manifest, &text);
+        let (jobs, bad) = parse(&manifest, &text, None);
         let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
         assert_eq!(ids, ["ok", "url"]);
         let lines: Vec<usize> = bad.iter().map(|b| b.line).collect();
@@ -248,7 +257,7 @@ mod properties {
         /// accepted id is a safe file name.
         #[test]
         fn any_manifest_text(text in "(\\{\"id\": \"[a-z./ _-]{0,6}\", \"image\": \"[a-z:/.]{0,12}\", \"audio\": \"https://x.test/a.mp3\"\\}|.{0,40})(\n.{0,40}){0,4}") {
-            let (jobs, bad) = parse(std::path::Path::new("/nonexistent/jobs.jsonl"), &text);
+            let (jobs, bad) = parse(std::path::Path::new("/nonexistent/jobs.jsonl"), &text, None);
             prop_assert_eq!(jobs.len() + bad.len(), text.lines().filter(|l| !l.trim().is_empty()).count());
             for job in &jobs {
                 prop_assert!(check_id(&job.id).is_ok());

@@ -8,6 +8,7 @@ mod errors;
 mod history;
 mod local;
 mod money;
+mod profiles;
 mod security;
 mod spend;
 mod support;

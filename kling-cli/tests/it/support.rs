@@ -59,6 +59,8 @@ pub fn kling() -> Command {
         .env_remove("APIKLEY_BASE_URL")
         .env_remove("APIKLEY_UPLOAD_BASE_URL")
         .env_remove("RUST_LOG")
+        .env_remove("KLING_PROFILE")
+        .env_remove("KLING_CONFIG")
         // What the CLI keeps between runs stays out of the user's home.
         .env(
             "KLING_STATE_DIR",
