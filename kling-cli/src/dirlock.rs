@@ -65,11 +65,22 @@ impl DirLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                // The holder writes its pid just after taking the lock: a
+                // batch started at the same moment may look in between.
+                let mut pid = None;
+                for _ in 0..20 {
+                    let mut text = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut text);
+                    pid = text.trim().parse().ok();
+                    if pid.is_some() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 return Err(LockError::Held {
                     dir: dir.to_owned(),
-                    pid: text.trim().parse().ok(),
+                    pid,
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
