@@ -569,7 +569,22 @@ impl Client {
 
     /// Runs `call` again while it fails with a retryable error, within the retry
     /// policy. For reads and uploads only.
-    pub(crate) async fn with_retry<T, F, Fut>(&self, operation: Operation, mut call: F) -> Result<T>
+    pub(crate) async fn with_retry<T, F, Fut>(&self, operation: Operation, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.with_retry_reporting(operation, None, call).await
+    }
+
+    /// [`with_retry`](Self::with_retry), telling `report` of each wait first
+    /// (so that a status line never sits on a finished bar during a backoff).
+    pub(crate) async fn with_retry_reporting<T, F, Fut>(
+        &self,
+        operation: Operation,
+        report: crate::retry::RetryReport<'_>,
+        mut call: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -594,6 +609,15 @@ impl Client {
                 return Err(error);
             }
             tracing::debug!(%operation, attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+            if let Some(report) = report {
+                report(&crate::retry::Retrying {
+                    operation,
+                    wait: delay,
+                    attempt: attempt + 1,
+                    max_attempts: policy.max_attempts,
+                    error: error.brief(),
+                });
+            }
             tokio::time::sleep(delay).await;
             attempt += 1;
         }

@@ -381,7 +381,7 @@ pub enum Error {
     /// The task did not end before the deadline. It may still finish: call
     /// `wait` again with the same task id.
     #[error(
-        "task {task_id} did not end within {elapsed:?} (last state: {last_state}, {polls} polls); it may still finish: wait for it again"
+        "task {task_id} did not end within {:.0} s (last state: {last_state}, {polls} polls); it may still finish: wait for it again", elapsed.as_secs_f64()
     )]
     WaitTimedOut {
         /// The task.
@@ -600,6 +600,41 @@ impl Error {
             | Error::RateLimited { code, .. }
             | Error::UnknownCode { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// The error in one short line, for a status line: the message without
+    /// the operation's name or a response body, at most 100 characters.
+    ///
+    /// ```
+    /// use kling_api_ext::{Error, Operation};
+    ///
+    /// let error = Error::UnexpectedResponse {
+    ///     operation: Operation::UploadStream,
+    ///     task_id: None,
+    ///     status: 502,
+    ///     detail: "HTTP 502 instead of the envelope".into(),
+    ///     body: "<!DOCTYPE html>...".into(),
+    ///     retry_after: None,
+    /// };
+    /// assert_eq!(error.brief(), "HTTP 502 instead of the envelope");
+    /// ```
+    pub fn brief(&self) -> String {
+        let text = match self {
+            Error::UnexpectedResponse { detail, .. } => detail.clone(),
+            other => {
+                let text = other.to_string();
+                let operation = self.operation().map(|o| format!("{o}: "));
+                match operation {
+                    Some(prefix) if text.starts_with(&prefix) => text[prefix.len()..].to_owned(),
+                    _ => text,
+                }
+            }
+        };
+        let line = text.lines().next().unwrap_or_default();
+        match line.char_indices().nth(99) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => line.to_owned(),
         }
     }
 

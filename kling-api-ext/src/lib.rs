@@ -83,7 +83,7 @@ pub use media::{MAX_MEDIA_BYTES, MediaFacts, MediaKind};
 pub use ratelimit::RateLimit;
 pub use request::{AvatarRequest, AvatarRequestBuilder, Media, MediaSource, Model};
 pub use retry::RetryPolicy;
-pub use submit::{SubmitOptions, SubmitWait, SubmitWaitReason};
+pub use submit::{PrepareEvent, PrepareOptions, SubmitOptions, SubmitWait, SubmitWaitReason};
 pub use task::{State, Task, TaskId};
 pub use upload::{ProgressFn, UploadedFile};
 pub use wait::{

@@ -19,6 +19,7 @@ use crate::envelope::{record, request_span};
 use crate::error::{self, Error, Operation, Result};
 use crate::media::{self, MediaFacts, MediaKind, SNIFF_BYTES};
 use crate::request::{AvatarRequest, MediaSource};
+use crate::retry::RetryReport;
 
 /// What a URL serves, as far as the preflight could tell.
 #[derive(Debug)]
@@ -144,6 +145,15 @@ impl Client {
         kind: MediaKind,
         url: &Url,
     ) -> Result<(MediaFacts, Vec<String>)> {
+        self.check_url(kind, url, None).await
+    }
+
+    async fn check_url(
+        &self,
+        kind: MediaKind,
+        url: &Url,
+        report: RetryReport<'_>,
+    ) -> Result<(MediaFacts, Vec<String>)> {
         let subject = crate::error::safe_url(url);
         let invalid = |reason: String| Error::invalid(kind.field(), Some(subject.clone()), reason);
         // A media host that is down or slow says nothing about the input: that
@@ -158,7 +168,7 @@ impl Client {
         };
 
         let mut served = self
-            .with_retry(Operation::Preflight, || self.fetch(url, false))
+            .with_retry_reporting(Operation::Preflight, report, || self.fetch(url, false))
             .await
             .map_err(unusable)?;
         let head_refused = matches!(
@@ -173,7 +183,7 @@ impl Client {
             served.status.is_success() && served.content_type.as_deref().is_none_or(is_generic);
         if head_refused || needs_bytes || (served.status.is_success() && served.length.is_none()) {
             served = self
-                .with_retry(Operation::Preflight, || self.fetch(url, true))
+                .with_retry_reporting(Operation::Preflight, report, || self.fetch(url, true))
                 .await
                 .map_err(unusable)?;
         }
@@ -231,6 +241,14 @@ impl Client {
     /// Checks every URL input of `request` (local files were checked when it was
     /// built) and returns the request with their facts and warnings added.
     pub async fn preflight(&self, request: &AvatarRequest) -> Result<AvatarRequest> {
+        self.preflight_reporting(request, None).await
+    }
+
+    pub(crate) async fn preflight_reporting(
+        &self,
+        request: &AvatarRequest,
+        report: RetryReport<'_>,
+    ) -> Result<AvatarRequest> {
         let mut out = request.clone();
         for kind in [MediaKind::Image, MediaKind::Audio] {
             let media = match kind {
@@ -238,7 +256,7 @@ impl Client {
                 MediaKind::Audio => &request.audio,
             };
             if let MediaSource::Url(url) = media.source() {
-                let (facts, warnings) = self.preflight_url(kind, url).await?;
+                let (facts, warnings) = self.check_url(kind, url, report).await?;
                 let checked = media.with_facts(facts);
                 match kind {
                     MediaKind::Image => out.image = checked,

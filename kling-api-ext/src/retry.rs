@@ -68,6 +68,25 @@ impl RetryPolicy {
     }
 }
 
+/// One retry about to wait, as [`crate::PrepareEvent::Retrying`] reports it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Retrying {
+    /// The request that failed.
+    pub operation: crate::Operation,
+    /// How long it waits before the next attempt.
+    pub wait: Duration,
+    /// The attempt about to be made (2 for the first retry).
+    pub attempt: u32,
+    /// Attempts in all, at most (the policy's `max_attempts`).
+    pub max_attempts: u32,
+    /// Why the last attempt failed, in one short line ([`crate::Error::brief`]).
+    pub error: String,
+}
+
+/// Told of each retry before its wait.
+pub(crate) type RetryReport<'a> = Option<&'a (dyn Fn(&Retrying) + Send + Sync)>;
+
 /// Parses `Retry-After`: delay-seconds, or an HTTP-date (RFC 9110 §10.2.3).
 /// The longest `Retry-After` honoured; a longer one (a day, a year) is read as
 /// this, so that no computed wake-up time can overflow.

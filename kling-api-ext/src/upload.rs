@@ -193,6 +193,7 @@ impl Client {
         path: &Path,
         facts: &MediaFacts,
         progress: Option<ProgressFn>,
+        report: crate::retry::RetryReport<'_>,
     ) -> Result<UploadedFile> {
         let name = upload_file_name(Some(path), facts.extension());
         let subfolder = match kind {
@@ -201,7 +202,7 @@ impl Client {
         };
         let upload_path = format!("{}/{subfolder}", self.inner.upload_path);
         let checked_len = facts.bytes.unwrap_or(0);
-        self.with_retry(Operation::UploadStream, || {
+        self.with_retry_reporting(Operation::UploadStream, report, || {
             self.upload_stream_once(
                 path,
                 kind.field(),

@@ -582,7 +582,8 @@ impl Client {
                             Error::UnexpectedResponse { detail, .. } => detail.clone(),
                             other => other.to_string(),
                         };
-                        tracing::warn!(task_id = %task_id, %detail, "the task's answer stays incomplete");
+                        // Returned as ResultMissing: the caller reports it.
+                        tracing::info!(task_id = %task_id, %detail, "the task's answer stays incomplete");
                         return Err(Error::ResultMissing {
                             task_id: task_id.clone(),
                             last_state: context.state.clone(),

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kling_api_ext::wait::{CancellationToken, WaitOptions};
-use kling_api_ext::{Error, Field, State, SubmitOptions, SubmitWaitReason, TaskId};
+use kling_api_ext::{
+    Error, Field, PrepareEvent, PrepareOptions, State, SubmitOptions, SubmitWaitReason, TaskId,
+};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -469,10 +471,15 @@ impl Run {
     }
 
     /// A submit waits (rate limit, a pause the service asked for, a retry).
-    fn submit_waits(&self, wait: Duration, reason: &SubmitWaitReason) {
+    /// Something waits `wait` (shown on the bar with its countdown).
+    fn waits(&self, wait: Duration, why: String) {
         *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now() + wait, reason.to_string()));
+            Some((Instant::now() + wait, why));
         self.tick();
+    }
+
+    fn submit_waits(&self, wait: Duration, reason: &SubmitWaitReason) {
+        self.waits(wait, reason.to_string());
         if !self.ctx.out.interactive() && matches!(reason, SubmitWaitReason::ServicePause) {
             // Said once per pause: there is no bar to show it on.
             let mut said = self.said_pause.lock().unwrap_or_else(|p| p.into_inner());
@@ -621,8 +628,23 @@ impl Run {
         }
         let client = &self.ctx.client;
         // Uploads are free: a signal may drop one half-way.
+        // A transient failure's pause shows on the bar like a rate-limit wait.
+        let run = Arc::downgrade(self);
+        let id = job.id.clone();
+        let options = PrepareOptions::new().on_event(move |event| {
+            if let (PrepareEvent::Retrying(r), Some(run)) = (event, run.upgrade()) {
+                let why = format!("{id}: {} failed ({}), trying again", r.operation, r.error);
+                if !run.ctx.out.interactive() && r.wait >= Duration::from_secs(1) {
+                    run.say(&format!(
+                        "waiting {:.0} s: {why}",
+                        r.wait.as_secs_f64().ceil()
+                    ));
+                }
+                run.waits(r.wait, why);
+            }
+        });
         let prepared = tokio::select! {
-            prepared = client.prepare(&job.request, None) => prepared,
+            prepared = client.prepare_with(&job.request, options) => prepared,
             _ = self.cancel.cancelled() => return None,
         };
         let prepared = match prepared {

@@ -109,12 +109,12 @@ async fn submit(
     by: &str,
 ) -> Result<TaskId, Error> {
     let cancel = ctx.interrupt.token();
-    let bar = ui::bytes_bar(&ctx.out, "upload");
+    let line = ui::PrepareLine::new(&ctx.out);
     let prepared = tokio::select! {
-        prepared = ctx.client.prepare(request, Some(ui::feed(&bar))) => prepared,
+        prepared = ctx.client.prepare_with(request, line.options()) => prepared,
         _ = cancel.cancelled() => Err(Error::NotSent { operation: kling_api_ext::Operation::CreateTask }),
     };
-    bar.finish_and_clear();
+    line.finish();
     let prepared = prepared?;
     // Preflight may have learnt sizes and types of URL inputs.
     for warning in prepared.warnings().iter().skip(request.warnings().len()) {
@@ -297,7 +297,10 @@ async fn guard(
     }
     // Every check but the upload: what URL inputs serve, too.
     let checked = if preflight {
-        ctx.client.preflight(request).await?
+        let line = ui::spinner(&ctx.out, "check", "what the URL inputs serve");
+        let checked = ctx.client.preflight(request).await;
+        line.finish_and_clear();
+        checked?
     } else {
         request.clone()
     };

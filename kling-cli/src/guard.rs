@@ -39,8 +39,10 @@ pub async fn check(
     }
     // The balance: a read, free; a failure to read it does not stop the job.
     let balance = match estimate {
-        Some(_) => match ctx.client.credits().await {
+        Some(_) => match read_balance(ctx).await {
             Ok(balance) => Some(balance),
+            // A key the service refuses will not upload or submit either.
+            Err(e @ Error::Unauthorized { .. }) => return Err(e),
             Err(e) => {
                 ctx.out.warn(&format!(
                     "cannot read the balance to compare with the estimate ({e}); going on"
@@ -78,6 +80,14 @@ pub async fn check(
         });
     }
     Ok((Go::Ahead, balance))
+}
+
+/// The balance, with a status line while it is read (retries can take a while).
+async fn read_balance(ctx: &Context) -> Result<f64, Error> {
+    let line = crate::ui::spinner(&ctx.out, "credits", "reading the balance");
+    let read = ctx.client.credits().await;
+    line.finish_and_clear();
+    read
 }
 
 /// Asks on the terminal; anything but yes is no.

@@ -28,16 +28,30 @@ use crate::output::Out;
 /// Logs go to stderr: `RUST_LOG` when set (any filter, e.g. `trace`), else
 /// warnings, raised by `-v` (info), `-vv` (debug), `-vvv` (trace); `-q`: errors.
 fn init_logging(verbose: u8, quiet: bool) {
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        _ => "trace",
+    // Our crates at the level asked for, dependencies one level quieter: a
+    // library's warning (lofty's "ID3v2 tag preceded by junk data" on every
+    // ffmpeg MP3) is not the user's concern unless they ask for more.
+    let (ours, theirs) = match (quiet, verbose) {
+        (true, _) => ("error", "error"),
+        (false, 0) => ("warn", "error"),
+        (false, 1) => ("info", "warn"),
+        (false, 2) => ("debug", "info"),
+        _ => ("trace", "trace"),
     };
+    let directives = [
+        "kling",
+        "kling_cli",
+        "kling_api",
+        "kling_api_ext",
+        "kling_sim",
+    ]
+    .iter()
+    .fold(theirs.to_owned(), |all, krate| {
+        format!("{all},{krate}={ours}")
+    });
     let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
         Ok(filter) if !quiet => filter,
-        _ => level.into(),
+        _ => tracing_subscriber::EnvFilter::new(directives),
     };
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()

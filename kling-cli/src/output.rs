@@ -52,8 +52,14 @@ impl Failure {
     ) -> Failure {
         let error = error.with_task_id(task_id);
         let unresumable = resume.is_none();
-        // A failed task has nothing to resume.
-        let resume = resume.filter(|_| !matches!(error, Error::GenerationFailed { .. }));
+        // A failed task has nothing to resume, nor has one the service says
+        // it does not know.
+        let resume = resume.filter(|_| {
+            !matches!(
+                error,
+                Error::GenerationFailed { .. } | Error::NotFound { .. }
+            )
+        });
         Failure {
             error,
             resume,
@@ -147,6 +153,12 @@ impl Out {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "kling: {error}");
             match (resume, error.task_id()) {
+                (Some(resume), Some(task_id)) if never_seen(error) => {
+                    let _ = writeln!(
+                        err,
+                        "kling: the service never showed task {task_id}: check the id; if it is right (a new task can take a while to appear), resume with: {resume}"
+                    );
+                }
                 (Some(resume), Some(task_id)) => {
                     let _ = writeln!(err, "kling: task {task_id} exists; resume with: {resume}");
                 }
@@ -193,12 +205,17 @@ impl Out {
     }
 }
 
+/// A wait that ended before the task was ever visible: nothing says it exists.
+fn never_seen(error: &Error) -> bool {
+    matches!(error, Error::WaitTimedOut { last_state: kling_api_ext::State::Unknown(s), .. } if s == "not visible")
+}
+
 /// What to do next, for the errors where there is something to do.
 fn hint(error: &Error) -> Option<String> {
     match error {
         Error::WaitTimedOut { task_id, .. } => Some(format!("the task keeps running; resume with: kling wait {task_id}")),
         Error::SubmitOutcomeUnknown { .. } => {
-            Some("the task may exist and be charged; check with `kling credits` or your dashboard before submitting again".into())
+            Some("the task may exist and be charged: `kling history` has what was sent and when, to find it on your dashboard; check there (or `kling credits`) before submitting again".into())
         }
         Error::Unauthorized { .. } => Some("set APIKLEY_API_KEY, or pass --api-key / --api-key-file".into()),
         Error::LinkExpired { .. } => Some("run `kling download TASK_ID --out FILE` soon after the task ends".into()),
@@ -238,6 +255,28 @@ mod tests {
     use super::*;
     use kling_api_ext::{Field, Operation, State, TaskId};
     use std::time::Duration;
+
+    #[test]
+    fn a_task_the_service_does_not_know_gets_no_resume_command() {
+        let id = TaskId::new("t").unwrap();
+        let not_found = Error::NotFound {
+            operation: Operation::GetTask,
+            task_id: None,
+            code: 422,
+            msg: "recordInfo is null".into(),
+        };
+        let failure = Failure::after_submit(not_found, &id, Some("kling wait t".into()));
+        assert_eq!(failure.resume, None);
+        assert!(hint(&failure.error).unwrap().contains("knows no task t"));
+        let running = Error::WaitTimedOut {
+            task_id: id.clone(),
+            elapsed: Duration::ZERO,
+            last_state: State::Generating,
+            polls: 1,
+        };
+        let failure = Failure::after_submit(running, &id, Some("kling wait t".into()));
+        assert_eq!(failure.resume.as_deref(), Some("kling wait t"));
+    }
 
     #[test]
     fn exit_codes_follow_the_documented_table() {

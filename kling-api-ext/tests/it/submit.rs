@@ -403,3 +403,69 @@ async fn the_same_files_are_uploaded_once_for_many_submits() {
     client.submit(&request).await.unwrap();
     uploads.assert_calls(3);
 }
+
+#[tokio::test]
+async fn prepare_reports_each_step_and_each_retry_before_its_wait() {
+    use crate::support::{Canned, ScriptedServer};
+    use kling_api_ext::{MediaKind, Operation, PrepareEvent, PrepareOptions};
+
+    // In order: the image URL's HEAD, a failed audio upload, the retried one.
+    let image = Canned {
+        status: 200,
+        headers: vec![("content-type".into(), "image/png".into())],
+        body: "x".repeat(2000),
+    };
+    let server = ScriptedServer::start(vec![
+        image,
+        Canned::html(502),
+        Canned::json(200, &uploaded("https://files.example.com/hello.mp3")),
+    ])
+    .await;
+    let client = kling_api_ext::Client::builder()
+        .api_key("k")
+        .base_url(&server.url)
+        .upload_base_url(&server.url)
+        .retry(crate::support::fast_retry())
+        .preflight(true)
+        .build()
+        .unwrap();
+    let request = AvatarRequest::builder()
+        .image(format!("{}/face.png", server.url))
+        .audio(data("hello.mp3"))
+        .build()
+        .unwrap();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let prepared = client
+        .prepare_with(
+            &request,
+            PrepareOptions::new().on_event(move |e| seen.lock().unwrap().push(e.clone())),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(prepared.audio().source(), kling_api_ext::MediaSource::Url(u) if u.as_str() == "https://files.example.com/hello.mp3")
+    );
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        matches!(events[0], PrepareEvent::CheckingUrls { urls: 1 }),
+        "{events:?}"
+    );
+    let size = std::fs::metadata(data("hello.mp3")).unwrap().len();
+    assert!(
+        matches!(&events[1], PrepareEvent::Uploading { kind: MediaKind::Audio, bytes, .. } if *bytes == size),
+        "{events:?}"
+    );
+    match &events[2] {
+        PrepareEvent::Retrying(r) => {
+            assert_eq!(r.operation, Operation::UploadStream);
+            assert_eq!((r.attempt, r.max_attempts), (2, 4));
+            assert!(r.wait > std::time::Duration::ZERO);
+            // One short line: no HTML body on a status line.
+            assert_eq!(r.error, "HTTP 502 instead of the envelope", "{r:?}");
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    assert_eq!(server.hits(), 3);
+}

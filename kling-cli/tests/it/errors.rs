@@ -364,10 +364,65 @@ fn an_unknown_submit_outcome_exits_6_and_is_not_retried() {
         "{}",
         stderr(&output)
     );
+    // Said once (no log line repeating it), with where to look next.
+    assert_eq!(
+        stderr(&output).matches("outcome unknown").count(),
+        1,
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("`kling history`"),
+        "{}",
+        stderr(&output)
+    );
     let stats = sim.sim.stats();
     assert_eq!(
         (stats.requests_to("createTask"), stats.tasks_created),
         (1, 1)
+    );
+}
+
+#[test]
+fn waiting_for_an_id_the_service_never_showed_does_not_say_it_exists() {
+    let sim = sim(|_| {});
+    let output = sim
+        .kling()
+        .args(["--json", "wait", "no-such-task", "--timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(!text.contains("exists"), "{text}");
+    assert!(
+        text.contains("never showed task no-such-task: check the id"),
+        "{text}"
+    );
+    // Seconds a person reads, not a Debug duration.
+    assert!(text.contains("did not end within 1 s"), "{text}");
+}
+
+#[test]
+fn a_key_the_service_refuses_stops_before_any_upload() {
+    let sim = sim(|_| {});
+    let output = sim
+        .kling()
+        .env("APIKLEY_API_KEY", "not-the-key")
+        .args(["--json", "submit", "--yes", "--image"])
+        .arg(asset("face.png"))
+        .arg("--audio")
+        .arg(asset("hello.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert_eq!(json(&output)["error"]["kind"], json!("unauthorized"));
+    let stats = sim.sim.stats();
+    assert_eq!(
+        (
+            stats.requests_to("uploadStream"),
+            stats.requests_to("createTask")
+        ),
+        (0, 0)
     );
 }
 

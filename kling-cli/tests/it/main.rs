@@ -12,3 +12,4 @@ mod profiles;
 mod security;
 mod spend;
 mod support;
+mod waits;

@@ -54,7 +54,15 @@ pub fn data(name: &str) -> String {
 
 /// `kling` with a clean environment (no APIKLEY_* from the machine).
 pub fn kling() -> Command {
-    let mut cmd = Command::cargo_bin("kling").unwrap();
+    let mut cmd = Command::from_std(kling_std());
+    cmd.timeout(std::time::Duration::from_secs(60));
+    cmd
+}
+
+/// [`kling`] as a plain `std` command, for tests that spawn it and act while
+/// it runs.
+pub fn kling_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"));
     cmd.env_remove("APIKLEY_API_KEY")
         .env_remove("APIKLEY_BASE_URL")
         .env_remove("APIKLEY_UPLOAD_BASE_URL")
@@ -70,15 +78,21 @@ pub fn kling() -> Command {
         .env(
             "KLING_CONFIG_DIR",
             std::env::temp_dir().join(format!("kling-cli-tests-config-{}", std::process::id())),
-        )
-        .timeout(std::time::Duration::from_secs(60));
+        );
     cmd
 }
 
 impl Sim {
     /// `kling` pointed at this simulator.
     pub fn kling(&self) -> Command {
-        let mut cmd = kling();
+        let mut cmd = Command::from_std(self.kling_std());
+        cmd.timeout(std::time::Duration::from_secs(60));
+        cmd
+    }
+
+    /// [`Sim::kling`] as a plain `std` command.
+    pub fn kling_std(&self) -> std::process::Command {
+        let mut cmd = kling_std();
         cmd.args([
             "--base-url",
             self.sim.base_url(),
