@@ -18,7 +18,7 @@ use crate::retry::RetryPolicy;
 use crate::task::{Task, TaskId};
 
 /// The `User-Agent` sent with every request: `kling-rs/<version>`. The service's
-/// proxy refuses requests without one (API notes §1).
+/// proxy refuses requests without one (`docs/service-notes.md` §1).
 pub const DEFAULT_USER_AGENT: &str = concat!("kling-rs/", env!("CARGO_PKG_VERSION"));
 
 /// Environment variable holding the API key.
@@ -323,8 +323,7 @@ impl ClientBuilder {
                 upload_path,
                 preflight: self.preflight,
                 transfer_timeout: self.transfer_timeout,
-                durations: crate::wait::DurationModel::default(),
-                submitted: std::sync::Mutex::new(std::collections::VecDeque::new()),
+                estimates: Default::default(),
                 uploads: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
@@ -368,10 +367,8 @@ pub(crate) struct Inner {
     pub(crate) upload_path: String,
     pub(crate) preflight: bool,
     pub(crate) transfer_timeout: Duration,
-    /// Generation speed learned from finished waits (poll scheduling).
-    pub(crate) durations: crate::wait::DurationModel,
-    /// Audio lengths of recently submitted tasks, for their waits.
-    pub(crate) submitted: std::sync::Mutex<std::collections::VecDeque<(TaskId, Duration)>>,
+    /// What the waits learn (generation speed, submitted tasks' audio).
+    pub(crate) estimates: crate::wait::estimate::Estimates,
     /// Recent uploads of local files, reused by later submits of the same file.
     pub(crate) uploads:
         std::sync::Mutex<std::collections::HashMap<crate::submit::UploadKey, UploadSlot>>,
@@ -385,17 +382,6 @@ impl Inner {
             .get(USER_AGENT)
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static(DEFAULT_USER_AGENT))
-    }
-
-    /// How many submitted tasks' audio lengths are remembered.
-    const REMEMBERED: usize = 4096;
-
-    pub(crate) fn remember_audio(&self, task_id: &TaskId, audio: Duration) {
-        let mut submitted = self.submitted.lock().unwrap_or_else(|p| p.into_inner());
-        if submitted.len() >= Self::REMEMBERED {
-            submitted.pop_front();
-        }
-        submitted.push_back((task_id.clone(), audio));
     }
 
     /// How long an upload is reused. The service keeps uploads for 3 days
@@ -418,15 +404,6 @@ impl Inner {
             })
             .url
             .clone()
-    }
-
-    pub(crate) fn submitted_audio(&self, task_id: &TaskId) -> Option<Duration> {
-        let submitted = self.submitted.lock().unwrap_or_else(|p| p.into_inner());
-        submitted
-            .iter()
-            .rev()
-            .find(|(id, _)| id == task_id)
-            .map(|(_, audio)| *audio)
     }
 }
 
@@ -519,7 +496,7 @@ impl Client {
     /// waited for; [`wait`](Self::wait) uses it to poll near a task's expected
     /// end. Its samples can be kept between runs (the `kling` CLI does).
     pub fn duration_model(&self) -> &crate::wait::DurationModel {
-        &self.inner.durations
+        &self.inner.estimates.durations
     }
 
     /// The API base URL.

@@ -2,7 +2,7 @@
 //! differently.
 //!
 //! The service answers most errors with HTTP 200 and the real status in the
-//! body's `code` (`../API.md` §2); [`Error`] maps every such code, every HTTP
+//! body's `code` (`docs/service-notes.md` §2); [`Error`] maps every such code, every HTTP
 //! status and every body that is not the envelope to a typed value that keeps the
 //! details. Nothing here ever holds the API key.
 
@@ -268,7 +268,7 @@ pub enum Error {
     },
 
     /// The generation failed: the task ended in state `fail`, or code 501.
-    /// Failed tasks are not charged (API notes §5).
+    /// Failed tasks are not charged (`docs/service-notes.md` §5).
     #[error("generation failed{}{}{}", task_suffix(.task_id), fail_code_suffix(.fail_code), fail_msg_suffix(.fail_msg))]
     GenerationFailed {
         /// The call that reported it: recordInfo for a polled task, the call
@@ -790,7 +790,7 @@ impl Error {
 }
 
 /// Messages the service sends with code 500 for what is really a validation
-/// failure (API notes §2, §3): reported as [`Error::Rejected`], never retried.
+/// failure (`docs/service-notes.md` §2, §3): reported as [`Error::Rejected`], never retried.
 const VALIDATION_HINTS: &[&str] = &[
     "is required",
     "required field",

@@ -1,7 +1,7 @@
 //! The client-side limit on task creation.
 //!
 //! The service accepts 20 new generation requests per 10 seconds per account and
-//! rejects (does not queue) the rest (API notes §7). Whether it counts in fixed or
+//! rejects (does not queue) the rest (`docs/service-notes.md` §7). Whether it counts in fixed or
 //! sliding windows is not documented, so the limiter assumes the strictest: at
 //! most `max` requests in *any* window of `window`. It counts a request from when
 //! its answer arrived (a request still in flight holds its slot), so however the

@@ -539,7 +539,7 @@ impl Client {
                 Ok(task_id) => {
                     if let Some(audio) = audio {
                         // For this task's wait: its expected generation time.
-                        self.inner.remember_audio(&task_id, audio);
+                        self.inner.estimates.remember_audio(&task_id, audio);
                     }
                     return Ok(task_id);
                 }

@@ -4,7 +4,7 @@
 //! The service stores uploads for 3 days (some report less) and serves them at
 //! the returned `downloadUrl`, which is what a task's `image_url`/`audio_url`
 //! takes. Each upload gets a unique file name with the extension of its detected
-//! type, and the part's Content-Type is that type (API notes §6: a WAV sent as
+//! type, and the part's Content-Type is that type (`docs/service-notes.md` §6: a WAV sent as
 //! `application/octet-stream` caused trouble).
 
 use std::path::Path;

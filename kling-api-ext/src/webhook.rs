@@ -3,7 +3,7 @@
 //!
 //! When a task with a `callBackUrl` ends, the service POSTs the task record
 //! there, once. With a webhook HMAC key set in the account, every callback
-//! carries (API notes §5):
+//! carries (`docs/service-notes.md` §5):
 //!
 //! - `X-Webhook-Timestamp`: Unix seconds when sent;
 //! - `X-Webhook-Signature`: `base64(HMAC-SHA256(taskId + "." + timestamp, key))`.
