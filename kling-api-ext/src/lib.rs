@@ -65,6 +65,7 @@ pub mod ratelimit;
 pub mod receiver;
 pub mod request;
 pub mod retry;
+mod serde_secs;
 mod submit;
 pub mod task;
 pub mod upload;

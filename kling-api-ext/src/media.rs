@@ -90,15 +90,8 @@ pub struct MediaFacts {
     /// Width and height in pixels, for images whose header could be read.
     pub dimensions: Option<(u32, u32)>,
     /// Duration, for audio whose header could be read.
-    #[serde(serialize_with = "ser_opt_secs")]
+    #[serde(serialize_with = "crate::serde_secs::option")]
     pub duration: Option<Duration>,
-}
-
-fn ser_opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(d.as_secs_f64()),
-        None => s.serialize_none(),
-    }
 }
 
 impl MediaFacts {

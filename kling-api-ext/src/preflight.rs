@@ -37,12 +37,10 @@ fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option
         .map(|s| s.trim().to_owned())
 }
 
-/// `bytes 0-65535/1234567` → 1234567.
+/// `bytes 0-65535/1234567` → 1234567 (the download's parser: one reading of
+/// the header for both).
 fn content_range_total(value: &str) -> Option<u64> {
-    value
-        .rsplit('/')
-        .next()
-        .and_then(|total| total.trim().parse().ok())
+    crate::download::parse_content_range(value).and_then(|(_, _, total)| total)
 }
 
 fn is_generic(content_type: &str) -> bool {
@@ -287,6 +285,7 @@ mod tests {
             Some(1_234_567)
         );
         assert_eq!(content_range_total("bytes 0-65535/*"), None);
+        assert_eq!(content_range_total("0-65535/12"), None);
     }
 
     #[test]

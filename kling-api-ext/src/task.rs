@@ -167,7 +167,7 @@ pub struct Task {
     /// The failure message; `None` unless the task failed.
     pub fail_msg: Option<String>,
     /// Processing time (`costTime`, seconds on the wire), once the task has ended.
-    #[serde(with = "opt_secs")]
+    #[serde(serialize_with = "crate::serde_secs::option")]
     pub cost_time: Option<Duration>,
     /// When the task was created.
     #[serde(with = "opt_millis")]
@@ -309,16 +309,6 @@ pub(crate) fn parse_result_urls(result_json: &str) -> Result<Vec<Url>, String> {
         return Err(format!("resultJson holds a URL that is not http(s): {bad}"));
     }
     Ok(urls)
-}
-
-mod opt_secs {
-    use std::time::Duration;
-    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_f64(d.as_secs_f64()),
-            None => s.serialize_none(),
-        }
-    }
 }
 
 mod opt_millis {

@@ -1,5 +1,5 @@
 //! Callbacks: when a task with `callBackUrl` ends, one POST of the documented
-//! body, signed when an HMAC key is configured (API notes §5). Sent once, never
+//! body, signed when an HMAC key is configured (`docs/service-notes.md` §5). Sent once, never
 //! retried, as far as anyone knows of the real service.
 
 use std::sync::Arc;
@@ -37,12 +37,7 @@ pub(crate) fn body(task: &Task, base: &str) -> Value {
 }
 
 fn loopback(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    })
+    url::Url::parse(url).is_ok_and(|u| crate::handlers::is_loopback(&u))
 }
 
 pub(crate) async fn deliver(shared: Arc<Shared>, task: Task) {

@@ -1,4 +1,4 @@
-//! The endpoints, answering as the service does (`API.md`): errors as HTTP 200
+//! The endpoints, answering as the service does (`docs/service-notes.md`): errors as HTTP 200
 //! with the status in the body's `code`, fields null until a task ends,
 //! `resultJson` a JSON-encoded string. Responses are built here from those
 //! facts, not from `kling-api`'s generated types, so that a mistake in one is
@@ -213,7 +213,7 @@ fn upload_envelope(code: i64, msg: &str, data: Option<Value>, alias: bool) -> Re
     axum::Json(Value::Object(body)).into_response()
 }
 
-/// The proxy refuses requests without a User-Agent (API notes §1).
+/// The proxy refuses requests without a User-Agent (`docs/service-notes.md` §1).
 fn user_agent_refused(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let missing = headers
         .get(header::USER_AGENT)
@@ -779,26 +779,11 @@ fn store(
     )
 }
 
-/// `2026-04-16T07:19:12.309Z` from Unix milliseconds (civil-from-days, so no
-/// date crate is needed for one timestamp format).
+/// `2026-04-16T07:19:12.309Z` from Unix milliseconds, as the service writes
+/// `uploadedAt` (RFC 3339 with milliseconds, UTC).
 fn iso8601(ms: i64) -> String {
-    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 fn too_large(shared: &Shared, alias: bool) -> Response {
@@ -954,7 +939,9 @@ async fn upload_base64(
     after_work(&shared, &conn, fault, answer).await
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+/// Whether `url` names this machine (an IP loopback address or `localhost`):
+/// the simulator fetches and calls back only such URLs unless told otherwise.
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

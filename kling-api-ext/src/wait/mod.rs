@@ -61,16 +61,12 @@ pub struct WaitEvent {
     /// Whether the state differs from the previous poll's.
     pub state_changed: bool,
     /// Time since the wait started.
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::serde_secs::serialize")]
     pub elapsed: Duration,
     /// Status requests so far.
     pub polls: u32,
     /// A transient error this poll met (the wait goes on).
     pub transient_error: Option<String>,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
 }
 
 /// Called on every poll with what it found.
