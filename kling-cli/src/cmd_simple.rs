@@ -229,22 +229,9 @@ pub fn login(out: &Out, profile: Option<&crate::config::Selected>) -> u8 {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&path)?;
-        #[cfg(unix)]
-        {
-            // An existing file keeps its mode on open: make it private too.
-            use std::os::unix::fs::PermissionsExt as _;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        writeln!(file, "{key}")?;
-        file.sync_all()
+        // Replaced whole: a crash or a full disk keeps the key stored before.
+        let line = format!("{key}\n");
+        crate::atomic::write(&path, line.as_bytes(), crate::atomic::Access::Private)
     })();
     match written {
         Ok(()) => {

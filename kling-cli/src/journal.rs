@@ -22,6 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::atomic::sync_dir;
+
 /// The journal's file name in the output directory.
 pub const JOURNAL: &str = "journal.jsonl";
 /// The results file's name in the output directory.
@@ -187,16 +189,6 @@ struct Appender {
 pub struct Journal {
     path: PathBuf,
     appender: Mutex<Appender>,
-}
-
-/// Syncs a directory, so that a file just created (or renamed) in it survives
-/// a power cut.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 /// Replays journal bytes into each job's record.
@@ -378,14 +370,7 @@ pub fn rewrite_results_with(dir: &Path, invalid: &[Value]) -> std::io::Result<us
         text.push(b'\n');
         count += 1;
     }
-    let temp = dir.join(format!(".{RESULTS}.tmp"));
-    {
-        let mut file = File::create(&temp)?;
-        file.write_all(&text)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temp, dir.join(RESULTS))?;
-    sync_dir(dir)?;
+    crate::atomic::write(&dir.join(RESULTS), &text, crate::atomic::Access::Shared)?;
     Ok(count)
 }
 

@@ -4,6 +4,7 @@
 // Output goes through `output::Out`, which handles closed pipes and --json.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod atomic;
 mod cli;
 mod cmd_batch;
 mod cmd_generate;

@@ -64,8 +64,8 @@ pub fn load(client: &Client) {
     }
 }
 
-/// Keeps what the client knows now for the next run (written to a temporary
-/// file, then renamed, so a crash never leaves half a file).
+/// Keeps what the client knows now for the next run (replaced whole, so a
+/// crash never leaves half a file).
 pub fn save(client: &Client) {
     let samples = client.duration_model().samples();
     if samples.is_empty() {
@@ -95,9 +95,8 @@ pub fn save(client: &Client) {
     let result = (|| -> std::io::Result<()> {
         let dir = path.parent().expect("a file in a directory");
         std::fs::create_dir_all(dir)?;
-        let temp = dir.join(format!(".{FILE}.{}", std::process::id()));
-        std::fs::write(&temp, serde_json::to_vec_pretty(&stored)?)?;
-        std::fs::rename(&temp, &path)
+        let bytes = serde_json::to_vec_pretty(&stored)?;
+        crate::atomic::write(&path, &bytes, crate::atomic::Access::Shared)
     })();
     if let Err(e) = result {
         tracing::debug!(path = %path.display(), error = %e, "generation speed not saved");
