@@ -273,6 +273,66 @@ async fn stopping_fault(
     }
 }
 
+/// A request the gate let through: the caller's key, whether `msg` is
+/// written `message`, and the fault left for after the work.
+struct Admitted {
+    key: String,
+    alias: bool,
+    fault: Fault,
+}
+
+/// Which family of routes a request is on: they refuse a wrong key in their
+/// own words.
+#[derive(Clone, Copy)]
+enum Api {
+    /// `/api/v1/...`: the job API's envelope.
+    Jobs,
+    /// The upload API: its envelope with `success`.
+    Upload,
+}
+
+/// The opening every API route shares, in the order the service's layers
+/// answer: the request is counted and its fault drawn; what a proxy in front
+/// does (a reset, an HTML 5xx page) comes first; then a missing User-Agent and
+/// a wrong key are refused; then the origin's own faults (envelope 500/455,
+/// 429). `Err` answers the request.
+async fn gate(
+    shared: &Shared,
+    conn: &ConnControl,
+    headers: &HeaderMap,
+    endpoint: &str,
+    faults: &EndpointFaults,
+    api: Api,
+) -> Result<Admitted, Response> {
+    shared.lock().count(endpoint);
+    let (fault, alias) = draw(shared, endpoint, faults);
+    if matches!(fault, Fault::ResetBefore | Fault::Html502 | Fault::Html520) {
+        return Err(stopping_fault(shared, conn, fault, alias)
+            .await
+            .expect("a stopping fault"));
+    }
+    if let Some(refused) = user_agent_refused(shared, headers) {
+        return Err(refused);
+    }
+    let Some(key) = authorized(shared, headers) else {
+        return Err(match api {
+            Api::Jobs => envelope(
+                401,
+                "You do not have access permissions",
+                Value::Null,
+                alias,
+            ),
+            Api::Upload => {
+                upload_envelope(401, "Authentication failed: Invalid API Key", None, alias)
+            }
+        });
+    };
+    if let Some(answer) = stopping_fault(shared, conn, fault, alias).await {
+        return Err(answer);
+    }
+    Ok(Admitted { key, alias, fault })
+}
+
 fn rate_limited(shared: &Shared, wait: Duration, with_header: bool, alias: bool) -> Response {
     shared.lock().rate_limited += 1;
     let mut response = envelope(429, "Rate limit exceeded", Value::Null, alias);
@@ -327,27 +387,12 @@ async fn create_task(
         return body_too_large(false);
     }
     let body = body.unwrap_or_default();
-    shared.lock().count("createTask");
-    let (fault, alias) = draw(&shared, "createTask", &shared.faults().create_task);
-    if matches!(fault, Fault::ResetBefore | Fault::Html502 | Fault::Html520) {
-        return stopping_fault(&shared, &conn, fault, alias)
-            .await
-            .expect("a stopping fault");
-    }
-    if let Some(refused) = user_agent_refused(&shared, &headers) {
-        return refused;
-    }
-    let Some(key) = authorized(&shared, &headers) else {
-        return envelope(
-            401,
-            "You do not have access permissions",
-            Value::Null,
-            alias,
-        );
-    };
-    if let Some(answer) = stopping_fault(&shared, &conn, fault, alias).await {
-        return answer;
-    }
+    let faults = shared.faults().create_task;
+    let Admitted { key, alias, fault } =
+        match gate(&shared, &conn, &headers, "createTask", &faults, Api::Jobs).await {
+            Ok(admitted) => admitted,
+            Err(answer) => return answer,
+        };
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return envelope(
             422,
@@ -534,27 +579,12 @@ async fn record_info(
     headers: HeaderMap,
     Query(query): Query<TaskQuery>,
 ) -> Response {
-    shared.lock().count("recordInfo");
-    let (fault, alias) = draw(&shared, "recordInfo", &shared.faults().record_info);
-    if matches!(fault, Fault::ResetBefore | Fault::Html502 | Fault::Html520) {
-        return stopping_fault(&shared, &conn, fault, alias)
-            .await
-            .expect("a stopping fault");
-    }
-    if let Some(refused) = user_agent_refused(&shared, &headers) {
-        return refused;
-    }
-    let Some(key) = authorized(&shared, &headers) else {
-        return envelope(
-            401,
-            "You do not have access permissions",
-            Value::Null,
-            alias,
-        );
-    };
-    if let Some(answer) = stopping_fault(&shared, &conn, fault, alias).await {
-        return answer;
-    }
+    let faults = shared.faults().record_info;
+    let Admitted { key, alias, fault } =
+        match gate(&shared, &conn, &headers, "recordInfo", &faults, Api::Jobs).await {
+            Ok(admitted) => admitted,
+            Err(answer) => return answer,
+        };
     let Some(task_id) = query.task_id.filter(|t| !t.is_empty()) else {
         return envelope(400, "taskId parameter is required", Value::Null, alias);
     };
@@ -597,22 +627,12 @@ async fn record_info(
 }
 
 async fn credit(State(shared): Ctx, Extension(conn): Conn, headers: HeaderMap) -> Response {
-    shared.lock().count("credit");
-    let (fault, alias) = draw(&shared, "credit", &shared.faults().common);
-    if let Some(refused) = user_agent_refused(&shared, &headers) {
-        return refused;
-    }
-    let Some(key) = authorized(&shared, &headers) else {
-        return envelope(
-            401,
-            "You do not have access permissions",
-            Value::Null,
-            alias,
-        );
-    };
-    if let Some(answer) = stopping_fault(&shared, &conn, fault, alias).await {
-        return answer;
-    }
+    let faults = shared.faults().common;
+    let Admitted { key, alias, fault } =
+        match gate(&shared, &conn, &headers, "credit", &faults, Api::Jobs).await {
+            Ok(admitted) => admitted,
+            Err(answer) => return answer,
+        };
     let balance = shared.lock().credits.get(&key).copied().unwrap_or(0.0);
     after_work(
         &shared,
@@ -634,22 +654,12 @@ async fn download_url(
         return body_too_large(false);
     }
     let body = body.unwrap_or_default();
-    shared.lock().count("downloadUrl");
-    let (fault, alias) = draw(&shared, "downloadUrl", &shared.faults().common);
-    if let Some(refused) = user_agent_refused(&shared, &headers) {
-        return refused;
-    }
-    if authorized(&shared, &headers).is_none() {
-        return envelope(
-            401,
-            "You do not have access permissions",
-            Value::Null,
-            alias,
-        );
-    }
-    if let Some(answer) = stopping_fault(&shared, &conn, fault, alias).await {
-        return answer;
-    }
+    let faults = shared.faults().common;
+    let Admitted { alias, fault, .. } =
+        match gate(&shared, &conn, &headers, "downloadUrl", &faults, Api::Jobs).await {
+            Ok(admitted) => admitted,
+            Err(answer) => return answer,
+        };
     let url = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| str_field(&v, "url").map(str::to_owned));
@@ -672,30 +682,16 @@ async fn download_url(
 // Uploads
 // ---------------------------------------------------------------------------
 
-/// Checks shared by the three uploads. `Err` answers the request.
+/// [`gate`] for the three uploads.
 async fn upload_gate(
     shared: &Shared,
     conn: &ConnControl,
     headers: &HeaderMap,
     endpoint: &str,
 ) -> Result<(bool, Fault), Response> {
-    shared.lock().count(endpoint);
-    let (fault, alias) = draw(shared, endpoint, &shared.faults().upload);
-    if let Some(refused) = user_agent_refused(shared, headers) {
-        return Err(refused);
-    }
-    if authorized(shared, headers).is_none() {
-        return Err(upload_envelope(
-            401,
-            "Authentication failed: Invalid API Key",
-            None,
-            alias,
-        ));
-    }
-    if let Some(answer) = stopping_fault(shared, conn, fault, alias).await {
-        return Err(answer);
-    }
-    Ok((alias, fault))
+    let faults = shared.faults().upload;
+    let admitted = gate(shared, conn, headers, endpoint, &faults, Api::Upload).await?;
+    Ok((admitted.alias, admitted.fault))
 }
 
 /// Post-work faults: the work is done (a file stored), then the answer comes
