@@ -8,9 +8,12 @@
 //! - `behaviours`: for every operation, what the generated client returns for each
 //!   way the service (or a proxy in front of it) may answer. The table of
 //!   behaviours in the README is documented by these tests;
-//! - `simulator`: the simulator's answers agree with the specs' response schemas.
+//! - `simulator`: the simulator's answers agree with the specs' response schemas;
+//! - `docs`: every cited `docs/` page and section exists, and nothing cites a file
+//!   outside the repository.
 
 mod behaviours;
+mod docs;
 mod examples;
 mod schema;
 mod simulator;

@@ -1,6 +1,6 @@
 //! The simulator's answers agree with the specs' response schemas.
 //!
-//! `kling-sim` builds its responses from the API notes, not from the generated
+//! `kling-sim` builds its responses from `docs/service-notes.md`, not from the generated
 //! types; this checks both against the documents. OpenAPI 3.0 schemas become
 //! JSON Schema by resolving `$ref`s into `definitions` and turning
 //! `nullable: true` into a `null` alternative.
@@ -55,7 +55,7 @@ fn validator(file: &str, path: &str) -> jsonschema::Validator {
     let mut schema = operation["responses"]["200"]["content"]["application/json"]["schema"].clone();
     if file == "ai-avatar-v1-pro.json" {
         // The seed's `data` is not nullable, but the service sends
-        // `{"code":500,"msg":"Server exception…","data":null}` (API notes §2,
+        // `{"code":500,"msg":"Server exception…","data":null}` (`docs/service-notes.md` §2,
         // recorded traffic): the one relaxation of the vendored contract.
         schema["allOf"][1]["properties"]["data"]["nullable"] = json!(true);
     }

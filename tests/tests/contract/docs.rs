@@ -1,0 +1,131 @@
+//! The repository's own citations: comments and documents cite `docs/*.md`
+//! pages by section, and nothing cites a file a user's clone does not have.
+
+use std::path::{Path, PathBuf};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every text file of the repository that may hold a citation.
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !matches!(
+                name.as_str(),
+                "target" | ".git" | "node_modules" | "corpus" | "artifacts"
+            ) {
+                sources(&path, out);
+            }
+        } else if [".rs", ".toml", ".md", ".sh", ".json", ".yml"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+            || name == "run"
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// `§N` numbers right after a citation: `docs/x.md §2`, `` `docs/x.md` §2, §3 ``.
+fn sections(after: &str) -> Vec<String> {
+    let mut rest = after.trim_start_matches('`').trim_start();
+    let mut found = Vec::new();
+    while let Some(tail) = rest.strip_prefix('§') {
+        let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            break;
+        }
+        rest = tail[digits.len()..].trim_start_matches(',').trim_start();
+        found.push(digits);
+    }
+    found
+}
+
+#[test]
+fn every_cited_docs_page_and_section_exists_and_nothing_cites_outside_the_repository() {
+    let root = repo_root();
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let outside = [
+        "API notes",
+        "../API.md",
+        "research/",
+        "../shared",
+        "STYLE.md",
+    ];
+    let mut problems = Vec::new();
+    let mut citations = 0;
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let shown = file
+            .strip_prefix(&root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
+        if shown.ends_with("docs.rs") && shown.contains("contract") {
+            continue; // this file names the patterns it looks for
+        }
+        for (number, line) in text.lines().enumerate() {
+            for pattern in outside {
+                if line.contains(pattern) {
+                    problems.push(format!(
+                        "{shown}:{}: cites `{pattern}`, outside the repository",
+                        number + 1
+                    ));
+                }
+            }
+            let mut rest = line;
+            while let Some(start) = rest.find("docs/") {
+                let tail = &rest[start..];
+                let Some(end) = tail.find(".md") else { break };
+                let page = &tail[..end + 3];
+                rest = &tail[end + 3..];
+                let name = &page["docs/".len()..page.len() - 3];
+                let before = line[..line.len() - tail.len()].chars().next_back();
+                // Only this repository's pages: not `github.com/x/docs/a/b.md`.
+                if before.is_some_and(|c| c == '/' || c.is_alphanumeric())
+                    || name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    continue;
+                }
+                citations += 1;
+                let Ok(doc) = std::fs::read_to_string(root.join(page)) else {
+                    problems.push(format!(
+                        "{shown}:{}: cites {page}, which does not exist",
+                        number + 1
+                    ));
+                    continue;
+                };
+                for section in sections(rest) {
+                    let heading = format!("## {section}. ");
+                    if !doc.lines().any(|l| l.starts_with(&heading)) {
+                        problems.push(format!(
+                            "{shown}:{}: cites {page} §{section}, which has no heading `{heading}`",
+                            number + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        citations >= 10,
+        "only {citations} citations of docs/ pages found: is the walk right?"
+    );
+}
+
+#[test]
+fn section_numbers_are_read_after_a_citation() {
+    assert_eq!(sections("` §2, §3): x"), ["2", "3"]);
+    assert_eq!(sections(" §12."), ["12"]);
+    assert!(sections("): nothing").is_empty());
+}
