@@ -1,16 +1,13 @@
 //! The client: configuration, and the calls with their retry policy.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
 use secrecy::{ExposeSecret, SecretString};
-use tracing::Instrument;
 use url::Url;
 
-use crate::envelope::{request_span, settle};
 use crate::error::{Error, Field, Operation, Result};
 use crate::ratelimit::{Limiter, RateLimit};
 use crate::request::Model;
@@ -528,82 +525,10 @@ impl Client {
         request.estimated_credits(self.credits_per_second(request.model()))
     }
 
-    pub(crate) fn call<'a>(
-        &'a self,
-        operation: Operation,
-        task_id: Option<&'a TaskId>,
-        span: &'a tracing::Span,
-        started: Instant,
-    ) -> crate::envelope::Call<'a> {
-        crate::envelope::Call {
-            operation,
-            task_id,
-            span,
-            started,
-            secret: self.inner.api_key.expose_secret(),
-        }
-    }
-
-    /// Runs `call` again while it fails with a retryable error, within the retry
-    /// policy. For reads and uploads only.
-    pub(crate) async fn with_retry<T, F, Fut>(&self, operation: Operation, call: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        self.with_retry_reporting(operation, None, call).await
-    }
-
-    /// [`with_retry`](Self::with_retry), telling `report` of each wait first
-    /// (so that a status line never sits on a finished bar during a backoff).
-    pub(crate) async fn with_retry_reporting<T, F, Fut>(
-        &self,
-        operation: Operation,
-        report: crate::retry::RetryReport<'_>,
-        mut call: F,
-    ) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let policy = &self.inner.retry;
-        let started = Instant::now();
-        let mut delays = policy.delays();
-        let mut attempt = 1u32;
-        loop {
-            let error = match call().await {
-                Ok(value) => return Ok(value),
-                Err(error) => error,
-            };
-            if !error.is_retryable() || attempt >= policy.max_attempts {
-                return Err(error);
-            }
-            let Some(backoff) = delays.next() else {
-                return Err(error);
-            };
-            let delay = error.retry_after().unwrap_or(backoff);
-            if started.elapsed().saturating_add(delay) > policy.time_budget {
-                return Err(error);
-            }
-            tracing::debug!(%operation, attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
-            if let Some(report) = report {
-                report(&crate::retry::Retrying {
-                    operation,
-                    wait: delay,
-                    attempt: attempt + 1,
-                    max_attempts: policy.max_attempts,
-                    error: error.brief(),
-                });
-            }
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-
     /// The task's current state and, once it has ended, its result or failure.
     /// Retried on transient errors.
     pub async fn get(&self, task_id: &TaskId) -> Result<Task> {
-        self.with_retry(Operation::GetTask, || self.get_once(task_id))
+        self.retrying(Operation::GetTask, None, || self.get_once(task_id))
             .await
     }
 
@@ -619,29 +544,20 @@ impl Client {
     /// incomplete (`success` without usable result URLs, `code: 200` without
     /// data) from any other failure: a wait confirms those before giving up.
     pub(crate) async fn poll_once(&self, task_id: &TaskId) -> Result<Polled> {
-        let span = request_span(
-            Operation::GetTask,
-            "GET",
-            "/api/v1/jobs/recordInfo",
-            Some(task_id),
-        );
-        let started = Instant::now();
         let result = self
-            .inner
-            .api
-            .get_task_details(task_id.as_str())
-            .instrument(span.clone())
+            .send_once(Operation::GetTask, Some(task_id), async {
+                self.inner
+                    .api
+                    .get_task_details(task_id.as_str())
+                    .await
+                    .into()
+            })
             .await;
-        let record = match settle(
-            &self.call(Operation::GetTask, Some(task_id), &span, started),
-            result,
-        )
-        .await
-        {
+        let record = match result {
             Ok(record) => record,
             Err(error) => {
                 let no_data = matches!(&error, Error::UnexpectedResponse { status: 200, detail, .. }
-                    if detail == crate::envelope::NO_DATA);
+                    if detail == crate::interpret::NO_DATA);
                 return if no_data {
                     Ok(Polled::Incomplete { state: None, error })
                 } else {
@@ -662,16 +578,8 @@ impl Client {
 
     /// The account's remaining credits (may be fractional).
     pub async fn credits(&self) -> Result<f64> {
-        self.with_retry(Operation::Credits, || async {
-            let span = request_span(Operation::Credits, "GET", "/api/v1/chat/credit", None);
-            let started = Instant::now();
-            let result = self
-                .inner
-                .api
-                .get_account_credits()
-                .instrument(span.clone())
-                .await;
-            settle(&self.call(Operation::Credits, None, &span, started), result).await
+        self.send(Operation::Credits, None, None, || async {
+            self.inner.api.get_account_credits().await.into()
         })
         .await
     }
@@ -683,25 +591,8 @@ impl Client {
             url: url.to_string(),
         };
         let link = self
-            .with_retry(Operation::DownloadUrl, || async {
-                let span = request_span(
-                    Operation::DownloadUrl,
-                    "POST",
-                    "/api/v1/common/download-url",
-                    None,
-                );
-                let started = Instant::now();
-                let result = self
-                    .inner
-                    .api
-                    .get_download_url(&body)
-                    .instrument(span.clone())
-                    .await;
-                settle(
-                    &self.call(Operation::DownloadUrl, None, &span, started),
-                    result,
-                )
-                .await
+            .send(Operation::DownloadUrl, None, None, || async {
+                self.inner.api.get_download_url(&body).await.into()
             })
             .await?;
         Url::parse(&link).map_err(|e| Error::UnexpectedResponse {
@@ -709,7 +600,7 @@ impl Client {
             task_id: None,
             status: 200,
             detail: format!("the link is not a URL: {e}"),
-            body: crate::error::body_prefix(link.as_bytes()),
+            body: crate::interpret::body_prefix(link.as_bytes()),
             retry_after: None,
         })
     }

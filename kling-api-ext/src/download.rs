@@ -31,8 +31,8 @@ use tracing::Instrument as _;
 use url::Url;
 
 use crate::client::Client;
-use crate::envelope::{record, request_span};
-use crate::error::{self, Error, Field, Operation, Result};
+use crate::error::{Error, Field, Operation, Result, safe_url};
+use crate::send::{record, request_span};
 use crate::task::Task;
 use crate::upload::ProgressFn;
 
@@ -306,7 +306,7 @@ impl Client {
         let temp = builder
             .tempfile_in(&dir)
             .map_err(|source| io(&dir, source))?;
-        let mut state = Progress {
+        let state = Progress {
             file: temp.reopen().map_err(|source| io(temp.path(), source))?,
             hasher: sha2::Sha256::new(),
             written: 0,
@@ -314,27 +314,32 @@ impl Client {
             ranges: false,
             validator: None,
         };
-        let policy = &self.inner.retry;
-        let mut delays = policy.delays();
-        let mut retries = 0u32;
-        loop {
-            match self
-                .download_attempt(&url, temp.path(), &mut state, progress)
-                .await?
-            {
-                Attempt::Done => break,
-                Attempt::Again(error) => {
-                    // Downloads are bounded by attempts, not by the time budget:
-                    // a long transfer that breaks late still deserves its retries.
-                    let Some(delay) = delays.next() else {
-                        return Err(error);
-                    };
-                    retries += 1;
-                    tracing::debug!(url = %error::safe_url(&url), written = state.written, error = %error, "download interrupted; retrying");
-                    tokio::time::sleep(error.retry_after().unwrap_or(delay)).await;
+        let retries = std::sync::atomic::AtomicU32::new(0);
+        let count = |_: &Error, _: std::time::Duration, _: u32| {
+            retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        // Each attempt goes on from where the last one stopped.
+        let state = tokio::sync::Mutex::new(state);
+        crate::retry::Runner::new(&self.inner.retry, Operation::Download)
+            .attempts_only()
+            .notify(&count)
+            .run(|| async {
+                let mut state = state.lock().await;
+                match self
+                    .download_attempt(&url, temp.path(), &mut state, progress)
+                    .await
+                {
+                    Ok(Attempt::Done) => Ok(()),
+                    Ok(Attempt::Again(error)) => {
+                        tracing::debug!(url = %safe_url(&url), written = state.written, error = %error, "download interrupted; retrying");
+                        Err(crate::retry::Step::Again(error))
+                    }
+                    Err(error) => Err(crate::retry::Step::Stop(error)),
                 }
-            }
-        }
+            })
+            .await?;
+        let mut state = state.into_inner();
+        let retries = retries.into_inner();
         state
             .file
             .flush()
@@ -386,7 +391,7 @@ impl Client {
         let response = match request.send().instrument(span.clone()).await {
             Ok(response) => response,
             Err(e) => {
-                let error = error::transport(operation, None, e);
+                let error = crate::interpret::transport(operation, None, e);
                 record(&span, started, None, None, &Err(&error));
                 return Ok(Attempt::Again(error));
             }
@@ -446,14 +451,14 @@ impl Client {
             StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE => {
                 let error = Error::LinkExpired {
                     task_id: None,
-                    url: error::safe_url(url),
+                    url: safe_url(url),
                     status: status.as_u16(),
                 };
                 record(&span, started, Some(status.as_u16()), None, &Err(&error));
                 return Err(error);
             }
             _ => {
-                let error = crate::envelope::unexpected_response(operation, None, response).await;
+                let error = crate::interpret::unexpected_response(operation, None, response).await;
                 record(&span, started, Some(status.as_u16()), None, &Err(&error));
                 return if error.is_retryable() {
                     Ok(Attempt::Again(error))
@@ -467,7 +472,7 @@ impl Client {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    let error = error::transport(operation, None, e);
+                    let error = crate::interpret::transport(operation, None, e);
                     record(&span, started, Some(status.as_u16()), None, &Err(&error));
                     return Ok(Attempt::Again(error));
                 }

@@ -9,7 +9,7 @@ use crate::task::Task;
 /// Maps any HTTP answer (status and body bytes) to the SDK's error, as the
 /// client does for non-success answers and unparseable bodies.
 pub fn envelope(status: u16, body: &[u8]) -> Error {
-    crate::envelope::map_error_body(Operation::GetTask, None, status, None, body)
+    crate::interpret::map_error_body(Operation::GetTask, None, status, None, body)
 }
 
 /// Parses a recordInfo body all the way to a [`Task`], as `Client::get` does.

@@ -53,18 +53,20 @@
 
 mod client;
 pub mod download;
-mod envelope;
-pub mod error;
+mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod interpret;
 pub mod media;
+mod operation;
 pub mod preflight;
 pub mod ratelimit;
 #[cfg(feature = "webhook-receiver")]
 pub mod receiver;
 pub mod request;
 pub mod retry;
+mod send;
 mod serde_secs;
 mod submit;
 pub mod task;
@@ -77,7 +79,7 @@ pub use client::{
     install_tls_provider,
 };
 pub use download::{DownloadSource, Downloaded};
-pub use error::{Error, Field, Operation, Result, TransportKind, safe_url};
+pub use error::{ApiErrorKind, Error, Field, Operation, Result, TransportKind, safe_url};
 /// The HTTP client crate this SDK uses (for [`ClientBuilder::http_client`]).
 pub use kling_api::reqwest;
 pub use media::{MAX_MEDIA_BYTES, MediaFacts, MediaKind};

@@ -15,11 +15,11 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::client::Client;
-use crate::envelope::{record, request_span};
-use crate::error::{self, Error, Operation, Result};
+use crate::error::{Error, Operation, Result, safe_url};
 use crate::media::{self, MediaFacts, MediaKind, SNIFF_BYTES};
 use crate::request::{AvatarRequest, MediaSource};
 use crate::retry::RetryReport;
+use crate::send::{record, request_span};
 
 /// What a URL serves, as far as the preflight could tell.
 #[derive(Debug)]
@@ -79,7 +79,7 @@ impl Client {
         let mut response = match result {
             Ok(response) => response,
             Err(e) => {
-                let error = error::transport(operation, None, e);
+                let error = crate::interpret::transport(operation, None, e);
                 record(&span, started, None, None, &Err(&error));
                 return Err(error);
             }
@@ -103,7 +103,7 @@ impl Client {
                     Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
                     Ok(None) => break,
                     Err(e) => {
-                        let error = error::transport(operation, None, e);
+                        let error = crate::interpret::transport(operation, None, e);
                         record(&span, started, Some(status.as_u16()), None, &Err(&error));
                         return Err(error);
                     }
@@ -152,7 +152,7 @@ impl Client {
         url: &Url,
         report: RetryReport<'_>,
     ) -> Result<(MediaFacts, Vec<String>)> {
-        let subject = crate::error::safe_url(url);
+        let subject = safe_url(url);
         let invalid = |reason: String| Error::invalid(kind.field(), Some(subject.clone()), reason);
         // A media host that is down or slow says nothing about the input: that
         // stays a transport or service error (worth another try later), never
@@ -166,7 +166,7 @@ impl Client {
         };
 
         let mut served = self
-            .with_retry_reporting(Operation::Preflight, report, || self.fetch(url, false))
+            .retrying(Operation::Preflight, report, || self.fetch(url, false))
             .await
             .map_err(unusable)?;
         let head_refused = matches!(
@@ -181,7 +181,7 @@ impl Client {
             served.status.is_success() && served.content_type.as_deref().is_none_or(is_generic);
         if head_refused || needs_bytes || (served.status.is_success() && served.length.is_none()) {
             served = self
-                .with_retry_reporting(Operation::Preflight, report, || self.fetch(url, true))
+                .retrying(Operation::Preflight, report, || self.fetch(url, true))
                 .await
                 .map_err(unusable)?;
         }

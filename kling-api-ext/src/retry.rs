@@ -17,9 +17,14 @@
 //! [`crate::Error::SubmitOutcomeUnknown`] instead of trying again: the service
 //! may have stored the task before it failed.
 
-use std::time::{Duration, SystemTime};
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
-use backon::BackoffBuilder;
+use backon::Retryable as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Operation, Result};
 
 /// Bounds and shape of the retries (see the module docs for what is retried).
 #[derive(Clone, Debug, PartialEq)]
@@ -56,15 +61,179 @@ impl RetryPolicy {
         }
     }
 
-    /// The backoff delays, jittered (backon's exponential backoff).
-    pub(crate) fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+    /// The backoff, jittered (backon's exponential backoff).
+    fn backoff(&self) -> backon::ExponentialBuilder {
         backon::ExponentialBuilder::default()
             .with_min_delay(self.initial_delay)
             .with_max_delay(self.max_delay)
             .with_factor(2.0)
             .with_jitter()
             .with_max_times(self.max_attempts.saturating_sub(1) as usize)
-            .build()
+    }
+
+    /// The backoff delays.
+    #[cfg(test)]
+    fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        backon::BackoffBuilder::build(self.backoff())
+    }
+}
+
+/// What an attempt's error means for the loop.
+pub(crate) enum Step {
+    /// Worth another attempt, within the policy.
+    Again(Error),
+    /// Returned as it is.
+    Stop(Error),
+}
+
+impl Step {
+    /// [`Step::Again`] for what [`Error::is_retryable`] says is worth it: the
+    /// rule for reads and uploads.
+    pub(crate) fn read(error: Error) -> Step {
+        if error.is_retryable() {
+            Step::Again(error)
+        } else {
+            Step::Stop(error)
+        }
+    }
+
+    fn error(&self) -> &Error {
+        let (Step::Again(error) | Step::Stop(error)) = self;
+        error
+    }
+
+    fn into_error(self) -> Error {
+        let (Step::Again(error) | Step::Stop(error)) = self;
+        error
+    }
+}
+
+/// Chooses the wait before the next attempt from the error and the backoff's
+/// delay.
+pub(crate) type DelayFn<'a> = &'a (dyn Fn(&Error, Duration) -> Duration + Send + Sync);
+/// Told of each wait before it starts: the error, the wait, the attempt about
+/// to be made.
+pub(crate) type NotifyFn<'a> = &'a (dyn Fn(&Error, Duration, u32) + Send + Sync);
+
+/// The one retry loop of the SDK (backon's `Retry`: `when` keeps the
+/// [`Step::Again`] errors, `adjust` honours `Retry-After` and the time budget).
+/// Each call states its rule as the [`Step`] its attempts return; createTask's
+/// rule is "again only when the service certainly did not take it".
+pub(crate) struct Runner<'a> {
+    policy: &'a RetryPolicy,
+    operation: Operation,
+    budgeted: bool,
+    delay: Option<DelayFn<'a>>,
+    notify: Option<NotifyFn<'a>>,
+    report: RetryReport<'a>,
+    cancel: Option<CancellationToken>,
+}
+
+impl<'a> Runner<'a> {
+    /// The policy's loop: waits of `Retry-After` or the backoff, within the
+    /// time budget.
+    pub(crate) fn new(policy: &'a RetryPolicy, operation: Operation) -> Self {
+        Runner {
+            policy,
+            operation,
+            budgeted: true,
+            delay: None,
+            notify: None,
+            report: None,
+            cancel: None,
+        }
+    }
+
+    /// Bounded by attempts only, not by the time budget (a long download that
+    /// breaks late still deserves its retries).
+    pub(crate) fn attempts_only(mut self) -> Self {
+        self.budgeted = false;
+        self
+    }
+
+    /// Another rule for the wait.
+    pub(crate) fn delay(mut self, delay: DelayFn<'a>) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Tells `notify` of each wait (instead of the default log line).
+    pub(crate) fn notify(mut self, notify: NotifyFn<'a>) -> Self {
+        self.notify = Some(notify);
+        self
+    }
+
+    /// Tells `report` of each wait as a [`Retrying`].
+    pub(crate) fn report(mut self, report: RetryReport<'a>) -> Self {
+        self.report = report;
+        self
+    }
+
+    /// Ends a wait early when `token` is cancelled (the next attempt sees it).
+    pub(crate) fn cancel(mut self, token: Option<CancellationToken>) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Runs `call` until it succeeds, returns [`Step::Stop`], or the policy
+    /// says no more.
+    pub(crate) async fn run<T, F, Fut>(self, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, Step>>,
+    {
+        let started = Instant::now();
+        let attempt = AtomicU32::new(1);
+        let cancel = self.cancel.clone();
+        let sleep = move |delay: Duration| {
+            let cancel = cancel.clone();
+            async move {
+                match cancel {
+                    Some(token) => tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = token.cancelled() => {}
+                    },
+                    None => tokio::time::sleep(delay).await,
+                }
+            }
+        };
+        let policy = self.policy;
+        call.retry(policy.backoff())
+            .sleep(sleep)
+            .when(|step| matches!(step, Step::Again(_)))
+            .adjust(|step, backoff| {
+                let error = step.error();
+                let backoff = backoff?;
+                let delay = match self.delay {
+                    Some(delay) => delay(error, backoff),
+                    None => error.retry_after().unwrap_or(backoff),
+                };
+                if self.budgeted && started.elapsed().saturating_add(delay) > policy.time_budget {
+                    return None;
+                }
+                Some(delay)
+            })
+            .notify(|step, delay| {
+                let error = step.error();
+                let next = attempt.fetch_add(1, Ordering::Relaxed) + 1;
+                match self.notify {
+                    Some(notify) => notify(error, delay, next),
+                    None => {
+                        tracing::debug!(operation = %self.operation, attempt = next - 1, delay_ms = delay.as_millis() as u64, error = %error, "retrying")
+                    }
+                }
+                if let Some(report) = self.report {
+                    report(&Retrying {
+                        operation: self.operation,
+                        wait: delay,
+                        attempt: next,
+                        max_attempts: policy.max_attempts,
+                        error: error.brief(),
+                    });
+                }
+            })
+            .await
+            .map_err(Step::into_error)
     }
 }
 
@@ -106,13 +275,6 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
         at.duration_since(now).unwrap_or(Duration::ZERO)
     };
     Some(delay.min(MAX_RETRY_AFTER))
-}
-
-pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
 #[cfg(test)]

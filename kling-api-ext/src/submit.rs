@@ -1,15 +1,14 @@
 //! Submitting a request: upload local files, check URLs, then create the task
 //! without ever paying twice (see [`crate::retry`] for the rule).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tracing::Instrument;
-
 use crate::client::Client;
-use crate::envelope::{request_span, settle};
-use crate::error::{Error, Field, Operation, Result};
+use crate::error::{ApiErrorKind, Error, Field, Operation, Result};
 use crate::media::MediaKind;
 use crate::request::{AvatarRequest, Media, MediaSource};
+use crate::retry::{Runner, Step};
 use crate::task::TaskId;
 use crate::upload::ProgressFn;
 
@@ -102,20 +101,6 @@ impl SubmitOptions {
             });
         }
     }
-
-    /// Sleeps `delay`; `false` if cancelled first.
-    async fn sleep(&self, delay: Duration) -> bool {
-        match &self.cancel {
-            Some(token) => tokio::select! {
-                _ = tokio::time::sleep(delay) => true,
-                _ = token.cancelled() => false,
-            },
-            None => {
-                tokio::time::sleep(delay).await;
-                true
-            }
-        }
-    }
 }
 
 /// One wait of a submit, as [`SubmitOptions::on_wait`] reports it.
@@ -167,34 +152,39 @@ impl std::fmt::Display for SubmitWaitReason {
     }
 }
 
-/// What to do with a failed createTask attempt.
-enum Verdict {
-    /// The service certainly did not take it: may be sent again.
-    NotTaken(Error),
-    /// The service answered; it is final.
-    Final(Error),
-    /// Nobody knows whether a task exists.
-    Unknown(Error),
-}
-
-fn verdict(error: Error) -> Verdict {
+/// createTask's retry rule: a failed attempt is sent again only when the
+/// service certainly did not take it; when nobody knows whether a task exists,
+/// the answer is [`Error::SubmitOutcomeUnknown`], never a resend.
+fn verdict(error: Error) -> Step {
     match &error {
         Error::Transport {
             may_have_reached_server: false,
             ..
-        } => Verdict::NotTaken(error),
-        Error::Transport { .. } => Verdict::Unknown(error),
-        Error::RateLimited { .. } | Error::Maintenance { .. } => Verdict::NotTaken(error),
-        // Not taken either, but a usage cap outlasts any retry: final.
-        Error::UsageLimited { .. } => Verdict::Final(error),
+        } => Step::Again(error),
+        Error::Transport { .. } => outcome_unknown(error),
+        Error::Api { kind, .. } => match kind {
+            ApiErrorKind::RateLimited | ApiErrorKind::Maintenance => Step::Again(error),
+            // "Server exception": the service failed somewhere while handling
+            // it, maybe after the task was stored. Resending could pay twice.
+            ApiErrorKind::ServerError => outcome_unknown(error),
+            // Not taken, but a usage cap outlasts any retry; the other
+            // refusals would be the same again; an unknown code is kept as
+            // the service said it.
+            _ => Step::Stop(error),
+        },
         // A proxy page, an HTTP 5xx whatever its body, a truncated or foreign
         // body, a success without a task id.
-        Error::UnexpectedResponse { .. } => Verdict::Unknown(error),
-        // "Server exception": the service failed somewhere while handling it,
-        // maybe after the task was stored. Resending could pay twice.
-        Error::ServerError { .. } => Verdict::Unknown(error),
-        _ => Verdict::Final(error),
+        Error::UnexpectedResponse { .. } => outcome_unknown(error),
+        _ => Step::Stop(error),
     }
+}
+
+fn outcome_unknown(error: Error) -> Step {
+    // Returned, so the caller reports it: a warning too would say it twice.
+    tracing::info!(error = %error, "createTask outcome unknown; not retried");
+    Step::Stop(Error::SubmitOutcomeUnknown {
+        cause: Box::new(error),
+    })
 }
 
 /// What [`Client::prepare_with`] reports as it goes: each step that can take
@@ -430,10 +420,11 @@ impl Client {
     ///
     /// A pause the service asked for (a 429's `Retry-After`, shared by every
     /// client of the key) is waited out only within the retry policy's time
-    /// budget: a longer one returns [`Error::RateLimited`] at once, nothing
+    /// budget: a longer one returns [`ApiErrorKind::RateLimited`] at once, nothing
     /// sent. Errors that say "not taken" (nothing created, safe to submit again
-    /// later) are [`Error::NotSent`], [`Error::RateLimited`],
-    /// [`Error::UsageLimited`], [`Error::Maintenance`], and a
+    /// later) are [`Error::NotSent`], an [`Error::Api`] of kind
+    /// [`ApiErrorKind::RateLimited`], [`ApiErrorKind::UsageLimited`] or
+    /// [`ApiErrorKind::Maintenance`], and a
     /// [`Error::Transport`] whose request was not sent.
     pub async fn create_task_with(
         &self,
@@ -464,20 +455,42 @@ impl Client {
 
         let audio = request.audio.facts().and_then(|f| f.duration);
         let policy = &self.inner.retry;
+        let limiter = self.inner.limiter.as_deref();
         let started = Instant::now();
-        let mut delays = policy.delays();
-        let mut attempt = 1u32;
-        let mut last_error: Option<Error> = None;
+        let attempt = AtomicU32::new(1);
         let not_sent = || Error::NotSent {
             operation: Operation::CreateTask,
         };
-        loop {
-            if options.cancelled() {
-                return Err(not_sent());
+        // With a limiter, a 429 pauses it and the next acquire waits; without
+        // one, the loop waits.
+        let delay = |error: &Error, backoff: Duration| match (limiter, error.api_kind()) {
+            (Some(_), Some(ApiErrorKind::RateLimited)) => Duration::ZERO,
+            _ => error.retry_after().unwrap_or(backoff),
+        };
+        let notify = |error: &Error, delay: Duration, next: u32| {
+            attempt.store(next, Ordering::Relaxed);
+            tracing::info!(attempt = next - 1, error = %error, "createTask not taken by the service; sending again");
+            if !delay.is_zero() {
+                options.report(
+                    delay,
+                    SubmitWaitReason::Retry {
+                        error: error.to_string(),
+                    },
+                    next,
+                );
             }
-            let result = {
-                let _permit = match &self.inner.limiter {
+        };
+        Runner::new(policy, Operation::CreateTask)
+            .delay(&delay)
+            .notify(&notify)
+            .cancel(options.cancel.clone())
+            .run(|| async {
+                if options.cancelled() {
+                    return Err(Step::Stop(not_sent()));
+                }
+                let _permit = match limiter {
                     Some(limiter) => {
+                        let attempt = attempt.load(Ordering::Relaxed);
                         let mut too_long = None;
                         let acquire = limiter.acquire_with(|wait, why| {
                             if why == crate::ratelimit::LimiterWait::Paused
@@ -506,108 +519,60 @@ impl Client {
                         let permit = match &options.cancel {
                             Some(token) => tokio::select! {
                                 permit = acquire => permit,
-                                _ = token.cancelled() => return Err(not_sent()),
+                                _ = token.cancelled() => return Err(Step::Stop(not_sent())),
                             },
                             None => acquire.await,
                         };
-                        match permit {
-                            Some(permit) => Some(permit),
-                            None => {
-                                let wait = too_long.unwrap_or_default();
-                                return Err(last_error.unwrap_or_else(|| Error::RateLimited {
-                                    operation: Operation::CreateTask,
-                                    task_id: None,
-                                    code: 429,
-                                    retry_after: Some(wait),
-                                    msg: format!(
-                                        "creation is paused for {:.0} s after the service answered 429, longer than the retry budget ({:.0} s); nothing was sent",
-                                        wait.as_secs_f64(),
-                                        policy.time_budget.as_secs_f64()
-                                    ),
-                                }));
-                            }
-                        }
+                        let Some(permit) = permit else {
+                            let wait = too_long.unwrap_or_default();
+                            return Err(Step::Stop(Error::Api {
+                                operation: Operation::CreateTask,
+                                task_id: None,
+                                code: 429,
+                                kind: ApiErrorKind::RateLimited,
+                                msg: format!(
+                                    "creation is paused for {:.0} s after the service answered 429, longer than the retry budget ({:.0} s); nothing was sent",
+                                    wait.as_secs_f64(),
+                                    policy.time_budget.as_secs_f64()
+                                ),
+                                retry_after: Some(wait),
+                            }));
+                        };
+                        Some(permit)
                     }
                     None => None,
                 };
                 // Once sent, the request is never abandoned: its answer (or
                 // its timeout) decides, so a task it created is never lost.
-                self.create_once(&body).await
-                // The permit is released here, when the answer has arrived.
-            };
-            let error = match result {
-                Ok(task_id) => {
-                    if let Some(audio) = audio {
-                        // For this task's wait: its expected generation time.
-                        self.inner.estimates.remember_audio(&task_id, audio);
+                match self.create_once(&body).await {
+                    Ok(task_id) => {
+                        if let Some(audio) = audio {
+                            // For this task's wait: its expected generation time.
+                            self.inner.estimates.remember_audio(&task_id, audio);
+                        }
+                        Ok(task_id)
                     }
-                    return Ok(task_id);
+                    Err(error) => {
+                        if let (Some(limiter), Error::Api { kind: ApiErrorKind::RateLimited, retry_after, .. }) =
+                            (limiter, &error)
+                        {
+                            limiter.pause(retry_after.unwrap_or_else(|| limiter.rest_of_window()));
+                        }
+                        Err(verdict(error))
+                    }
                 }
-                Err(error) => error,
-            };
-            let error = match verdict(error) {
-                Verdict::Final(error) => return Err(error),
-                Verdict::Unknown(error) => {
-                    // Returned, so the caller reports it: a warning too would say it twice.
-                    tracing::info!(error = %error, "createTask outcome unknown; not retried");
-                    return Err(Error::SubmitOutcomeUnknown {
-                        cause: Box::new(error),
-                    });
-                }
-                Verdict::NotTaken(error) => error,
-            };
-            if let (Error::RateLimited { retry_after, .. }, Some(limiter)) =
-                (&error, &self.inner.limiter)
-            {
-                limiter.pause(retry_after.unwrap_or_else(|| limiter.rest_of_window()));
-            }
-            if attempt >= policy.max_attempts {
-                return Err(error);
-            }
-            let Some(backoff) = delays.next() else {
-                return Err(error);
-            };
-            // With a limiter, a 429 pauses it and the next acquire waits; without
-            // one, wait here.
-            let delay = match (&self.inner.limiter, error.retry_after()) {
-                (Some(_), _) if matches!(error, Error::RateLimited { .. }) => {
-                    std::time::Duration::ZERO
-                }
-                (_, Some(after)) => after,
-                _ => backoff,
-            };
-            if started.elapsed().saturating_add(delay) > policy.time_budget {
-                return Err(error);
-            }
-            tracing::info!(attempt, error = %error, "createTask not taken by the service; sending again");
-            if !delay.is_zero() {
-                options.report(
-                    delay,
-                    SubmitWaitReason::Retry {
-                        error: error.to_string(),
-                    },
-                    attempt + 1,
-                );
-            }
-            if !options.sleep(delay).await {
-                return Err(not_sent());
-            }
-            attempt += 1;
-            last_error = Some(error);
-        }
+                // The permit is released here, when the answer has arrived.
+            })
+            .await
     }
 
     async fn create_once(&self, body: &kling_api::types::KlingAiAvatarV1ProBody) -> Result<TaskId> {
         let operation = Operation::CreateTask;
-        let span = request_span(operation, "POST", "/api/v1/jobs/createTask", None);
-        let started = Instant::now();
-        let result = self
-            .inner
-            .api
-            .kling_ai_avatar_v1_pro(body)
-            .instrument(span.clone())
-            .await;
-        let data = settle(&self.call(operation, None, &span, started), result).await?;
+        let data = self
+            .send_once(operation, None, async {
+                self.inner.api.kling_ai_avatar_v1_pro(body).await.into()
+            })
+            .await?;
         let id = data.task_id.ok_or_else(|| Error::UnexpectedResponse {
             operation,
             task_id: None,
@@ -624,8 +589,7 @@ impl Client {
             body: String::new(),
             retry_after: None,
         })?;
-        span.record("task_id", id.as_str());
-        tracing::info!(parent: &span, task_id = %id, "task created");
+        tracing::info!(task_id = %id, "task created");
         Ok(id)
     }
 }

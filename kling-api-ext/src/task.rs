@@ -204,11 +204,10 @@ impl Task {
                 fail_code: self.fail_code,
                 fail_msg: self.fail_msg,
             }),
-            _ => Err(Error::invalid(
-                Field::TaskId,
-                Some(self.task_id.to_string()),
-                format!("the task has not ended (state {})", self.state),
-            )),
+            state => Err(Error::NotEnded {
+                task_id: self.task_id,
+                state,
+            }),
         }
     }
 
@@ -237,7 +236,10 @@ impl Task {
         let result_json = record.result_json.unwrap_or_default();
         let result_urls = if state == State::Success {
             parse_result_urls(&result_json).map_err(|detail| {
-                unexpected(detail, crate::error::body_prefix(result_json.as_bytes()))
+                unexpected(
+                    detail,
+                    crate::interpret::body_prefix(result_json.as_bytes()),
+                )
             })?
         } else {
             Vec::new()
@@ -433,6 +435,22 @@ mod tests {
         r.fail_code = Some(TaskRecordFailCode::String(String::new()));
         r.fail_msg = Some(String::new());
         let task = Task::from_record(r, Operation::GetTask, None).unwrap();
-        assert_eq!((task.fail_code, task.fail_msg), (None, None));
+        assert_eq!((&task.fail_code, &task.fail_msg), (&None, &None));
+        // Still running is not an input error: it says the state.
+        let error = task.into_result().unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                Error::NotEnded {
+                    state: State::Generating,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "task t-1 has not ended (state generating)"
+        );
     }
 }

@@ -10,17 +10,16 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use tracing::Instrument;
 use url::Url;
 
 use crate::client::Client;
-use crate::envelope::{request_span, settle, settle_raw};
 use crate::error::{Error, Field, Operation, Result};
+use crate::interpret::Answer;
 use crate::media::{self, MediaFacts, MediaKind};
 
 /// Called as an upload or download progresses, with the bytes done and the
@@ -58,7 +57,7 @@ impl UploadedFile {
                 task_id: None,
                 status: 200,
                 detail: "downloadUrl is not an http(s) URL".into(),
-                body: crate::error::body_prefix(file.download_url.as_bytes()),
+                body: crate::interpret::body_prefix(file.download_url.as_bytes()),
                 retry_after: None,
             })?;
         Ok(UploadedFile {
@@ -171,7 +170,7 @@ impl Client {
         };
         let name = upload_file_name(Some(path), &extension);
         let upload_path = self.inner.upload_path.clone();
-        self.with_retry(Operation::UploadStream, || {
+        self.retrying(Operation::UploadStream, None, || {
             self.upload_stream_once(
                 path,
                 Field::File,
@@ -202,7 +201,7 @@ impl Client {
         };
         let upload_path = format!("{}/{subfolder}", self.inner.upload_path);
         let checked_len = facts.bytes.unwrap_or(0);
-        self.with_retry_reporting(Operation::UploadStream, report, || {
+        self.retrying(Operation::UploadStream, report, || {
             self.upload_stream_once(
                 path,
                 kind.field(),
@@ -264,23 +263,22 @@ impl Client {
             .text("uploadPath", upload_path.to_owned())
             .text("fileName", name.to_owned())
             .part("file", part);
-        let span = request_span(operation, "POST", "/api/file-stream-upload", None);
-        let started = Instant::now();
-        let result = self
+        let path_on_server = operation.endpoint().map_or("", |e| e.path);
+        let request = self
             .inner
             .http
-            .post(self.upload_url_for("/api/file-stream-upload"))
+            .post(self.upload_url_for(path_on_server))
             .headers(self.inner.auth_headers.clone())
             .timeout(self.inner.transfer_timeout)
             .multipart(form)
-            .send()
-            .instrument(span.clone())
-            .await;
-        let file = settle_raw::<kling_api::upload::types::UploadFileBase64Response>(
-            &self.call(operation, None, &span, started),
-            result,
-        )
-        .await?;
+            .send();
+        let file = self
+            .send_once::<kling_api::upload::types::UploadFileBase64Response, _>(
+                operation,
+                None,
+                async { Answer::Raw(request.await) },
+            )
+            .await?;
         UploadedFile::from_wire(file, operation)
     }
 
@@ -312,25 +310,8 @@ impl Client {
             )),
         };
         let file = self
-            .with_retry(Operation::UploadBase64, || async {
-                let span = request_span(
-                    Operation::UploadBase64,
-                    "POST",
-                    "/api/file-base64-upload",
-                    None,
-                );
-                let started = Instant::now();
-                let result = self
-                    .inner
-                    .upload
-                    .upload_file_base64(&body)
-                    .instrument(span.clone())
-                    .await;
-                settle(
-                    &self.call(Operation::UploadBase64, None, &span, started),
-                    result,
-                )
-                .await
+            .send(Operation::UploadBase64, None, None, || async {
+                self.inner.upload.upload_file_base64(&body).await.into()
             })
             .await?;
         UploadedFile::from_wire(file, Operation::UploadBase64)
@@ -350,20 +331,8 @@ impl Client {
             file_name: name,
         };
         let file = self
-            .with_retry(Operation::UploadUrl, || async {
-                let span = request_span(Operation::UploadUrl, "POST", "/api/file-url-upload", None);
-                let started = Instant::now();
-                let result = self
-                    .inner
-                    .upload
-                    .upload_file_url(&body)
-                    .instrument(span.clone())
-                    .await;
-                settle(
-                    &self.call(Operation::UploadUrl, None, &span, started),
-                    result,
-                )
-                .await
+            .send(Operation::UploadUrl, None, None, || async {
+                self.inner.upload.upload_file_url(&body).await.into()
             })
             .await?;
         UploadedFile::from_wire(file, Operation::UploadUrl)

@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use crate::cli::BatchArgs;
 use crate::context::Context;
 use crate::dirlock::{DirLock, LockError};
+use crate::error::CliError;
 use crate::journal::{Event, JobState, Journal, Results, now_ms, rewrite_results_with};
 use crate::manifest::{self, Job};
 use crate::output::{Failure, code, shell_quote};
@@ -73,38 +74,14 @@ impl Counts {
     }
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        operation: kling_api_ext::Operation::Validate,
-        task_id: None,
-        path: path.to_owned(),
-        source,
-    }
+fn io_error(path: &Path, source: std::io::Error) -> CliError {
+    CliError::local(path, source)
 }
 
 /// What to do with a job on this run.
 enum Plan {
     Submit(Job),
     Wait(Job, TaskId),
-}
-
-/// Refusals that would be the same for the same input: recorded as final
-/// (`--retry-rejected` submits them again). Every other "not taken" (a rate
-/// limit, maintenance, no credits, no connection) leaves the job to do.
-fn is_final_refusal(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::InvalidInput { .. } | Error::Rejected { .. } | Error::FeatureDisabled { .. }
-    )
-}
-
-/// Errors about the account, not the job: no later job can succeed either, so
-/// no more are submitted in this run.
-fn stops_all_submits(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Unauthorized { .. } | Error::InsufficientCredits { .. } | Error::UsageLimited { .. }
-    )
 }
 
 struct Run {
@@ -134,7 +111,7 @@ struct Run {
 
 pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let out = ctx.out;
-    let text = std::fs::read_to_string(&args.manifest).map_err(|e| Error::InvalidInput {
+    let text = std::fs::read_to_string(&args.manifest).map_err(|e| CliError::Invalid {
         field: Field::File,
         subject: Some(args.manifest.display().to_string()),
         reason: format!("the manifest cannot be read: {e}"),
@@ -149,7 +126,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         ));
     }
     if args.strict && !bad.is_empty() {
-        return Err(Error::InvalidInput {
+        return Err(CliError::Invalid {
             field: Field::File,
             subject: Some(args.manifest.display().to_string()),
             reason: format!(
@@ -163,7 +140,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     // Before the journal is read: a second process on this directory would
     // replay it too and submit every pending job again.
     let _lock = DirLock::acquire(&args.out_dir).map_err(|e| match e {
-        LockError::Held { .. } => Error::InvalidInput {
+        LockError::Held { .. } => CliError::Invalid {
             field: Field::File,
             subject: Some(args.out_dir.display().to_string()),
             reason: e.to_string(),
@@ -651,7 +628,10 @@ impl Run {
             Ok(prepared) => prepared,
             Err(e) => {
                 sub(&self.counts.pending);
-                if is_final_refusal(&e) {
+                // A refusal that would be the same for the same input is
+                // final (`--retry-rejected` submits it again); anything else
+                // (a rate limit, no credits, no connection) leaves it to do.
+                if e.is_final() {
                     self.reject(job, &e);
                 } else {
                     self.not_ended(job, None, &e, "upload");
@@ -708,7 +688,7 @@ impl Run {
                 self.ambiguous(job, &e);
                 None
             }
-            Err(e) if e.is_not_taken() && is_final_refusal(&e) => {
+            Err(e) if e.is_not_taken() && e.is_final() => {
                 self.reject(job, &e);
                 None
             }
@@ -803,7 +783,9 @@ impl Run {
             // Interrupted while waiting to send: said once by the summary.
             return;
         }
-        if stops_all_submits(error) {
+        // About the account, not the job: no later job can succeed either,
+        // so no more are submitted in this run.
+        if error.is_account() {
             // Said once: the jobs sent at the same time got the same answer.
             if !self.halted.swap(true, Ordering::SeqCst) {
                 self.say(&format!(

@@ -10,11 +10,12 @@ use serde_json::json;
 use crate::cli::{DownloadArgs, GenerateArgs, Inputs, SubmitArgs, WaitArgs};
 use crate::cmd_simple::task_id;
 use crate::context::Context;
+use crate::error::CliError;
 use crate::output::{Failure, code, shell_quote, size};
 use crate::ui;
 
 /// Builds and checks the request: nothing is sent if this fails.
-pub fn request(inputs: &Inputs) -> Result<AvatarRequest, Error> {
+pub fn request(inputs: &Inputs) -> Result<AvatarRequest, CliError> {
     let prompt = match (&inputs.prompt, &inputs.prompt_file) {
         (Some(prompt), _) => prompt.clone(),
         (None, Some(path)) => {
@@ -23,7 +24,7 @@ pub fn request(inputs: &Inputs) -> Result<AvatarRequest, Error> {
             } else {
                 std::fs::read_to_string(path)
             };
-            let mut text = read.map_err(|e| Error::InvalidInput {
+            let mut text = read.map_err(|e| CliError::Invalid {
                 field: Field::Prompt,
                 subject: Some(path.display().to_string()),
                 reason: format!("the prompt file cannot be read: {e}"),
@@ -50,7 +51,7 @@ pub fn request(inputs: &Inputs) -> Result<AvatarRequest, Error> {
     if let Some(model) = inputs.model {
         builder = builder.model(model);
     }
-    builder.build()
+    Ok(builder.build()?)
 }
 
 /// What the checks found, for a person: types, sizes, dimensions, duration,
@@ -243,8 +244,8 @@ fn result_document(task: &Task, saved: Option<&kling_api_ext::Downloaded>) -> se
 /// at `out`: its directory exists and takes a new file (the download writes a
 /// temporary file there and renames it), and no file is replaced unless
 /// `force`.
-fn check_out_path(out: &Path, force: bool) -> Result<(), Error> {
-    let invalid = |reason: String| Error::InvalidInput {
+fn check_out_path(out: &Path, force: bool) -> Result<(), CliError> {
+    let invalid = |reason: String| CliError::Invalid {
         field: Field::Download,
         subject: Some(out.display().to_string()),
         reason,
@@ -289,7 +290,7 @@ async fn guard(
     request: &AvatarRequest,
     spend: &crate::cli::Spend,
     preflight: bool,
-) -> Result<Option<u8>, Error> {
+) -> Result<Option<u8>, CliError> {
     let estimate = ctx.client.estimate_credits(request);
     let (go, balance) = crate::guard::check(ctx, spend, estimate, "this video").await?;
     if go == crate::guard::Go::Ahead {
@@ -438,7 +439,7 @@ pub async fn download_cmd(ctx: &Context, args: DownloadArgs) -> Result<u8, Failu
         // Nothing to download yet: the command that waits is the one to run.
         return Err(Failure {
             unresumable: ctx.simulated,
-            error: Error::InvalidInput {
+            error: CliError::Invalid {
                 field: Field::TaskId,
                 subject: Some(id.to_string()),
                 reason: format!(

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::cli::{Cli, CompletionsArgs, Shell, SimArgs, TaskArgs, UploadArgs};
 use crate::context::Context;
+use crate::error::CliError;
 use crate::output::{Out, code};
 use crate::ui;
 
@@ -123,7 +124,7 @@ pub async fn sim(out: &Out, args: SimArgs) -> u8 {
     {
         Ok(sim) => sim,
         Err(e) => {
-            return out.error(&Error::InvalidInput {
+            return out.error(&CliError::Invalid {
                 field: kling_api_ext::Field::Config,
                 subject: Some(format!("127.0.0.1:{}", args.port)),
                 reason: if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -245,11 +246,6 @@ pub fn login(out: &Out, profile: Option<&crate::config::Selected>) -> u8 {
             }
             code::OK
         }
-        Err(e) => out.error(&Error::Io {
-            operation: kling_api_ext::Operation::Validate,
-            task_id: None,
-            path,
-            source: e,
-        }),
+        Err(e) => out.error(&CliError::local(path, e)),
     }
 }

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use kling_api_ext::{Client, ClientBuilder, Error, Field};
+use kling_api_ext::{Client, ClientBuilder};
 use kling_sim::Simulator;
 
 use crate::cli::Global;
+use crate::error::CliError;
 use crate::interrupt::Interrupt;
 use crate::output::Out;
 
@@ -21,21 +22,18 @@ pub struct Context {
     _sim: Option<Simulator>,
 }
 
-fn config_error(reason: impl Into<String>) -> Error {
-    Error::InvalidInput {
-        field: Field::Config,
-        subject: None,
-        reason: reason.into(),
-    }
+fn config_error(reason: impl Into<String>) -> CliError {
+    CliError::config(None, reason)
 }
 
 /// Reads a key file, warning when others may read it.
-fn read_key_file(path: &Path, out: &Out) -> Result<String, Error> {
+fn read_key_file(path: &Path, out: &Out) -> Result<String, CliError> {
     let subject = Some(path.display().to_string());
-    let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidInput {
-        field: Field::Config,
-        subject: subject.clone(),
-        reason: format!("the API key file cannot be read: {e}"),
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::config(
+            subject.clone(),
+            format!("the API key file cannot be read: {e}"),
+        )
     })?;
     #[cfg(unix)]
     {
@@ -53,11 +51,7 @@ fn read_key_file(path: &Path, out: &Out) -> Result<String, Error> {
     }
     let key = text.trim().to_owned();
     if key.is_empty() {
-        return Err(Error::InvalidInput {
-            field: Field::Config,
-            subject,
-            reason: "the API key file is empty".into(),
-        });
+        return Err(CliError::config(subject, "the API key file is empty"));
     }
     Ok(key)
 }
@@ -82,7 +76,7 @@ pub async fn build(
     global: &Global,
     out: Out,
     customize: impl FnOnce(ClientBuilder) -> ClientBuilder,
-) -> Result<Context, Error> {
+) -> Result<Context, CliError> {
     let settings = |builder: ClientBuilder| {
         customize(
             builder

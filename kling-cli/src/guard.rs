@@ -4,10 +4,11 @@
 
 use std::io::IsTerminal as _;
 
-use kling_api_ext::{Error, Field, Operation};
+use kling_api_ext::{ApiErrorKind, Error};
 
 use crate::cli::Spend;
 use crate::context::Context;
+use crate::error::CliError;
 
 /// What the guard decided.
 #[derive(Debug, PartialEq)]
@@ -25,24 +26,28 @@ pub async fn check(
     spend: &Spend,
     estimate: Option<f64>,
     what: &str,
-) -> Result<(Go, Option<f64>), Error> {
+) -> Result<(Go, Option<f64>), CliError> {
     if let (Some(max), Some(estimate)) = (spend.max_credits, estimate)
         && estimate > max
     {
-        return Err(Error::InvalidInput {
-            field: Field::Config,
-            subject: Some(format!("--max-credits {max}")),
-            reason: format!(
+        return Err(CliError::config(
+            Some(format!("--max-credits {max}")),
+            format!(
                 "{what} is estimated at {estimate} credits, above the limit you set; nothing was sent"
             ),
-        });
+        ));
     }
     // The balance: a read, free; a failure to read it does not stop the job.
     let balance = match estimate {
         Some(_) => match read_balance(ctx).await {
             Ok(balance) => Some(balance),
             // A key the service refuses will not upload or submit either.
-            Err(e @ Error::Unauthorized { .. }) => return Err(e),
+            Err(
+                e @ Error::Api {
+                    kind: ApiErrorKind::Unauthorized,
+                    ..
+                },
+            ) => return Err(e.into()),
             Err(e) => {
                 ctx.out.warn(&format!(
                     "cannot read the balance to compare with the estimate ({e}); going on"
@@ -55,12 +60,10 @@ pub async fn check(
     if let (Some(balance), Some(estimate)) = (balance, estimate)
         && balance < estimate
     {
-        return Err(Error::InsufficientCredits {
-            operation: Operation::Credits,
-            task_id: None,
-            msg: format!(
-                "the balance is {balance} credits, below the {estimate} {what} is estimated at; nothing was uploaded or submitted"
-            ),
+        return Err(CliError::BalanceTooLow {
+            balance,
+            estimate,
+            what: what.to_owned(),
         });
     }
     if spend.dry_run {
@@ -73,11 +76,10 @@ pub async fn check(
         && std::io::stderr().is_terminal()
         && !confirm(ctx, estimate, what).await
     {
-        return Err(Error::InvalidInput {
-            field: Field::Config,
-            subject: None,
-            reason: format!("{what} ({estimate} credits) was not confirmed; nothing was sent"),
-        });
+        return Err(CliError::config(
+            None,
+            format!("{what} ({estimate} credits) was not confirmed; nothing was sent"),
+        ));
     }
     Ok((Go::Ahead, balance))
 }

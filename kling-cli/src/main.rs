@@ -12,6 +12,7 @@ mod cmd_simple;
 mod config;
 mod context;
 mod dirlock;
+mod error;
 mod guard;
 mod history;
 mod interrupt;

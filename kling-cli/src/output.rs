@@ -5,7 +5,9 @@
 
 use std::io::{IsTerminal, Write};
 
-use kling_api_ext::Error;
+use kling_api_ext::{ApiErrorKind, Error};
+
+use crate::error::CliError;
 use serde_json::{Value, json};
 
 /// Exit statuses (documented in `--help` and the README).
@@ -20,23 +22,29 @@ pub mod code {
     pub const INTERRUPTED: u8 = 130;
 }
 
-/// A command's failure: the SDK's error and, once a task exists, the exact
-/// command that picks it up again.
+/// A command's failure: the error and, once a task exists, the exact command
+/// that picks it up again.
 #[derive(Debug)]
 pub struct Failure {
-    pub error: Error,
+    pub error: CliError,
     pub resume: Option<String>,
     /// The task cannot be picked up by any command (`--sim`): no hint says so.
     pub unresumable: bool,
 }
 
-impl From<Error> for Failure {
-    fn from(error: Error) -> Failure {
+impl From<CliError> for Failure {
+    fn from(error: CliError) -> Failure {
         Failure {
             error,
             resume: None,
             unresumable: false,
         }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure::from(CliError::Sdk(error))
     }
 }
 
@@ -46,18 +54,24 @@ impl Failure {
     /// `resume` is `None` where no command can pick the task up (the
     /// simulator of `--sim` ends with the process).
     pub fn after_submit(
-        error: Error,
+        error: impl Into<CliError>,
         task_id: &kling_api_ext::TaskId,
         resume: Option<String>,
     ) -> Failure {
-        let error = error.with_task_id(task_id);
+        let error = error.into().with_task_id(task_id);
         let unresumable = resume.is_none();
         // A failed task has nothing to resume, nor has one the service says
         // it does not know.
         let resume = resume.filter(|_| {
             !matches!(
-                error,
-                Error::GenerationFailed { .. } | Error::NotFound { .. }
+                error.sdk(),
+                Some(
+                    Error::GenerationFailed { .. }
+                        | Error::Api {
+                            kind: ApiErrorKind::NotFound,
+                            ..
+                        }
+                )
             )
         });
         Failure {
@@ -65,20 +79,6 @@ impl Failure {
             resume,
             unresumable,
         }
-    }
-}
-
-/// The exit status for an error.
-pub fn exit_code(error: &Error) -> u8 {
-    match error {
-        Error::InvalidInput { .. } => code::INVALID,
-        Error::NotSent { .. } => code::INTERRUPTED,
-        Error::GenerationFailed { .. } => code::TASK_FAILED,
-        Error::WaitTimedOut { .. } => code::TIMED_OUT,
-        Error::SubmitOutcomeUnknown { .. } => code::OUTCOME_UNKNOWN,
-        Error::Cancelled { .. } => code::INTERRUPTED,
-        Error::Io { .. } => code::LOCAL,
-        _ => code::SERVICE,
     }
 }
 
@@ -130,7 +130,7 @@ impl Out {
 
     /// An error: one sentence on stderr, and with `--json` also
     /// `{"error": {"kind", "message", "taskId"?}}` on stdout. Returns its exit code.
-    pub fn error(&self, error: &Error) -> u8 {
+    pub fn error(&self, error: &CliError) -> u8 {
         self.error_with(error, None, false)
     }
 
@@ -147,8 +147,8 @@ impl Out {
     }
 
     #[allow(clippy::print_stderr)]
-    fn error_with(&self, error: &Error, resume: Option<&str>, unresumable: bool) -> u8 {
-        let code = exit_code(error);
+    fn error_with(&self, error: &CliError, resume: Option<&str>, unresumable: bool) -> u8 {
+        let code = error.exit_code();
         {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "kling: {error}");
@@ -206,20 +206,26 @@ impl Out {
 }
 
 /// A wait that ended before the task was ever visible: nothing says it exists.
-fn never_seen(error: &Error) -> bool {
-    matches!(error, Error::WaitTimedOut { last_state: kling_api_ext::State::Unknown(s), .. } if s == "not visible")
+fn never_seen(error: &CliError) -> bool {
+    match error.sdk() {
+        Some(Error::WaitTimedOut {
+            last_state: kling_api_ext::State::Unknown(s),
+            ..
+        }) => s == "not visible",
+        _ => false,
+    }
 }
 
 /// What to do next, for the errors where there is something to do.
-fn hint(error: &Error) -> Option<String> {
-    match error {
+fn hint(error: &CliError) -> Option<String> {
+    match error.sdk()? {
         Error::WaitTimedOut { task_id, .. } => Some(format!("the task keeps running; resume with: kling wait {task_id}")),
         Error::SubmitOutcomeUnknown { .. } => {
             Some("the task may exist and be charged: `kling history` has what was sent and when, to find it on your dashboard; check there (or `kling credits`) before submitting again".into())
         }
-        Error::Unauthorized { .. } => Some("set APIKLEY_API_KEY, or pass --api-key / --api-key-file".into()),
+        Error::Api { kind: ApiErrorKind::Unauthorized, .. } => Some("set APIKLEY_API_KEY, or pass --api-key / --api-key-file".into()),
         Error::LinkExpired { .. } => Some("run `kling download TASK_ID --out FILE` soon after the task ends".into()),
-        Error::NotFound { task_id: Some(task_id), .. } => Some(format!(
+        Error::Api { kind: ApiErrorKind::NotFound, task_id: Some(task_id), .. } => Some(format!(
             "the service knows no task {task_id}: check the id (a task created a moment ago may not be visible for a few seconds)"
         )),
         Error::Cancelled { task_id } => Some(format!("the task keeps running on the service; resume with: kling wait {task_id}")),
@@ -259,11 +265,13 @@ mod tests {
     #[test]
     fn a_task_the_service_does_not_know_gets_no_resume_command() {
         let id = TaskId::new("t").unwrap();
-        let not_found = Error::NotFound {
+        let not_found = Error::Api {
             operation: Operation::GetTask,
             task_id: None,
             code: 422,
             msg: "recordInfo is null".into(),
+            kind: ApiErrorKind::NotFound,
+            retry_after: None,
         };
         let failure = Failure::after_submit(not_found, &id, Some("kling wait t".into()));
         assert_eq!(failure.resume, None);
@@ -291,18 +299,24 @@ mod tests {
                 2,
             ),
             (
-                Error::Unauthorized {
+                Error::Api {
                     operation: Operation::Credits,
                     task_id: None,
                     msg: String::new(),
+                    code: 401,
+                    kind: ApiErrorKind::Unauthorized,
+                    retry_after: None,
                 },
                 3,
             ),
             (
-                Error::InsufficientCredits {
+                Error::Api {
                     operation: Operation::CreateTask,
                     task_id: None,
                     msg: String::new(),
+                    code: 402,
+                    kind: ApiErrorKind::InsufficientCredits,
+                    retry_after: None,
                 },
                 3,
             ),
@@ -335,7 +349,26 @@ mod tests {
             (Error::Cancelled { task_id: id }, 130),
         ];
         for (error, expected) in cases {
-            assert_eq!(exit_code(&error), expected, "{error:?}");
+            let error = CliError::Sdk(error);
+            assert_eq!(error.exit_code(), expected, "{error:?}");
+        }
+        let cli = [
+            (CliError::config(None, "no key"), 2),
+            (
+                CliError::local("j.jsonl", std::io::Error::other("disk full")),
+                1,
+            ),
+            (
+                CliError::BalanceTooLow {
+                    balance: 1.0,
+                    estimate: 2.0,
+                    what: "this video".into(),
+                },
+                3,
+            ),
+        ];
+        for (error, expected) in cli {
+            assert_eq!(error.exit_code(), expected, "{error:?}");
         }
     }
 

@@ -337,9 +337,10 @@ impl Client {
                         _ => {}
                     }
                 }
-                Err(Error::NotFound { .. })
-                    if !seen_once && context.elapsed < options.not_visible_grace =>
-                {
+                Err(Error::Api {
+                    kind: crate::error::ApiErrorKind::NotFound,
+                    ..
+                }) if !seen_once && context.elapsed < options.not_visible_grace => {
                     transient = Some("not visible yet (recordInfo is null)".to_owned());
                 }
                 Err(error) if error.is_retryable() => {

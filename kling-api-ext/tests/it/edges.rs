@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kling_api_ext::wait::{CancellationToken, ExponentialPoll, WaitOptions};
 use kling_api_ext::{
-    Error, RateLimit, RetryPolicy, State, SubmitOptions, SubmitWaitReason, TaskId,
+    ApiErrorKind, Error, RateLimit, RetryPolicy, State, SubmitOptions, SubmitWaitReason, TaskId,
 };
 use serde_json::json;
 
@@ -125,13 +125,22 @@ async fn a_pause_longer_than_the_budget_returns_at_once_without_sending() {
     let client = limited(&server, 20, Duration::from_secs(5));
     let started = std::time::Instant::now();
     let error = client.submit(&url_request()).await.unwrap_err();
-    assert!(matches!(error, Error::RateLimited { .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::Api {
+                kind: ApiErrorKind::RateLimited,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert!(error.is_not_taken());
     assert_eq!(server.hits(), 1, "nothing sent after the 429");
     // The next submit of any clone sees the same pause: refused unsent too.
     let again = client.clone().submit(&url_request()).await.unwrap_err();
     assert!(
-        matches!(again, Error::RateLimited { retry_after: Some(d), .. } if d > Duration::from_secs(100)),
+        matches!(again, Error::Api { kind: ApiErrorKind::RateLimited, retry_after: Some(d), .. } if d > Duration::from_secs(100)),
         "{again:?}"
     );
     assert!(again.to_string().contains("nothing was sent"), "{again}");

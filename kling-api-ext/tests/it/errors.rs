@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use httpmock::MockServer;
 use kling_api::mock::MockServerExt as _;
-use kling_api_ext::{Error, Operation, State, TaskId, TransportKind};
+use kling_api_ext::{ApiErrorKind, Error, Operation, State, TaskId, TransportKind};
 use serde_json::{Value, json};
 
 use crate::support::{KEY, client, closed_port, envelope, record, resetting_server};
@@ -90,7 +90,7 @@ async fn message_instead_of_msg_is_kept() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, Error::Unauthorized { msg, .. } if msg == "Authentication failed"),
+        matches!(&error, Error::Api { kind: ApiErrorKind::Unauthorized, msg, .. } if msg == "Authentication failed"),
         "{error:?}"
     );
 }

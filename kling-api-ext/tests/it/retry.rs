@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use kling_api_ext::{Error, TaskId, TransportKind};
+use kling_api_ext::{ApiErrorKind, Error, TaskId, TransportKind};
 use serde_json::json;
 
 use crate::support::{
@@ -32,7 +32,10 @@ fn assert_unknown(error: Error) -> Error {
                         *cause,
                         Error::Transport { .. }
                             | Error::UnexpectedResponse { .. }
-                            | Error::ServerError { .. }
+                            | Error::Api {
+                                kind: ApiErrorKind::ServerError,
+                                ..
+                            }
                     )
             );
             *cause
@@ -264,7 +267,13 @@ async fn a_usage_cap_433_is_its_own_kind_and_never_retried() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, kling_api_ext::Error::UsageLimited { .. }),
+        matches!(
+            error,
+            kling_api_ext::Error::Api {
+                kind: kling_api_ext::ApiErrorKind::UsageLimited,
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(!error.is_retryable());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use httpmock::MockServer;
 use kling_api::mock::MockServerExt as _;
-use kling_api_ext::{Client, Error, Field, Operation, State, TaskId, TransportKind};
+use kling_api_ext::{ApiErrorKind, Client, Error, Field, Operation, State, TaskId, TransportKind};
 use serde_json::{Value, json};
 
 use crate::support::{KEY, builder, envelope, url_request};
@@ -45,44 +45,61 @@ async fn client_config_and_every_error_variant_hide_the_key() {
             subject: None,
             reason: "r".into(),
         },
-        Error::Unauthorized {
+        Error::Api {
             operation: Operation::GetTask,
             task_id: Some(id.clone()),
             msg: "m".into(),
+            code: 401,
+            kind: ApiErrorKind::Unauthorized,
+            retry_after: None,
         },
-        Error::InsufficientCredits {
+        Error::Api {
             operation: Operation::CreateTask,
             task_id: None,
             msg: "m".into(),
+            code: 402,
+            kind: ApiErrorKind::InsufficientCredits,
+            retry_after: None,
         },
-        Error::NotFound {
+        Error::Api {
             operation: Operation::GetTask,
             task_id: Some(id.clone()),
             code: 422,
             msg: "m".into(),
+            kind: ApiErrorKind::NotFound,
+            retry_after: None,
         },
-        Error::Rejected {
+        Error::Api {
             operation: Operation::CreateTask,
             task_id: None,
             code: 422,
             msg: "m".into(),
+            kind: ApiErrorKind::Rejected,
+            retry_after: None,
         },
-        Error::RateLimited {
+        Error::Api {
             operation: Operation::CreateTask,
             task_id: None,
             code: 429,
             retry_after: Some(Duration::from_secs(1)),
             msg: "m".into(),
+            kind: ApiErrorKind::RateLimited,
         },
-        Error::Maintenance {
+        Error::Api {
             operation: Operation::GetTask,
             task_id: None,
             msg: "m".into(),
+            code: 455,
+            kind: ApiErrorKind::Maintenance,
+            retry_after: None,
         },
-        Error::ServerError {
+        Error::Api {
             operation: Operation::GetTask,
             task_id: None,
             msg: "m".into(),
+            code: 500,
+            kind: ApiErrorKind::ServerError,
+            retry_after: None,
         },
         Error::GenerationFailed {
             operation: Some(Operation::GetTask),
@@ -90,16 +107,21 @@ async fn client_config_and_every_error_variant_hide_the_key() {
             fail_code: Some("1".into()),
             fail_msg: Some("f".into()),
         },
-        Error::FeatureDisabled {
+        Error::Api {
             operation: Operation::GetTask,
             task_id: None,
             msg: "m".into(),
+            code: 505,
+            kind: ApiErrorKind::FeatureDisabled,
+            retry_after: None,
         },
-        Error::UnknownCode {
+        Error::Api {
             operation: Operation::GetTask,
             task_id: None,
             code: 999,
             msg: "m".into(),
+            kind: ApiErrorKind::Unknown,
+            retry_after: None,
         },
         Error::Transport {
             operation: Operation::GetTask,
@@ -117,10 +139,13 @@ async fn client_config_and_every_error_variant_hide_the_key() {
             retry_after: None,
         },
         Error::SubmitOutcomeUnknown {
-            cause: Box::new(Error::ServerError {
+            cause: Box::new(Error::Api {
                 operation: Operation::CreateTask,
                 task_id: None,
                 msg: "m".into(),
+                code: 500,
+                kind: ApiErrorKind::ServerError,
+                retry_after: None,
             }),
         },
         Error::WaitTimedOut {
@@ -143,10 +168,13 @@ async fn client_config_and_every_error_variant_hide_the_key() {
             path: "/tmp/x".into(),
             source: std::io::Error::other("disk full"),
         },
-        Error::UsageLimited {
+        Error::Api {
             operation: Operation::CreateTask,
             task_id: None,
             msg: "m".into(),
+            code: 433,
+            kind: ApiErrorKind::UsageLimited,
+            retry_after: None,
         },
         Error::ResultMissing {
             task_id: id.clone(),
@@ -157,12 +185,19 @@ async fn client_config_and_every_error_variant_hide_the_key() {
         Error::NotSent {
             operation: Operation::CreateTask,
         },
+        Error::NotEnded {
+            task_id: id.clone(),
+            state: State::Generating,
+        },
     ];
     for error in &variants {
         assert_clean(&format!("{error:?}"));
         assert_clean(&format!("{error}"));
     }
-    assert_eq!(variants.len(), 21, "one of each variant");
+    // One of each kind: the 12 variants, the API error in its 10 kinds.
+    let kinds: std::collections::HashSet<&str> = variants.iter().map(Error::kind).collect();
+    assert_eq!(kinds.len(), variants.len(), "no kind twice");
+    assert_eq!(variants.len(), 22, "one of each kind");
 }
 
 #[tokio::test]

@@ -1,0 +1,464 @@
+//! The one error type of the SDK, with a variant per thing a caller acts on
+//! differently.
+//!
+//! The service answers most errors with HTTP 200 and the real status in the
+//! body's `code` (`docs/service-notes.md` §2); every such code becomes one
+//! [`Error::Api`] with its [`ApiErrorKind`]; every HTTP status and every body
+//! that is not the envelope becomes a typed value that keeps the details
+//! (reading them is `crate::interpret`'s work). Nothing here ever holds the API
+//! key.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::operation::Operation;
+use crate::task::{State, TaskId};
+
+mod classify;
+
+/// The input an [`Error::InvalidInput`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Field {
+    /// The portrait image (`input.image_url`).
+    Image,
+    /// The audio track (`input.audio_url`).
+    Audio,
+    /// The prompt (`input.prompt`).
+    Prompt,
+    /// The callback URL (`callBackUrl`).
+    CallbackUrl,
+    /// The model id (`model`).
+    Model,
+    /// A task id given by the caller.
+    TaskId,
+    /// A setting of the client (base URL, API key, timeouts).
+    Config,
+    /// A URL or path to download.
+    Download,
+    /// A local file given to an upload.
+    File,
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Field::Image => "image",
+            Field::Audio => "audio",
+            Field::Prompt => "prompt",
+            Field::CallbackUrl => "callback URL",
+            Field::Model => "model",
+            Field::TaskId => "task id",
+            Field::Config => "client setting",
+            Field::Download => "download",
+            Field::File => "file",
+        })
+    }
+}
+
+/// How a request failed below HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// No connection was made (refused, TLS): the request was not sent.
+    Connect,
+    /// The host name could not be resolved (a typo, no network, a DNS
+    /// outage): the request was not sent.
+    Dns,
+    /// The request or the response took longer than the timeout.
+    Timeout,
+    /// The connection broke while sending or receiving (reset, EOF, body error).
+    Reset,
+    /// Anything else reqwest reports.
+    Other,
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportKind::Connect => "could not connect",
+            TransportKind::Dns => "could not resolve the host name",
+            TransportKind::Timeout => "timed out",
+            TransportKind::Reset => "connection broken",
+            TransportKind::Other => "transport error",
+        })
+    }
+}
+
+/// What an envelope `code` (other than 200) says, as [`Error::Api`] carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ApiErrorKind {
+    /// The API key is missing, wrong or revoked (code 401).
+    Unauthorized,
+    /// The account has too few credits (code 402). Nothing was created.
+    InsufficientCredits,
+    /// The task (or resource) does not exist: code 404, or code 422 with
+    /// `recordInfo is null`. Right after createTask this can mean "not visible
+    /// yet".
+    NotFound,
+    /// The service's validation rejected the request (codes 400, 405, 413,
+    /// 422, or 500 with a validation message such as `This field is required`).
+    Rejected,
+    /// Too many requests: code 429 (or HTTP 429). Worth trying again after
+    /// `retry_after` (or the rest of the rate-limit window).
+    RateLimited,
+    /// A usage cap of the key was reached (code 433: a sub-key's hourly or
+    /// daily limit). Not retried: the cap lasts far longer than any retry
+    /// budget. Nothing was created.
+    UsageLimited,
+    /// The service is under maintenance (code 455).
+    Maintenance,
+    /// The service failed (code 500 that is not a validation message).
+    ServerError,
+    /// The feature is disabled (code 505).
+    FeatureDisabled,
+    /// A code this SDK does not know.
+    Unknown,
+}
+
+impl ApiErrorKind {
+    /// The stable name [`Error::kind`] gives it: `unauthorized`, `not_found`,
+    /// ..., `unknown_code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiErrorKind::Unauthorized => "unauthorized",
+            ApiErrorKind::InsufficientCredits => "insufficient_credits",
+            ApiErrorKind::NotFound => "not_found",
+            ApiErrorKind::Rejected => "rejected",
+            ApiErrorKind::RateLimited => "rate_limited",
+            ApiErrorKind::UsageLimited => "usage_limited",
+            ApiErrorKind::Maintenance => "maintenance",
+            ApiErrorKind::ServerError => "server_error",
+            ApiErrorKind::FeatureDisabled => "feature_disabled",
+            ApiErrorKind::Unknown => "unknown_code",
+        }
+    }
+}
+
+impl fmt::Display for ApiErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can go wrong, one variant per thing a caller acts on
+/// differently. [`Error::is_retryable`], [`Error::is_final`] and
+/// [`Error::is_not_taken`] are the classification to act on.
+///
+/// Every variant that comes from a call carries the [`Operation`] and, where
+/// known, the [`TaskId`] ([`Error::operation`], [`Error::task_id`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input is not acceptable; nothing was sent.
+    #[error("invalid {field}{}: {reason}", subject_suffix(.subject))]
+    InvalidInput {
+        /// Which input.
+        field: Field,
+        /// The file path or URL concerned, if any.
+        subject: Option<String>,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+
+    /// The service answered with an envelope `code` other than 200 (or with
+    /// HTTP 429): it refused the call, or failed it.
+    ///
+    /// ```
+    /// use kling_api_ext::{ApiErrorKind, Error, Operation};
+    ///
+    /// let error = Error::Api {
+    ///     operation: Operation::Credits,
+    ///     task_id: None,
+    ///     code: 401,
+    ///     kind: ApiErrorKind::Unauthorized,
+    ///     msg: "You do not have access permissions".into(),
+    ///     retry_after: None,
+    /// };
+    /// assert_eq!(error.kind(), "unauthorized");
+    /// assert!(error.to_string().contains("check APIKLEY_API_KEY"));
+    /// ```
+    #[error("{}", api_message(*.operation, .task_id, *.code, *.kind, .msg, .retry_after))]
+    Api {
+        /// The call.
+        operation: Operation,
+        /// The task, if the call was about one.
+        task_id: Option<TaskId>,
+        /// The body code (or 429 for an HTTP 429).
+        code: i64,
+        /// What the code says.
+        kind: ApiErrorKind,
+        /// The service's message.
+        msg: String,
+        /// How long the service asked to wait (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
+    },
+
+    /// The generation failed: the task ended in state `fail`, or code 501.
+    /// Failed tasks are not charged (`docs/service-notes.md` §5).
+    #[error("generation failed{}{}{}", task_suffix(.task_id), fail_code_suffix(.fail_code), fail_msg_suffix(.fail_msg))]
+    GenerationFailed {
+        /// The call that reported it: recordInfo for a polled task, the call
+        /// answered with code 501; `None` for a failure read from a [`crate::Task`]
+        /// held by the caller ([`crate::Task::into_result`]) or from a callback.
+        operation: Option<Operation>,
+        /// The task.
+        task_id: Option<TaskId>,
+        /// The service's failure code (`failCode`), as text.
+        fail_code: Option<String>,
+        /// The service's failure message (`failMsg`, or the envelope's `msg`).
+        fail_msg: Option<String>,
+    },
+
+    /// The request failed below HTTP: no connection, a timeout, a reset.
+    #[error("{operation}: {kind}{}{}", task_suffix(.task_id), reached_suffix(*.may_have_reached_server))]
+    Transport {
+        /// The call.
+        operation: Operation,
+        /// The task, if the call was about one.
+        task_id: Option<TaskId>,
+        /// What happened.
+        kind: TransportKind,
+        /// Whether the request may have reached the service (`false` only when no
+        /// connection was made).
+        may_have_reached_server: bool,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// An HTTP status the API does not use, or a body that is not the envelope
+    /// (an HTML page from a proxy, a truncated body, an envelope missing a field
+    /// it must have).
+    #[error("{operation}: unexpected response (HTTP {status}){}: {detail}; body starts: {body:?}", task_suffix(.task_id))]
+    UnexpectedResponse {
+        /// The call.
+        operation: Operation,
+        /// The task, if the call was about one.
+        task_id: Option<TaskId>,
+        /// The HTTP status.
+        status: u16,
+        /// What was wrong with it.
+        detail: String,
+        /// The first KiB of the body.
+        body: String,
+        /// How long the server asked to wait (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
+    },
+
+    /// createTask may or may not have created a task: the request may have
+    /// reached the service, but no answer says what happened. **Do not submit
+    /// again blindly**: the task may exist and would be charged twice.
+    #[error(
+        "createTask outcome unknown: the task may exist; not retried, to avoid paying twice ({cause})"
+    )]
+    SubmitOutcomeUnknown {
+        /// What happened.
+        #[source]
+        cause: Box<Error>,
+    },
+
+    /// The task says `success` but gives no usable result URL (or the service
+    /// answered `code: 200` with no data), and a few more looks confirmed it.
+    /// The task exists and may be charged: ask the service about it with its id.
+    #[error("task {task_id}: {detail} (last state: {}, {polls} polls); the task exists: check it with its id", last_state.as_ref().map_or("not seen", State::as_str))]
+    ResultMissing {
+        /// The task.
+        task_id: TaskId,
+        /// The last state seen (`success` when the result URLs were missing).
+        last_state: Option<State>,
+        /// Status requests made.
+        polls: u32,
+        /// What was missing.
+        detail: String,
+    },
+
+    /// The call was cancelled before its request was sent: nothing reached the
+    /// service and nothing was created.
+    #[error("{operation}: cancelled before the request was sent; nothing was created")]
+    NotSent {
+        /// The call.
+        operation: Operation,
+    },
+
+    /// The task did not end before the deadline. It may still finish: call
+    /// `wait` again with the same task id.
+    #[error(
+        "task {task_id} did not end within {:.0} s (last state: {last_state}, {polls} polls); it may still finish: wait for it again", elapsed.as_secs_f64()
+    )]
+    WaitTimedOut {
+        /// The task.
+        task_id: TaskId,
+        /// How long the wait lasted.
+        elapsed: Duration,
+        /// The last state seen.
+        last_state: State,
+        /// Status requests made.
+        polls: u32,
+    },
+
+    /// The wait was cancelled by its token. The task keeps running on the service.
+    #[error("waiting for task {task_id} was cancelled; the task keeps running")]
+    Cancelled {
+        /// The task.
+        task_id: TaskId,
+    },
+
+    /// A result URL answered 403, 404 or 410: result URLs expire after about 24
+    /// hours. [`crate::Client::download_url`] gives a fresh 20-minute link for a
+    /// file the service generated.
+    #[error(
+        "download{}: {url} answered HTTP {status}; result URLs expire after about 24 hours: ask download_url() for a fresh link", task_suffix(.task_id)
+    )]
+    LinkExpired {
+        /// The task whose result it is, when the download was of a task.
+        task_id: Option<TaskId>,
+        /// The URL, without its query (a presigned URL's signature stays out
+        /// of messages and logs).
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+
+    /// A local file could not be read or written.
+    #[error("{operation}{}: {}: {source}", task_suffix(.task_id), .path.display())]
+    Io {
+        /// The call.
+        operation: Operation,
+        /// The task, when the file was a task's result.
+        task_id: Option<TaskId>,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// [`crate::Task::into_result`] on a task that has not ended yet.
+    #[error("task {task_id} has not ended (state {state})")]
+    NotEnded {
+        /// The task.
+        task_id: TaskId,
+        /// Its state.
+        state: State,
+    },
+}
+
+/// The message of an [`Error::Api`]: each kind says what it means and, where
+/// there is one, what to do.
+fn api_message(
+    operation: Operation,
+    task_id: &Option<TaskId>,
+    code: i64,
+    kind: ApiErrorKind,
+    msg: &str,
+    retry_after: &Option<Duration>,
+) -> String {
+    let task = task_suffix(task_id);
+    match kind {
+        ApiErrorKind::Unauthorized => {
+            format!("{operation}: unauthorized (code {code}): {msg}; check APIKLEY_API_KEY")
+        }
+        ApiErrorKind::InsufficientCredits => {
+            format!("{operation}: insufficient credits (code {code}): {msg}")
+        }
+        ApiErrorKind::NotFound => format!("{operation}: not found (code {code}){task}: {msg}"),
+        ApiErrorKind::Rejected => {
+            format!("{operation}: rejected by the service (code {code}){task}: {msg}")
+        }
+        ApiErrorKind::RateLimited => format!(
+            "{operation}: rate limited (code {code}){}: {msg}",
+            retry_suffix(retry_after)
+        ),
+        ApiErrorKind::UsageLimited => format!(
+            "{operation}: usage limit of this key reached (code {code}): {msg}; raise the key's limit or wait for it to reset"
+        ),
+        ApiErrorKind::Maintenance => {
+            format!("{operation}: service under maintenance (code {code}): {msg}")
+        }
+        ApiErrorKind::ServerError => {
+            format!("{operation}: server error (code {code}){task}: {msg}")
+        }
+        ApiErrorKind::FeatureDisabled => {
+            format!("{operation}: feature disabled (code {code}): {msg}")
+        }
+        ApiErrorKind::Unknown => {
+            format!("{operation}: unknown response code {code}{task}: {msg}")
+        }
+    }
+}
+
+fn subject_suffix(subject: &Option<String>) -> String {
+    subject
+        .as_ref()
+        .map(|s| format!(" `{s}`"))
+        .unwrap_or_default()
+}
+
+fn task_suffix(task_id: &Option<TaskId>) -> String {
+    task_id
+        .as_ref()
+        .map(|t| format!(" for task {t}"))
+        .unwrap_or_default()
+}
+
+fn retry_suffix(retry_after: &Option<Duration>) -> String {
+    retry_after
+        .map(|d| format!(", retry after {:.1} s", d.as_secs_f64()))
+        .unwrap_or_default()
+}
+
+fn fail_code_suffix(code: &Option<String>) -> String {
+    code.as_ref()
+        .map(|c| format!(" (failCode {c})"))
+        .unwrap_or_default()
+}
+
+fn fail_msg_suffix(msg: &Option<String>) -> String {
+    msg.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+}
+
+fn reached_suffix(may_have_reached: bool) -> &'static str {
+    if may_have_reached {
+        "; the request may have reached the service"
+    } else {
+        "; the request was not sent"
+    }
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A URL as messages and logs show it: without its query, fragment and
+/// password. A presigned URL's query is its credential (an S3 or OSS
+/// signature); it never goes into an error or a log line.
+///
+/// ```
+/// let url = url::Url::parse("https://b.example.com/v.mp3?X-Amz-Signature=abc").unwrap();
+/// assert_eq!(kling_api_ext::safe_url(&url), "https://b.example.com/v.mp3?[query hidden]");
+/// ```
+pub fn safe_url(url: &url::Url) -> String {
+    if url.query().is_none() && url.fragment().is_none() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    let had_query = shown.query().is_some();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_password(None);
+    let mut text = shown.to_string();
+    if had_query {
+        text.push_str("?[query hidden]");
+    }
+    text
+}
+
+/// [`safe_url`] for a text that may be a URL (anything else is returned as is).
+pub(crate) fn safe_url_text(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => safe_url(&url),
+        _ => text.to_owned(),
+    }
+}

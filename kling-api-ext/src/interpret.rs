@@ -1,0 +1,701 @@
+//! Reading what the service answered: the envelope, its codes, HTTP
+//! statuses, bodies that are not the envelope and transport failures, each
+//! turned into data or a typed [`Error`].
+//!
+//! The generated client returns an HTTP 200 carrying `code: 401` as `Ok`, a body
+//! that is not JSON as `InvalidResponsePayload`, and any other HTTP status as
+//! `UnexpectedResponse` (the contract tests document each case); requests sent
+//! with reqwest directly (the multipart upload) give a bare response. This
+//! module is where all of them become one answer, read one way.
+
+use std::time::{Duration, SystemTime};
+
+use kling_api::types as api;
+use kling_api::upload::types as up;
+use kling_api::{Error as RawError, ResponseValue};
+use serde::Deserialize;
+
+use crate::error::{ApiErrorKind, Error, Field, Operation, TransportKind};
+use crate::retry::parse_retry_after;
+use crate::task::TaskId;
+
+/// The envelope fields of a generated response type.
+pub(crate) trait Envelope {
+    type Data;
+    fn code(&self) -> Option<i64>;
+    fn message(&self) -> Option<String>;
+    fn success(&self) -> Option<bool> {
+        None
+    }
+    fn into_data(self) -> Option<Self::Data>;
+}
+
+macro_rules! envelope {
+    ($($t:ty => $d:ty),* $(,)?) => {$(
+        impl Envelope for $t {
+            type Data = $d;
+            fn code(&self) -> Option<i64> { self.code }
+            fn message(&self) -> Option<String> { self.msg.clone().or_else(|| self.message.clone()) }
+            fn into_data(self) -> Option<$d> { self.data }
+        }
+    )*};
+}
+
+envelope! {
+    api::KlingAiAvatarV1ProResponse => api::KlingAiAvatarV1ProResponseData,
+    api::GetTaskDetailsResponse => api::TaskRecord,
+    api::GetAccountCreditsResponse => f64,
+    api::GetDownloadUrlResponse => String,
+}
+
+macro_rules! upload_envelope {
+    ($($t:ty),*) => {$(
+        impl Envelope for $t {
+            type Data = up::UploadedFile;
+            fn code(&self) -> Option<i64> { self.code }
+            fn message(&self) -> Option<String> { self.msg.clone().or_else(|| self.message.clone()) }
+            fn success(&self) -> Option<bool> { self.success }
+            fn into_data(self) -> Option<up::UploadedFile> { self.data }
+        }
+    )*};
+}
+
+upload_envelope!(up::UploadFileBase64Response, up::UploadFileUrlResponse);
+
+/// The envelope read loosely from any body, for error bodies the typed parse
+/// refused (an HTTP 500 carrying the envelope, a 200 whose `data` has an
+/// unexpected shape).
+#[derive(Deserialize)]
+struct LooseEnvelope {
+    code: i64,
+    #[serde(alias = "message")]
+    msg: Option<String>,
+}
+
+/// The detail of an [`Error::UnexpectedResponse`] for `code: 200` with
+/// `data: null` (a wait confirms it with a few more looks before giving up).
+pub(crate) const NO_DATA: &str = "the envelope says success but has no data";
+
+/// Bodies of error responses are read up to this size; more is of no use.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// What a request gave back, before it is read.
+pub(crate) enum Answer<B> {
+    /// The generated client's result.
+    Generated(Result<ResponseValue<B>, RawError<()>>),
+    /// A request sent with reqwest directly (the multipart upload, which
+    /// progenitor cannot generate); `B` is the generated type whose schema
+    /// the body has.
+    Raw(reqwest::Result<reqwest::Response>),
+}
+
+impl<B> From<Result<ResponseValue<B>, RawError<()>>> for Answer<B> {
+    fn from(result: Result<ResponseValue<B>, RawError<()>>) -> Self {
+        Answer::Generated(result)
+    }
+}
+
+/// An answer, read: the HTTP status and envelope code (for the span), and the
+/// data or the error.
+pub(crate) struct Read<T> {
+    pub(crate) status: Option<u16>,
+    pub(crate) code: Option<i64>,
+    pub(crate) outcome: Result<T, Error>,
+}
+
+impl<T> Read<T> {
+    fn failed(status: Option<u16>, error: Error) -> Self {
+        Read {
+            status,
+            code: error.code(),
+            outcome: Err(error),
+        }
+    }
+}
+
+/// Reads an answer into the data or the error.
+pub(crate) async fn read<B: Envelope + serde::de::DeserializeOwned + serde::Serialize>(
+    operation: Operation,
+    task_id: Option<&TaskId>,
+    answer: Answer<B>,
+) -> Read<B::Data> {
+    match answer {
+        Answer::Generated(Ok(value)) => {
+            let status = value.status().as_u16();
+            let retry_after = retry_after_header(value.headers());
+            parsed(operation, task_id, status, retry_after, value.into_inner())
+        }
+        Answer::Generated(Err(RawError::InvalidResponsePayload(bytes, parse_error))) => {
+            not_envelope(operation, task_id, 200, None, &bytes, &parse_error)
+        }
+        Answer::Generated(Err(RawError::UnexpectedResponse(response))) => {
+            let status = response.status().as_u16();
+            Read::failed(
+                Some(status),
+                unexpected_response(operation, task_id, response).await,
+            )
+        }
+        Answer::Raw(Ok(response)) if !response.status().is_success() => {
+            let status = response.status().as_u16();
+            Read::failed(
+                Some(status),
+                unexpected_response(operation, task_id, response).await,
+            )
+        }
+        Answer::Raw(Ok(response)) => {
+            let status = response.status().as_u16();
+            let retry_after = retry_after_header(response.headers());
+            match response.bytes().await {
+                Err(e) => Read::failed(Some(status), transport(operation, task_id.cloned(), e)),
+                Ok(bytes) => match serde_json::from_slice::<B>(&bytes) {
+                    Ok(body) => parsed(operation, task_id, status, retry_after, body),
+                    Err(parse_error) => not_envelope(
+                        operation,
+                        task_id,
+                        status,
+                        retry_after,
+                        &bytes,
+                        &parse_error,
+                    ),
+                },
+            }
+        }
+        Answer::Raw(Err(e))
+        | Answer::Generated(Err(
+            RawError::CommunicationError(e)
+            | RawError::ResponseBodyError(e)
+            | RawError::InvalidUpgrade(e),
+        )) => {
+            let status = e.status().map(|s| s.as_u16());
+            Read {
+                status,
+                code: None,
+                outcome: Err(transport(operation, task_id.cloned(), e)),
+            }
+        }
+        Answer::Generated(Err(RawError::ErrorResponse(value))) => {
+            // Not produced for these specs (build.rs keep_error_bodies); kept total.
+            let status = value.status().as_u16();
+            let error = map_error_body(
+                operation,
+                task_id,
+                status,
+                retry_after_header(value.headers()),
+                b"",
+            );
+            Read {
+                status: Some(status),
+                code: None,
+                outcome: Err(error),
+            }
+        }
+        Answer::Generated(Err(RawError::InvalidRequest(reason) | RawError::Custom(reason))) => {
+            Read {
+                status: None,
+                code: None,
+                outcome: Err(Error::invalid(
+                    Field::Config,
+                    None,
+                    format!("{operation}: {reason}"),
+                )),
+            }
+        }
+    }
+}
+
+fn parsed<B: Envelope + serde::Serialize>(
+    operation: Operation,
+    task_id: Option<&TaskId>,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: B,
+) -> Read<B::Data> {
+    let code = body.code();
+    Read {
+        status: Some(status),
+        code,
+        outcome: from_body(operation, task_id, status, retry_after, body),
+    }
+}
+
+/// A success status whose body the typed parse refused.
+fn not_envelope<T>(
+    operation: Operation,
+    task_id: Option<&TaskId>,
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+    parse_error: &dyn std::fmt::Display,
+) -> Read<T> {
+    let mut error = map_error_body(operation, task_id, status, retry_after, bytes);
+    if let Error::UnexpectedResponse { detail, .. } = &mut error {
+        *detail = format!("the body is not the expected envelope ({parse_error})");
+    }
+    Read::failed(Some(status), error)
+}
+
+/// Reads the body of an unexpected response (bounded) and maps it.
+pub(crate) async fn unexpected_response(
+    operation: Operation,
+    task_id: Option<&TaskId>,
+    response: reqwest::Response,
+) -> Error {
+    let status = response.status().as_u16();
+    let retry_after = retry_after_header(response.headers());
+    let body = read_bounded(response, ERROR_BODY_LIMIT).await;
+    map_error_body(operation, task_id, status, retry_after, &body)
+}
+
+/// Maps a non-success HTTP answer (or a 200 whose body did not parse).
+pub(crate) fn map_error_body(
+    operation: Operation,
+    task_id: Option<&TaskId>,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Error {
+    let envelope = serde_json::from_slice::<LooseEnvelope>(body).ok();
+    if status == 429 {
+        let msg = envelope
+            .and_then(|e| e.msg)
+            .unwrap_or_else(|| "HTTP 429 Too Many Requests".into());
+        return Error::Api {
+            operation,
+            task_id: task_id.cloned(),
+            code: 429,
+            kind: ApiErrorKind::RateLimited,
+            msg,
+            retry_after,
+        };
+    }
+    if operation == Operation::CreateTask && status >= 500 {
+        // Something between us and the service failed, whatever the body says:
+        // the task may have been created, so this must not read as a clean
+        // "not taken" (an HTTP 503 carrying code 455 would otherwise be resent).
+        let detail = match &envelope {
+            Some(LooseEnvelope { code, msg }) => format!(
+                "HTTP {status} carrying envelope code {code}: {}",
+                msg.as_deref().unwrap_or("")
+            ),
+            None => format!("HTTP {status} instead of the envelope"),
+        };
+        return Error::UnexpectedResponse {
+            operation,
+            task_id: task_id.cloned(),
+            status,
+            detail,
+            body: body_prefix(body),
+            retry_after,
+        };
+    }
+    match envelope {
+        Some(LooseEnvelope { code, msg }) if code != 200 => from_code(
+            operation,
+            task_id.cloned(),
+            code,
+            msg.unwrap_or_default(),
+            retry_after,
+        ),
+        _ => Error::UnexpectedResponse {
+            operation,
+            task_id: task_id.cloned(),
+            status,
+            detail: if (200..300).contains(&status) {
+                "the body is not the expected envelope".into()
+            } else {
+                format!("HTTP {status} instead of the envelope")
+            },
+            body: body_prefix(body),
+            retry_after,
+        },
+    }
+}
+
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= limit {
+            body.truncate(limit);
+            break;
+        }
+    }
+    body
+}
+fn from_body<B: Envelope + serde::Serialize>(
+    operation: Operation,
+    task_id: Option<&TaskId>,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: B,
+) -> Result<B::Data, Error> {
+    // The bytes are gone once the generated type has parsed them; the fields it
+    // knows, encoded again, are what is left to show of a body that was JSON but
+    // not the envelope.
+    let shown = |body: &B| body_prefix(&serde_json::to_vec(body).unwrap_or_default());
+    let unexpected = |detail: &str, body: String| Error::UnexpectedResponse {
+        operation,
+        task_id: task_id.cloned(),
+        status,
+        detail: detail.to_owned(),
+        body,
+        retry_after: None,
+    };
+    let msg = body.message().unwrap_or_default();
+    match body.code() {
+        None => Err(unexpected("the envelope has no code", shown(&body))),
+        Some(200) => {
+            if body.success() == Some(false) {
+                return Err(Error::Api {
+                    operation,
+                    task_id: task_id.cloned(),
+                    code: 200,
+                    kind: ApiErrorKind::Rejected,
+                    msg,
+                    retry_after: None,
+                });
+            }
+            let text = shown(&body);
+            body.into_data().ok_or_else(|| unexpected(NO_DATA, text))
+        }
+        Some(code) => Err(from_code(
+            operation,
+            task_id.cloned(),
+            code,
+            msg,
+            retry_after,
+        )),
+    }
+}
+
+/// Messages the service sends with code 500 for what is really a validation
+/// failure (`docs/service-notes.md` §2, §3): reported as [`ApiErrorKind::Rejected`], never retried.
+const VALIDATION_HINTS: &[&str] = &[
+    "is required",
+    "required field",
+    "not supported",
+    "invalid",
+    "must be",
+    "too long",
+    "exceeds",
+    "type not supported",
+];
+
+fn looks_like_validation(msg: &str) -> bool {
+    let lower = msg.to_ascii_lowercase();
+    VALIDATION_HINTS.iter().any(|hint| lower.contains(hint))
+}
+
+/// Maps an envelope `code` other than 200 to an error.
+pub(crate) fn from_code(
+    operation: Operation,
+    task_id: Option<TaskId>,
+    code: i64,
+    msg: String,
+    retry_after: Option<Duration>,
+) -> Error {
+    let kind = match code {
+        401 => ApiErrorKind::Unauthorized,
+        402 => ApiErrorKind::InsufficientCredits,
+        404 => ApiErrorKind::NotFound,
+        422 if msg.to_ascii_lowercase().contains("recordinfo is null") => ApiErrorKind::NotFound,
+        400 | 405 | 413 | 422 => ApiErrorKind::Rejected,
+        433 => ApiErrorKind::UsageLimited,
+        429 => ApiErrorKind::RateLimited,
+        455 => ApiErrorKind::Maintenance,
+        500 if looks_like_validation(&msg) => ApiErrorKind::Rejected,
+        500 => ApiErrorKind::ServerError,
+        501 => {
+            return Error::GenerationFailed {
+                operation: Some(operation),
+                task_id,
+                fail_code: Some("501".into()),
+                fail_msg: Some(msg),
+            };
+        }
+        505 => ApiErrorKind::FeatureDisabled,
+        _ => ApiErrorKind::Unknown,
+    };
+    Error::Api {
+        operation,
+        task_id,
+        code,
+        kind,
+        msg,
+        retry_after,
+    }
+}
+
+/// The first KiB of a body as text, cut at a character boundary. Bytes that are
+/// not UTF-8 become U+FFFD, which takes three bytes: the cut is made on the
+/// text, so the result stays within a KiB whatever the body holds.
+pub(crate) fn body_prefix(bytes: &[u8]) -> String {
+    const LIMIT: usize = 1024;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(LIMIT)]);
+    let mut cut = text.len().min(LIMIT);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut prefix = text[..cut].to_owned();
+    if bytes.len() > LIMIT || cut < text.len() {
+        prefix.push('…');
+    }
+    prefix
+}
+
+/// Whether a connect error's causes say the name did not resolve (hyper-util's
+/// resolver reports "dns error", the system's "failed to lookup address").
+fn is_dns_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Classifies a reqwest error.
+pub(crate) fn transport(
+    operation: Operation,
+    task_id: Option<TaskId>,
+    error: reqwest::Error,
+) -> Error {
+    let kind = if error.is_connect() && is_dns_failure(&error) {
+        TransportKind::Dns
+    } else if error.is_connect() {
+        TransportKind::Connect
+    } else if error.is_timeout() {
+        TransportKind::Timeout
+    } else if error.is_body() || error.is_request() || error.is_decode() {
+        TransportKind::Reset
+    } else {
+        TransportKind::Other
+    };
+    // Only a failed connection proves the request was not sent; a connect
+    // timeout is reported by reqwest as both connect and timeout.
+    let may_have_reached_server = !error.is_connect();
+    // reqwest's message names the URL: keep its host and path for the reader,
+    // never a presigned query.
+    let mut error = error;
+    if let Some(url) = error.url_mut() {
+        url.set_query(None);
+        url.set_fragment(None);
+        let _ = url.set_password(None);
+    }
+    Error::Transport {
+        operation,
+        task_id,
+        kind,
+        may_have_reached_server,
+        source: error,
+    }
+}
+
+/// `Retry-After`, parsed (see [`parse_retry_after`]).
+pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+
+    use super::*;
+
+    #[test]
+    fn http_429_is_rate_limited_with_its_retry_after() {
+        let error = map_error_body(
+            Operation::CreateTask,
+            None,
+            429,
+            Some(Duration::from_secs(4)),
+            b"<html>slow</html>",
+        );
+        assert_eq!(error.kind(), "rate_limited");
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn an_error_status_carrying_the_envelope_maps_its_code() {
+        let error = map_error_body(
+            Operation::GetTask,
+            None,
+            503,
+            None,
+            br#"{"code":455,"msg":"maintenance"}"#,
+        );
+        assert_eq!(error.kind(), "maintenance");
+        let error = map_error_body(
+            Operation::GetTask,
+            None,
+            500,
+            None,
+            br#"{"code":500,"message":"boom"}"#,
+        );
+        assert_eq!(
+            error.to_string(),
+            "recordInfo: server error (code 500): boom"
+        );
+    }
+
+    #[test]
+    fn html_keeps_status_and_body() {
+        let error = map_error_body(
+            Operation::Credits,
+            None,
+            520,
+            None,
+            b"<!DOCTYPE html><p>cloudflare</p>",
+        );
+        match error {
+            Error::UnexpectedResponse { status, body, .. } => {
+                assert_eq!(status, 520);
+                assert_eq!(body, "<!DOCTYPE html><p>cloudflare</p>");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn codes_map_to_variants() {
+        let op = Operation::GetTask;
+        let map = |code, msg: &str| from_code(op, None, code, msg.into(), None).kind();
+        assert_eq!(map(401, "Unauthorized"), "unauthorized");
+        assert_eq!(map(402, "no money"), "insufficient_credits");
+        assert_eq!(map(404, "Task not found"), "not_found");
+        assert_eq!(map(422, "recordInfo is null"), "not_found");
+        assert_eq!(map(422, "url is wrong"), "rejected");
+        assert_eq!(map(400, "taskId parameter is required"), "rejected");
+        assert_eq!(map(413, "The request body is too large"), "rejected");
+        assert_eq!(map(429, "Rate limit exceeded"), "rate_limited");
+        assert_eq!(map(433, "sub-key limit"), "usage_limited");
+        assert_eq!(map(455, "maintenance"), "maintenance");
+        assert_eq!(
+            map(500, "Server exception, please try again later"),
+            "server_error"
+        );
+        assert_eq!(map(500, "This field is required"), "rejected");
+        assert_eq!(map(500, "audio_url file type not supported"), "rejected");
+        assert_eq!(map(501, "Playground task failed."), "generation_failed");
+        assert_eq!(map(505, "disabled"), "feature_disabled");
+        assert_eq!(map(418, "teapot"), "unknown_code");
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_told_from_a_refused_connection() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("client error (Connect)")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let dns = Outer(std::io::Error::other(
+            "dns error: failed to lookup address information: Name or service not known",
+        ));
+        assert!(is_dns_failure(&dns));
+        let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!is_dns_failure(&refused));
+        assert_eq!(
+            TransportKind::Dns.to_string(),
+            "could not resolve the host name"
+        );
+    }
+
+    #[test]
+    fn retryable_kinds() {
+        let op = Operation::GetTask;
+        assert!(from_code(op, None, 429, String::new(), None).is_retryable());
+        assert!(from_code(op, None, 455, String::new(), None).is_retryable());
+        assert!(!from_code(op, None, 433, "hourly cap".into(), None).is_retryable());
+        assert!(from_code(op, None, 500, "Server exception".into(), None).is_retryable());
+        assert!(!from_code(op, None, 500, "This field is required".into(), None).is_retryable());
+        assert!(!from_code(op, None, 401, String::new(), None).is_retryable());
+        assert!(!from_code(op, None, 422, "recordInfo is null".into(), None).is_retryable());
+        let unexpected = |status| Error::UnexpectedResponse {
+            operation: op,
+            task_id: None,
+            status,
+            detail: String::new(),
+            body: String::new(),
+            retry_after: None,
+        };
+        assert!(unexpected(502).is_retryable());
+        assert!(unexpected(520).is_retryable());
+        assert!(unexpected(429).is_retryable());
+        assert!(!unexpected(403).is_retryable());
+        let unknown = Error::SubmitOutcomeUnknown {
+            cause: Box::new(unexpected(502)),
+        };
+        assert!(!unknown.is_retryable());
+    }
+
+    /// Found by `cargo fuzz run envelope` (artifacts/envelope/crash-1c3752ec…):
+    /// 1,024 bytes that are not UTF-8 turned into a 3 KiB "prefix".
+    #[test]
+    fn body_prefix_of_invalid_utf8_stays_within_a_kib() {
+        for body in [
+            vec![0xFFu8; 1024],
+            vec![0xFFu8; 5000],
+            [b"ok".as_slice(), &[0xC3; 2000]].concat(),
+        ] {
+            let prefix = body_prefix(&body);
+            assert!(
+                prefix.len() <= 1024 + '…'.len_utf8(),
+                "{} bytes",
+                prefix.len()
+            );
+            assert!(prefix.ends_with('…'));
+        }
+    }
+
+    #[test]
+    fn body_prefix_is_at_most_a_kib_and_keeps_characters_whole() {
+        let body = "é".repeat(2000);
+        let prefix = body_prefix(body.as_bytes());
+        assert!(prefix.len() <= 1024 + '…'.len_utf8() + 3);
+        assert!(prefix.ends_with('…'));
+        assert_eq!(body_prefix(b"short"), "short");
+    }
+
+    #[test]
+    fn messages_name_operation_task_and_code() {
+        let error = from_code(
+            Operation::GetTask,
+            Some(TaskId::new("t-1").unwrap()),
+            422,
+            "recordInfo is null".into(),
+            None,
+        );
+        assert_eq!(
+            error.to_string(),
+            "recordInfo: not found (code 422) for task t-1: recordInfo is null"
+        );
+        assert_eq!(error.task_id().map(TaskId::as_str), Some("t-1"));
+        assert_eq!(error.operation(), Some(Operation::GetTask));
+        assert_eq!(error.code(), Some(422));
+        let limited = from_code(
+            Operation::CreateTask,
+            None,
+            429,
+            "slow down".into(),
+            Some(Duration::from_secs(3)),
+        );
+        assert_eq!(
+            limited.to_string(),
+            "createTask: rate limited (code 429), retry after 3.0 s: slow down"
+        );
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(3)));
+    }
+}
