@@ -378,7 +378,7 @@ impl Client {
             .inner
             .http
             .get(url.clone())
-            .header(reqwest::header::USER_AGENT, self.inner.user_agent())
+            .header(reqwest::header::USER_AGENT, self.inner.user_agent.clone())
             .timeout(self.inner.transfer_timeout);
         if state.written > 0 {
             // Only the same object may be continued: If-Range makes the server

@@ -16,8 +16,8 @@ use kling_api::{Error as RawError, ResponseValue};
 use serde::Deserialize;
 
 use crate::error::{ApiErrorKind, Error, Field, Operation, TransportKind};
+use crate::lifecycle::TaskId;
 use crate::retry::parse_retry_after;
-use crate::task::TaskId;
 
 /// The envelope fields of a generated response type.
 pub(crate) trait Envelope {

@@ -52,12 +52,14 @@
 #![deny(missing_docs)]
 
 mod client;
+mod config;
 pub mod download;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod interpret;
+mod lifecycle;
 pub mod media;
 mod operation;
 pub mod preflight;
@@ -74,20 +76,22 @@ pub mod upload;
 pub mod wait;
 pub mod webhook;
 
-pub use client::{
-    Client, ClientBuilder, DEFAULT_USER_AGENT, ENV_API_KEY, ENV_BASE_URL, ENV_UPLOAD_BASE_URL,
+pub use client::Client;
+pub use config::{
+    ClientBuilder, DEFAULT_USER_AGENT, ENV_API_KEY, ENV_BASE_URL, ENV_UPLOAD_BASE_URL,
     install_tls_provider,
 };
 pub use download::{DownloadSource, Downloaded};
 pub use error::{ApiErrorKind, Error, Field, Operation, Result, TransportKind, safe_url};
 /// The HTTP client crate this SDK uses (for [`ClientBuilder::http_client`]).
 pub use kling_api::reqwest;
+pub use lifecycle::{InvalidTaskId, State, TaskId};
 pub use media::{MAX_MEDIA_BYTES, MediaFacts, MediaKind};
 pub use ratelimit::RateLimit;
 pub use request::{AvatarRequest, AvatarRequestBuilder, Media, MediaSource, Model};
 pub use retry::RetryPolicy;
 pub use submit::{PrepareEvent, PrepareOptions, SubmitOptions, SubmitWait, SubmitWaitReason};
-pub use task::{State, Task, TaskId};
+pub use task::Task;
 pub use upload::{ProgressFn, UploadedFile};
 pub use wait::{
     AdaptivePoll, CancellationToken, ExponentialPoll, PollPolicy, WaitEvent, WaitOptions,

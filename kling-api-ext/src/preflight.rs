@@ -74,7 +74,7 @@ impl Client {
         } else {
             self.inner.http.head(url.clone())
         }
-        .header(reqwest::header::USER_AGENT, self.inner.user_agent());
+        .header(reqwest::header::USER_AGENT, self.inner.user_agent.clone());
         let result = request.send().instrument(span.clone()).await;
         let mut response = match result {
             Ok(response) => response,

@@ -73,7 +73,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::client::Client;
-use crate::task::{Task, TaskId};
+use crate::lifecycle::TaskId;
+use crate::task::Task;
 use crate::webhook::{Callback, TIMESTAMP_HEADER, VerifyOptions, WebhookError, verify_callback};
 
 /// How the receiver checks callbacks.

@@ -14,8 +14,8 @@ use tracing::{Instrument, Span};
 use crate::client::Client;
 use crate::error::{Error, Operation, Result};
 use crate::interpret::{Answer, Envelope};
+use crate::lifecycle::TaskId;
 use crate::retry::{RetryReport, Runner, Step};
-use crate::task::TaskId;
 
 /// The span every request runs in. The Authorization header and the key are
 /// never recorded: only these fields exist.

@@ -6,31 +6,12 @@ use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::error::{ApiErrorKind, Error, Field, Operation, Result};
+use crate::lifecycle::TaskId;
 use crate::media::MediaKind;
 use crate::request::{AvatarRequest, Media, MediaSource};
 use crate::retry::{Runner, Step};
-use crate::task::TaskId;
 use crate::upload::ProgressFn;
-
-/// Identifies a local file's content cheaply: the same path, size and
-/// modification time are taken to be the same file.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct UploadKey {
-    path: std::path::PathBuf,
-    len: u64,
-    modified: std::time::SystemTime,
-}
-
-impl UploadKey {
-    fn of(path: &std::path::Path) -> Option<UploadKey> {
-        let metadata = std::fs::metadata(path).ok()?;
-        Some(UploadKey {
-            path: std::fs::canonicalize(path).ok()?,
-            len: metadata.len(),
-            modified: metadata.modified().ok()?,
-        })
-    }
-}
+use crate::upload::cache::UploadKey;
 
 /// What a submit reports while it waits, and how it can be stopped before its
 /// request is sent.
@@ -339,7 +320,8 @@ impl Client {
                 let url = match UploadKey::of(path) {
                     Some(key) => self
                         .inner
-                        .upload_slot(key)
+                        .uploads
+                        .slot(key)
                         .get_or_try_init(upload)
                         .await?
                         .clone(),

@@ -1,151 +1,13 @@
 //! A task as the SDK shows it: an id, an open [`State`], and the result or the
 //! failure, parsed from what recordInfo (or a callback) sends.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::error::{Error, Field, Operation};
-
-/// A task id, as createTask returns it. Opaque: documented ids look like
-/// `task_kling_1765186008504`, real ones are 32 hex characters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TaskId(String);
-
-impl TaskId {
-    /// Checks and wraps a task id: 1 to 256 characters, none of them white space
-    /// or control characters.
-    ///
-    /// ```
-    /// use kling_api_ext::TaskId;
-    /// assert!(TaskId::new("c420e5a6f3b84ad2b6c1e4d0a9f7b311").is_ok());
-    /// assert!(TaskId::new("").is_err());
-    /// assert!(TaskId::new("a b").is_err());
-    /// ```
-    pub fn new(id: impl Into<String>) -> Result<Self, Error> {
-        let id = id.into();
-        let bad = |reason: &str| Err(Error::invalid(Field::TaskId, Some(id.clone()), reason));
-        if id.is_empty() {
-            return bad("a task id cannot be empty");
-        }
-        if id.chars().count() > 256 {
-            return bad("a task id has at most 256 characters");
-        }
-        if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return bad("a task id has no spaces or control characters");
-        }
-        Ok(TaskId(id))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for TaskId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for TaskId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        TaskId::new(s)
-    }
-}
-
-impl TryFrom<String> for TaskId {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Error> {
-        TaskId::new(s)
-    }
-}
-
-impl From<TaskId> for String {
-    fn from(id: TaskId) -> String {
-        id.0
-    }
-}
-
-/// The state of a task. Open: a state the service adds later parses as
-/// [`State::Unknown`], which counts as still running.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum State {
-    /// Accepted, not yet queued.
-    Waiting,
-    /// Waiting for a worker.
-    Queuing,
-    /// Being generated.
-    Generating,
-    /// Finished; the result URLs are set.
-    Success,
-    /// Failed; the fail code and message say why.
-    Fail,
-    /// A state this SDK does not know, kept as sent. Treated as still running.
-    Unknown(String),
-}
-
-impl State {
-    /// Parses the wire value (`waiting`, `queuing`, `generating`, `success`, `fail`).
-    pub fn parse(wire: &str) -> State {
-        match wire {
-            "waiting" => State::Waiting,
-            "queuing" => State::Queuing,
-            "generating" => State::Generating,
-            "success" => State::Success,
-            "fail" => State::Fail,
-            other => State::Unknown(other.to_owned()),
-        }
-    }
-
-    /// The wire value.
-    pub fn as_str(&self) -> &str {
-        match self {
-            State::Waiting => "waiting",
-            State::Queuing => "queuing",
-            State::Generating => "generating",
-            State::Success => "success",
-            State::Fail => "fail",
-            State::Unknown(s) => s,
-        }
-    }
-
-    /// Whether the task has ended (`success` or `fail`). Unknown states have not.
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, State::Success | State::Fail)
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for State {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for State {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(State::parse(&String::deserialize(d)?))
-    }
-}
+use crate::error::{Error, Operation};
+use crate::lifecycle::{State, TaskId};
 
 /// A task, as recordInfo reports it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -365,18 +227,6 @@ mod tests {
         let task = Task::from_record(r, Operation::GetTask, None).unwrap();
         assert!(task.create_time.is_some() || task.create_time.is_none());
         assert_eq!(task.complete_time, None);
-    }
-
-    #[test]
-    fn states_parse_and_unknown_is_not_terminal() {
-        for s in ["waiting", "queuing", "generating", "success", "fail"] {
-            assert_eq!(State::parse(s).as_str(), s);
-        }
-        let unknown = State::parse("pending_review");
-        assert_eq!(unknown, State::Unknown("pending_review".into()));
-        assert!(!unknown.is_terminal());
-        assert!(State::Success.is_terminal() && State::Fail.is_terminal());
-        assert!(!State::Generating.is_terminal());
     }
 
     #[test]

@@ -43,7 +43,8 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::Result;
-use crate::task::{State, Task, TaskId, parse_result_urls};
+use crate::lifecycle::{State, TaskId};
+use crate::task::{Task, parse_result_urls};
 
 /// The timestamp header.
 pub const TIMESTAMP_HEADER: &str = "x-webhook-timestamp";

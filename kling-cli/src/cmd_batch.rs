@@ -29,9 +29,10 @@ use crate::cli::BatchArgs;
 use crate::context::Context;
 use crate::dirlock::{DirLock, LockError};
 use crate::error::CliError;
+use crate::error::code;
 use crate::journal::{Event, JobState, Journal, Results, now_ms, rewrite_results_with};
 use crate::manifest::{self, Job};
-use crate::output::{Failure, code, shell_quote};
+use crate::output::{Failure, shell_quote};
 
 /// Counts shown on the progress bar and in the summary.
 #[derive(Default)]
@@ -245,7 +246,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
                 add(&counts.rejected);
             }
             JobState::Submitted { task_id } => {
-                let task_id = TaskId::new(task_id)?;
+                let task_id = TaskId::new(task_id).map_err(Error::from)?;
                 waits.push(Plan::Wait(job, task_id));
             }
             _ => {

@@ -11,7 +11,8 @@ use crate::cli::{DownloadArgs, GenerateArgs, Inputs, SubmitArgs, WaitArgs};
 use crate::cmd_simple::task_id;
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::{Failure, code, shell_quote, size};
+use crate::error::code;
+use crate::output::{Failure, shell_quote, size};
 use crate::ui;
 
 /// Builds and checks the request: nothing is sent if this fails.

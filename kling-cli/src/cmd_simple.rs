@@ -9,11 +9,12 @@ use serde_json::json;
 use crate::cli::{Cli, CompletionsArgs, Shell, SimArgs, TaskArgs, UploadArgs};
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::{Out, code};
+use crate::error::code;
+use crate::output::Out;
 use crate::ui;
 
 pub fn task_id(text: &str) -> Result<TaskId, Error> {
-    TaskId::new(text.trim())
+    Ok(TaskId::new(text.trim())?)
 }
 
 pub async fn status(ctx: &Context, args: TaskArgs) -> Result<u8, Error> {
@@ -212,7 +213,7 @@ pub async fn refresh_history(ctx: &Context, args: &crate::cli::HistoryArgs) -> R
 pub fn login(out: &Out, profile: Option<&crate::config::Selected>) -> u8 {
     use std::io::IsTerminal as _;
     let profile_file = profile.and_then(|p| p.profile.api_key_file.clone());
-    let Some(path) = profile_file.or_else(crate::context::login_key_path) else {
+    let Some(path) = profile_file.or_else(crate::config::login_key_path) else {
         return out.usage("no home directory to keep the key in: set KLING_CONFIG_DIR");
     };
     if std::io::stdin().is_terminal() {

@@ -67,7 +67,7 @@ pub fn path() -> Option<(PathBuf, bool)> {
     if let Some(file) = std::env::var_os("KLING_CONFIG").filter(|v| !v.is_empty()) {
         return Some((PathBuf::from(file), true));
     }
-    crate::context::config_dir().map(|dir| (dir.join("config.toml"), false))
+    config_dir().map(|dir| (dir.join("config.toml"), false))
 }
 
 /// Reads the config file and picks the profile: `chosen` (from `--profile`
@@ -145,6 +145,22 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
     } else {
         base.join(path)
     }
+}
+
+/// The config directory: `$KLING_CONFIG_DIR`, else `$XDG_CONFIG_HOME/kling`,
+/// else `~/.config/kling`. It holds `config.toml` and the key `kling login` stores.
+pub fn config_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    var("KLING_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| var("XDG_CONFIG_HOME").map(|d| PathBuf::from(d).join("kling")))
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/kling")))
+}
+
+/// Where `kling login` keeps the key: `api-key` in [`config_dir`].
+pub fn login_key_path() -> Option<std::path::PathBuf> {
+    config_dir().map(|dir| dir.join("api-key"))
 }
 
 #[cfg(test)]

@@ -56,22 +56,6 @@ fn read_key_file(path: &Path, out: &Out) -> Result<String, CliError> {
     Ok(key)
 }
 
-/// The config directory: `$KLING_CONFIG_DIR`, else `$XDG_CONFIG_HOME/kling`,
-/// else `~/.config/kling`. It holds `config.toml` and the key `kling login` stores.
-pub fn config_dir() -> Option<std::path::PathBuf> {
-    use std::path::PathBuf;
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    var("KLING_CONFIG_DIR")
-        .map(PathBuf::from)
-        .or_else(|| var("XDG_CONFIG_HOME").map(|d| PathBuf::from(d).join("kling")))
-        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/kling")))
-}
-
-/// Where `kling login` keeps the key: `api-key` in [`config_dir`].
-pub fn login_key_path() -> Option<std::path::PathBuf> {
-    config_dir().map(|dir| dir.join("api-key"))
-}
-
 pub async fn build(
     global: &Global,
     out: Out,
@@ -116,7 +100,7 @@ pub async fn build(
             }
             key.clone()
         }
-        (None, None) => match login_key_path().filter(|p| p.exists()) {
+        (None, None) => match crate::config::login_key_path().filter(|p| p.exists()) {
             // Stored by `kling login`.
             Some(path) => read_key_file(&path, &out)?,
             None => {

@@ -6,7 +6,17 @@ use std::path::PathBuf;
 
 use kling_api_ext::{Error, Field, TaskId};
 
-use crate::output::code;
+/// Exit statuses (documented in `--help` and the README).
+pub mod code {
+    pub const OK: u8 = 0;
+    pub const LOCAL: u8 = 1;
+    pub const INVALID: u8 = 2;
+    pub const SERVICE: u8 = 3;
+    pub const TASK_FAILED: u8 = 4;
+    pub const TIMED_OUT: u8 = 5;
+    pub const OUTCOME_UNKNOWN: u8 = 6;
+    pub const INTERRUPTED: u8 = 130;
+}
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]

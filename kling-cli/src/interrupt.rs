@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kling_api_ext::wait::CancellationToken;
 
-use crate::output::{Out, code};
+use crate::error::code;
+use crate::output::Out;
 
 /// The process's interrupt state.
 #[derive(Clone)]

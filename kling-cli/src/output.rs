@@ -7,20 +7,8 @@ use std::io::{IsTerminal, Write};
 
 use kling_api_ext::{ApiErrorKind, Error};
 
-use crate::error::CliError;
+use crate::error::{CliError, code};
 use serde_json::{Value, json};
-
-/// Exit statuses (documented in `--help` and the README).
-pub mod code {
-    pub const OK: u8 = 0;
-    pub const LOCAL: u8 = 1;
-    pub const INVALID: u8 = 2;
-    pub const SERVICE: u8 = 3;
-    pub const TASK_FAILED: u8 = 4;
-    pub const TIMED_OUT: u8 = 5;
-    pub const OUTCOME_UNKNOWN: u8 = 6;
-    pub const INTERRUPTED: u8 = 130;
-}
 
 /// A command's failure: the error and, once a task exists, the exact command
 /// that picks it up again.

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::state::{CallbackRecord, Outcome, Task, now_ms};
 
 /// `base64(HMAC-SHA256(taskId + "." + timestamp, key))`, the documented scheme.
@@ -37,7 +37,7 @@ pub(crate) fn body(task: &Task, base: &str) -> Value {
 }
 
 fn loopback(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| crate::handlers::is_loopback(&u))
+    url::Url::parse(url).is_ok_and(|u| crate::shared::is_loopback(&u))
 }
 
 pub(crate) async fn deliver(shared: Arc<Shared>, task: Task) {

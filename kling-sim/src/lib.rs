@@ -50,6 +50,7 @@ mod callback;
 pub mod config;
 mod handlers;
 mod server;
+mod shared;
 mod state;
 
 pub use callback::signature;

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -12,31 +12,16 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service as _;
 
 use crate::config::SimConfig;
 use crate::handlers;
+use crate::shared::{ConnControl, Shared};
 use crate::state::{SimState, Stats};
 
 /// How long a request's headers may take to arrive.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Lets a handler close its connection without answering (the reset faults).
-#[derive(Default)]
-pub(crate) struct ConnControl {
-    kill: Notify,
-    reset: AtomicBool,
-}
-
-impl ConnControl {
-    /// Closes the connection with a TCP reset, now.
-    pub(crate) fn reset(&self) {
-        self.reset.store(true, Ordering::SeqCst);
-        self.kill.notify_one();
-    }
-}
 
 /// A TCP stream that ends with RST instead of FIN when its connection is reset.
 struct Conn {
@@ -76,35 +61,6 @@ impl AsyncWrite for Conn {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// What every handler shares.
-pub(crate) struct Shared {
-    pub config: SimConfig,
-    /// The faults in force: `config.faults` at start, replaceable while running
-    /// ([`Simulator::set_faults`]).
-    pub faults: std::sync::RwLock<crate::config::FaultConfig>,
-    pub base_url: String,
-    pub state: Mutex<SimState>,
-    pub fault_rng: Mutex<fastrand::Rng>,
-    pub http: reqwest::Client,
-    pub cancel: CancellationToken,
-}
-
-impl Shared {
-    /// The faults in force now.
-    pub fn faults(&self) -> crate::config::FaultConfig {
-        self.faults
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

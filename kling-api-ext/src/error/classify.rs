@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{ApiErrorKind, Error, Field, Operation, safe_url_text};
-use crate::task::TaskId;
+use crate::lifecycle::TaskId;
 
 impl Error {
     /// Whether repeating the same *read* may succeed: transport failures, rate

@@ -12,8 +12,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::lifecycle::{InvalidTaskId, State, TaskId};
 pub use crate::operation::Operation;
-use crate::task::{State, TaskId};
 
 mod classify;
 
@@ -425,6 +425,16 @@ fn reached_suffix(may_have_reached: bool) -> &'static str {
         "; the request may have reached the service"
     } else {
         "; the request was not sent"
+    }
+}
+
+impl From<InvalidTaskId> for Error {
+    fn from(bad: InvalidTaskId) -> Error {
+        Error::InvalidInput {
+            field: Field::TaskId,
+            subject: Some(bad.id),
+            reason: bad.reason.to_owned(),
+        }
     }
 }
 

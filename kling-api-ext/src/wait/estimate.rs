@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::task::TaskId;
+use crate::lifecycle::TaskId;
 
 /// What a client learned about generation speed: seconds of generation per
 /// second of audio, from the tasks it waited for (the median of the last 32,

@@ -28,7 +28,8 @@ pub use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, Polled};
 use crate::error::{Error, Result};
-use crate::task::{State, Task, TaskId};
+use crate::lifecycle::{State, TaskId};
+use crate::task::Task;
 
 pub(crate) mod estimate;
 mod policy;
@@ -189,6 +190,13 @@ impl WaitOptions {
 }
 
 impl Client {
+    /// What this client has learned about generation speed from the tasks it
+    /// waited for; [`wait`](Self::wait) uses it to poll near a task's expected
+    /// end. Its samples can be kept between runs (the `kling` CLI does).
+    pub fn duration_model(&self) -> &DurationModel {
+        &self.inner.estimates.durations
+    }
+
     /// Waits until the task ends: `Ok` with its result URLs when it succeeds,
     /// [`Error::GenerationFailed`] when it fails, [`Error::WaitTimedOut`] at the
     /// deadline (the task may still finish: call `wait` again),

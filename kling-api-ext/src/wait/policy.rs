@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::task::State;
+use crate::lifecycle::State;
 #[cfg(doc)]
 use {super::WaitOptions, crate::Client};
 

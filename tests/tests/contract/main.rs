@@ -15,6 +15,7 @@
 mod behaviours;
 mod docs;
 mod examples;
+mod layout;
 mod schema;
 mod simulator;
 mod support;

@@ -7,6 +7,8 @@
 //! type, and the part's Content-Type is that type (`docs/service-notes.md` §6: a WAV sent as
 //! `application/octet-stream` caused trouble).
 
+pub(crate) mod cache;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,358 @@
+//! Configuring a [`Client`]: [`ClientBuilder`], the environment variables,
+//! and the TLS provider.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::client::{Client, Inner};
+use crate::error::{Error, Field, Result};
+use crate::ratelimit::RateLimit;
+use crate::request::Model;
+use crate::retry::RetryPolicy;
+
+/// The `User-Agent` sent with every request: `kling-rs/<version>`. The service's
+/// proxy refuses requests without one (`docs/service-notes.md` §1).
+pub const DEFAULT_USER_AGENT: &str = concat!("kling-rs/", env!("CARGO_PKG_VERSION"));
+
+/// Environment variable holding the API key.
+pub const ENV_API_KEY: &str = "APIKLEY_API_KEY";
+/// Environment variable overriding the API base URL.
+pub const ENV_BASE_URL: &str = "APIKLEY_BASE_URL";
+/// Environment variable overriding the upload base URL.
+pub const ENV_UPLOAD_BASE_URL: &str = "APIKLEY_UPLOAD_BASE_URL";
+
+/// Installs rustls' ring crypto provider as the process default, once; later
+/// calls do nothing. reqwest is built without a default provider (ring builds
+/// faster than aws-lc and needs no cmake), so a `reqwest::Client` built before
+/// this runs panics. [`ClientBuilder::build`] calls it; call it yourself before
+/// building your own `reqwest::Client` for [`ClientBuilder::http_client`].
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is already installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Builds a [`Client`]. Every setting has a default but the API key.
+#[derive(Clone)]
+pub struct ClientBuilder {
+    api_key: Option<SecretString>,
+    base_url: String,
+    upload_base_url: String,
+    user_agent: String,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    transfer_timeout: Duration,
+    http: Option<reqwest::Client>,
+    model: Model,
+    credits_per_second: Option<f64>,
+    rate_limit: Option<RateLimit>,
+    retry: RetryPolicy,
+    upload_path: String,
+    preflight: bool,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("base_url", &self.base_url)
+            .field("upload_base_url", &self.upload_base_url)
+            .field("user_agent", &self.user_agent)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("transfer_timeout", &self.transfer_timeout)
+            .field("own_http_client", &self.http.is_some())
+            .field("model", &self.model)
+            .field("credits_per_second", &self.credits_per_second)
+            .field("rate_limit", &self.rate_limit)
+            .field("retry", &self.retry)
+            .field("upload_path", &self.upload_path)
+            .field("preflight", &self.preflight)
+            .finish()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            api_key: None,
+            base_url: kling_api::DEFAULT_BASE_URL.to_owned(),
+            upload_base_url: kling_api::DEFAULT_UPLOAD_BASE_URL.to_owned(),
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            transfer_timeout: Duration::from_secs(600),
+            http: None,
+            model: Model::default(),
+            credits_per_second: None,
+            rate_limit: Some(RateLimit::DEFAULT),
+            retry: RetryPolicy::default(),
+            upload_path: "kling-rs".to_owned(),
+            preflight: true,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The builder with the defaults, then `APIKLEY_API_KEY`,
+    /// `APIKLEY_BASE_URL` and `APIKLEY_UPLOAD_BASE_URL` where set. Nothing is
+    /// read from the environment unless this is called.
+    pub fn from_env() -> Self {
+        let mut builder = ClientBuilder::default();
+        if let Ok(key) = std::env::var(ENV_API_KEY) {
+            builder = builder.api_key(key);
+        }
+        if let Ok(url) = std::env::var(ENV_BASE_URL) {
+            builder = builder.base_url(url);
+        }
+        if let Ok(url) = std::env::var(ENV_UPLOAD_BASE_URL) {
+            builder = builder.upload_base_url(url);
+        }
+        builder
+    }
+
+    /// The API key (sent as `Authorization: Bearer <key>`; never shown by
+    /// `Debug`, `Display`, errors or logs).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(SecretString::from(key.into()));
+        self
+    }
+
+    /// The API base URL (default [`kling_api::DEFAULT_BASE_URL`]).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// The upload base URL (default [`kling_api::DEFAULT_UPLOAD_BASE_URL`]).
+    pub fn upload_base_url(mut self, url: impl Into<String>) -> Self {
+        self.upload_base_url = url.into();
+        self
+    }
+
+    /// The `User-Agent` (default [`DEFAULT_USER_AGENT`]); must not be empty.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Time to establish a connection (default 10 s). Ignored with
+    /// [`http_client`](Self::http_client).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time for one API request, answer included (default 30 s). Ignored with
+    /// [`http_client`](Self::http_client).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Time for one upload or download (default 10 min).
+    pub fn transfer_timeout(mut self, timeout: Duration) -> Self {
+        self.transfer_timeout = timeout;
+        self
+    }
+
+    /// Your own `reqwest::Client` (proxies, certificates, tuning). The SDK still
+    /// sets `Authorization` and `User-Agent` on each of its API requests; the
+    /// timeouts above are then your client's. Call [`install_tls_provider`] before
+    /// building it.
+    ///
+    /// ```
+    /// kling_api_ext::install_tls_provider();
+    /// let http = kling_api_ext::reqwest::Client::builder().pool_max_idle_per_host(4).build().unwrap();
+    /// let client = kling_api_ext::Client::builder().api_key("k").http_client(http).build()?;
+    /// # Ok::<(), kling_api_ext::Error>(())
+    /// ```
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// The default model for requests that do not choose one (default
+    /// [`Model::AvatarV1Pro`]).
+    pub fn model(mut self, model: Model) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// The price used for cost estimates, in credits per generated second
+    /// (default: the model's documented price, [`Model::credits_per_second`]).
+    pub fn credits_per_second(mut self, credits: f64) -> Self {
+        self.credits_per_second = Some(credits);
+        self
+    }
+
+    /// The client-side limit on task creation (default 20 per 10 s, the
+    /// service's documented limit); `None` turns it off. The service counts per
+    /// key, so every client of this process built with the same key, base URL
+    /// and limit shares one window (clones included).
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// How reads and uploads are retried (createTask has its own, stricter rule:
+    /// see [`crate::retry`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The folder uploads go to (`uploadPath`, default `kling-rs`): no leading or
+    /// trailing slash.
+    pub fn upload_path(mut self, path: impl Into<String>) -> Self {
+        self.upload_path = path.into();
+        self
+    }
+
+    /// Whether [`Client::submit`] checks media URLs with a preflight first
+    /// (default on).
+    pub fn preflight(mut self, on: bool) -> Self {
+        self.preflight = on;
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    pub fn build(self) -> Result<Client> {
+        install_tls_provider();
+        let config = |reason: String| Error::invalid(Field::Config, None, reason);
+        let key = self
+            .api_key
+            .ok_or_else(|| config(format!("no API key: set {ENV_API_KEY} or call api_key()")))?;
+        let key_text = key.expose_secret();
+        if key_text.trim().is_empty() {
+            return Err(config("the API key is empty".into()));
+        }
+        if key_text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            // The key itself is never echoed.
+            return Err(config(
+                "the API key contains white space or control characters".into(),
+            ));
+        }
+        let base_url = parse_base_url("base URL", &self.base_url).map_err(config)?;
+        let upload_base_url =
+            parse_base_url("upload base URL", &self.upload_base_url).map_err(config)?;
+        if self.user_agent.trim().is_empty() {
+            return Err(config("the User-Agent cannot be empty".into()));
+        }
+        let upload_path = self.upload_path.trim().to_owned();
+        if upload_path.is_empty() || upload_path.starts_with('/') || upload_path.ends_with('/') {
+            return Err(config(format!(
+                "upload path {upload_path:?}: give a folder without leading or trailing slashes"
+            )));
+        }
+        if let Some(limit) = self.rate_limit
+            && (limit.max == 0 || limit.window.is_zero())
+        {
+            return Err(config(
+                "the rate limit needs max > 0 and a window > 0".into(),
+            ));
+        }
+        if self
+            .credits_per_second
+            .is_some_and(|c| !c.is_finite() || c < 0.0)
+        {
+            return Err(config(
+                "credits per second must be a finite number >= 0".into(),
+            ));
+        }
+
+        let mut auth = HeaderValue::from_str(&format!("Bearer {key_text}"))
+            .map_err(|_| config("the API key is not a valid header value".into()))?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_str(&self.user_agent)
+                .map_err(|_| config("the User-Agent is not a valid header value".into()))?,
+        );
+
+        let http = match self.http {
+            Some(client) => client,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.connect_timeout)
+                .timeout(self.request_timeout)
+                .user_agent(self.user_agent.clone())
+                .build()
+                .map_err(|e| config(format!("cannot build the HTTP client: {e}")))?,
+        };
+        let api = kling_api::Client::new_with_client(
+            base_url.as_str().trim_end_matches('/'),
+            http.clone(),
+            headers.clone(),
+        );
+        let upload = kling_api::upload::Client::new_with_client(
+            upload_base_url.as_str().trim_end_matches('/'),
+            http.clone(),
+            headers.clone(),
+        );
+        let user_agent = headers
+            .get(USER_AGENT)
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from_static(DEFAULT_USER_AGENT));
+        let limiter = self
+            .rate_limit
+            .map(|limit| crate::ratelimit::shared(key_text, base_url.as_str(), limit));
+        Ok(Client {
+            inner: Arc::new(Inner {
+                api_key: key.clone(),
+                api,
+                upload,
+                http,
+                auth_headers: headers,
+                base_url,
+                upload_base_url,
+                model: self.model,
+                credits_per_second: self.credits_per_second,
+                limiter,
+                rate_limit: self.rate_limit,
+                retry: self.retry,
+                upload_path,
+                preflight: self.preflight,
+                transfer_timeout: self.transfer_timeout,
+                estimates: Default::default(),
+                uploads: Default::default(),
+                user_agent,
+            }),
+        })
+    }
+}
+
+fn parse_base_url(what: &str, text: &str) -> std::result::Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("{what} {text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{what} {text:?}: use an absolute http(s) URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{what} {text:?}: no query or fragment allowed"));
+    }
+    Ok(url)
+}
+
+impl Client {
+    /// A builder with the defaults (no environment read).
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client configured from `APIKLEY_API_KEY`, `APIKLEY_BASE_URL` and
+    /// `APIKLEY_UPLOAD_BASE_URL`.
+    pub fn from_env() -> Result<Client> {
+        ClientBuilder::from_env().build()
+    }
+}
