@@ -24,7 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kling_api_ext::wait::{
+use kling_api_ext::{
     AdaptivePoll, DurationModel, ExponentialPoll, PollContext, PollPolicy, WaitOptions,
 };
 use kling_api_ext::{AvatarRequest, Client, State};
@@ -258,10 +258,7 @@ fn part1() -> (f64, f64, f64) {
         .map(|&n| {
             run(
                 &format!("  near {n} s"),
-                &AdaptivePoll {
-                    near: Duration::from_secs(n),
-                    ..AdaptivePoll::default()
-                },
+                &AdaptivePoll::default().near(Duration::from_secs(n)),
                 Expect::Learned,
             )
         })
@@ -274,10 +271,7 @@ fn part1() -> (f64, f64, f64) {
         .map(|&n| {
             run(
                 &format!("  sparse cap {n} s"),
-                &AdaptivePoll {
-                    sparse_cap: Duration::from_secs(n),
-                    ..AdaptivePoll::default()
-                },
+                &AdaptivePoll::default().sparse_cap(Duration::from_secs(n)),
                 Expect::Learned,
             )
         })
@@ -358,13 +352,12 @@ async fn part2() {
         scale(Duration::from_secs(5)),
     );
     let d = AdaptivePoll::default();
-    let ours = AdaptivePoll {
-        first: scale(d.first),
-        cap: scale(d.cap),
-        sparse_cap: scale(d.sparse_cap),
-        near: scale(d.near),
-        ..d
-    };
+    let ours = d
+        .clone()
+        .first(scale(d.first))
+        .cap(scale(d.cap))
+        .sparse_cap(scale(d.sparse_cap))
+        .near(scale(d.near));
 
     for (name, learned) in [
         ("competitor: 500 ms x1.5, cap 5 s", false),

@@ -4,7 +4,7 @@
 //! Against a local simulator: start `kling sim`, export the three variables it
 //! prints, then run the same command.
 
-use kling_api_ext::wait::WaitOptions;
+use kling_api_ext::WaitOptions;
 use kling_api_ext::{AvatarRequest, Client};
 
 #[tokio::main]

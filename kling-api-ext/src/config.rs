@@ -203,7 +203,7 @@ impl ClientBuilder {
     }
 
     /// How reads and uploads are retried (createTask has its own, stricter rule:
-    /// see [`crate::retry`]).
+    /// see [`RetryPolicy`]).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self

@@ -1,22 +1,4 @@
 //! Downloads that never leave a partial file where the video should be.
-//!
-//! [`Client::download`] streams to a temporary file in the target's directory
-//! (so the final rename stays on one file system and is atomic), hashes as it
-//! goes, checks `Content-Length`, retries transient failures and renames the
-//! file into place only when it is complete, then syncs the directory so the
-//! rename survives a power cut.
-//!
-//! A cut transfer is resumed with `Range` only when the server can prove it is
-//! still the same object: the retry carries `If-Range` with the first answer's
-//! strong `ETag` (or `Last-Modified`), and a `206` must start where the file
-//! stopped and give the same total length. Anything else starts over, so two
-//! versions of a file are never spliced together. A body that ends early is
-//! never taken as complete: with `Content-Length` the count must match; without
-//! it, an MP4's top-level boxes must reach exactly to its end.
-//!
-//! Result URLs expire after about 24 hours: a 403/404/410 is
-//! [`Error::LinkExpired`]. When the source is a [`Task`], the download asks
-//! [`Client::download_url`] for a fresh link once and goes on with it.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -38,6 +20,7 @@ use crate::upload::ProgressFn;
 
 /// What to download: a URL, or a finished task's video.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum DownloadSource {
     /// A URL (a result URL, or a link from `download_url`).
     Url(Url),
@@ -70,6 +53,24 @@ impl From<&Task> for DownloadSource {
 }
 
 /// A completed download.
+///
+/// [`Client::download`] streams to a temporary file in the target's directory
+/// (so the final rename stays on one file system and is atomic), hashes as it
+/// goes, checks `Content-Length`, retries transient failures and renames the
+/// file into place only when it is complete, then syncs the directory so the
+/// rename survives a power cut.
+///
+/// A cut transfer is resumed with `Range` only when the server can prove it is
+/// still the same object: the retry carries `If-Range` with the first answer's
+/// strong `ETag` (or `Last-Modified`), and a `206` must start where the file
+/// stopped and give the same total length. Anything else starts over, so two
+/// versions of a file are never spliced together. A body that ends early is
+/// never taken as complete: with `Content-Length` the count must match; without
+/// it, an MP4's top-level boxes must reach exactly to its end.
+///
+/// Result URLs expire after about 24 hours: a 403/404/410 is
+/// [`Error::LinkExpired`]. When the source is a [`Task`], the download asks
+/// [`Client::download_url`] for a fresh link once and goes on with it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

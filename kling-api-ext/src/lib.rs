@@ -29,20 +29,32 @@
 //!
 //! # Crate organisation
 //!
-//! - [`Client`], built by [`ClientBuilder`]: configuration (API key held as a
-//!   secret, base URLs, timeouts, model, rate limit, retries) and every call.
-//! - [`AvatarRequest`]: a request that can only be built valid ([`request`]),
-//!   with [`media`] facts (type, size, dimensions, duration) and warnings.
-//! - [`upload`]: stream, base64 and URL uploads. [`preflight`]: checking URLs.
-//! - [`Task`], [`State`], [`TaskId`]: what recordInfo reports, parsed.
-//! - [`Error`]: one error type, a variant per thing a caller acts on differently.
-//! - [`retry`]: what is repeated and what never is; [`ratelimit`]: the creation
-//!   limiter.
-//! - [`wait`]: waiting for a task with an adaptive poll schedule, a deadline,
-//!   cancellation and progress; [`Client::submit_and_wait`].
-//! - [`webhook`]: verifying and parsing callbacks; `receiver` (feature
-//!   `webhook-receiver`): a ready axum endpoint.
-//! - [`download`]: atomic, resumable, hashed downloads.
+//! Every public type has one path, at the crate root; the modules behind them
+//! are private, one subject each (the `webhook-receiver` feature adds the
+//! `receiver` module, whose names stay in it).
+//!
+//! - [`Client`], built by [`ClientBuilder`] (`config`): configuration (API key
+//!   held as a secret, base URLs, timeouts, model, rate limit, retries). It
+//!   holds what its features share; each feature's calls live with the feature.
+//! - [`AvatarRequest`]: a request that can only be built valid (`request`),
+//!   with [`MediaFacts`] (type, size, dimensions, duration) and warnings
+//!   (`media`).
+//! - Uploads ([`UploadedFile`]: stream, base64, URL; `upload`, with its cache
+//!   of recent uploads) and preflight checks of media URLs (`preflight`).
+//! - [`Client::submit`] (`submit`): uploads, checks, then createTask, never
+//!   sent twice by accident ([`RetryPolicy`] says what is repeated).
+//! - [`Task`], [`State`], [`TaskId`] (`task`, `lifecycle`): what recordInfo
+//!   reports, parsed.
+//! - [`Error`] (`error`): one error type; [`ApiErrorKind`] for the envelope
+//!   codes, read from the answers in `interpret`.
+//! - One request pipeline (`send`, `operation`: each endpoint's method and
+//!   path, once) and one retry loop (`retry`) under every call; [`RateLimit`]:
+//!   the creation limiter (`ratelimit`).
+//! - [`Client::wait`] (`wait`: the loop; poll policies such as [`AdaptivePoll`];
+//!   [`DurationModel`], what the client learns about generation speed).
+//! - [`verify_callback`] and [`Callback`] (`webhook`): verifying and parsing
+//!   callbacks.
+//! - [`Client::download`] (`download`): atomic, resumable, hashed downloads.
 //!
 //! Every request runs in a `tracing` span (`kling_request`: operation, method,
 //! path, HTTP status, envelope code, duration, task id). The API key is never
@@ -51,30 +63,47 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// Builder-style setters for the public fields of a `#[non_exhaustive]`
+/// settings struct: `RetryPolicy::default().max_attempts(3)`.
+macro_rules! setters {
+    ($t:ty { $($field:ident: $ty:ty => $doc:literal),* $(,)? }) => {
+        impl $t {
+            $(
+                #[doc = $doc]
+                #[must_use]
+                pub fn $field(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
 mod client;
 mod config;
-pub mod download;
+mod download;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod interpret;
 mod lifecycle;
-pub mod media;
+mod media;
 mod operation;
-pub mod preflight;
-pub mod ratelimit;
+mod preflight;
+mod ratelimit;
 #[cfg(feature = "webhook-receiver")]
 pub mod receiver;
-pub mod request;
-pub mod retry;
+mod request;
+mod retry;
 mod send;
 mod serde_secs;
 mod submit;
-pub mod task;
-pub mod upload;
-pub mod wait;
-pub mod webhook;
+mod task;
+mod upload;
+mod wait;
+mod webhook;
 
 pub use client::Client;
 pub use config::{
@@ -86,17 +115,70 @@ pub use error::{ApiErrorKind, Error, Field, Operation, Result, TransportKind, sa
 /// The HTTP client crate this SDK uses (for [`ClientBuilder::http_client`]).
 pub use kling_api::reqwest;
 pub use lifecycle::{InvalidTaskId, State, TaskId};
-pub use media::{MAX_MEDIA_BYTES, MediaFacts, MediaKind};
+pub use media::{AUDIO_TYPES, IMAGE_TYPES, MAX_MEDIA_BYTES, MediaFacts, MediaKind, soft_limits};
 pub use ratelimit::RateLimit;
-pub use request::{AvatarRequest, AvatarRequestBuilder, Media, MediaSource, Model};
-pub use retry::RetryPolicy;
+pub use request::{
+    AvatarRequest, AvatarRequestBuilder, IntoMediaInput, MAX_PROMPT_CHARS, Media, MediaInputRaw,
+    MediaSource, Model,
+};
+pub use retry::{RetryPolicy, Retrying};
 pub use submit::{PrepareEvent, PrepareOptions, SubmitOptions, SubmitWait, SubmitWaitReason};
 pub use task::Task;
-pub use upload::{ProgressFn, UploadedFile};
+pub use upload::{MAX_BASE64_BYTES, ProgressFn, UploadedFile};
 pub use wait::{
-    AdaptivePoll, CancellationToken, ExponentialPoll, PollPolicy, WaitEvent, WaitOptions,
+    AdaptivePoll, CancellationToken, DEFAULT_DEADLINE, DEFAULT_NOT_VISIBLE_GRACE, DurationModel,
+    ExponentialPoll, PollContext, PollPolicy, ProgressCallback, WaitEvent, WaitOptions,
 };
-pub use webhook::{Callback, VerifyOptions, WebhookError, verify_callback};
+pub use webhook::{
+    Callback, SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyOptions, WebhookError, sign_callback,
+    verify_callback,
+};
 
 /// The generated client this crate is built on, for raw access.
 pub use kling_api;
+
+/// Every public future is `Send` (spawnable on a multi-threaded runtime) and
+/// the shared types are `Send + Sync`: checked when the crate compiles, so a
+/// change that breaks it fails the build rather than a user's `tokio::spawn`.
+#[allow(dead_code, clippy::too_many_arguments)]
+fn _public_futures_are_send(
+    client: &Client,
+    request: &AvatarRequest,
+    task_id: &TaskId,
+    url: &url::Url,
+    task: &Task,
+    callback: &Callback,
+    media: MediaKind,
+) {
+    fn send<T: Send>(_: T) {}
+    fn shared<T: Send + Sync>() {}
+    shared::<Client>();
+    shared::<ClientBuilder>();
+    shared::<Error>();
+    shared::<AvatarRequest>();
+    shared::<WaitOptions>();
+    shared::<SubmitOptions>();
+    shared::<PrepareOptions>();
+    shared::<DurationModel>();
+    send(client.get(task_id));
+    send(client.get_once(task_id));
+    send(client.credits());
+    send(client.download_url(url));
+    send(client.preflight(request));
+    send(client.preflight_url(media, url));
+    send(client.upload_file("face.png"));
+    send(client.upload_file_with_progress("face.png", None));
+    send(client.upload_base64(b"", "face.png"));
+    send(client.upload_from_url(url));
+    send(client.prepare(request, None));
+    send(client.prepare_with(request, PrepareOptions::new()));
+    send(client.submit(request));
+    send(client.submit_with(request, SubmitOptions::new()));
+    send(client.create_task(request));
+    send(client.create_task_with(request, SubmitOptions::new()));
+    send(client.wait(task_id, WaitOptions::default()));
+    send(client.submit_and_wait(request, WaitOptions::default()));
+    send(client.download(task.clone(), "out.mp4"));
+    send(client.download_with_progress(url.clone(), "out.mp4", None));
+    send(client.confirm(callback));
+}

@@ -119,7 +119,7 @@ pub(crate) fn extension_for(mime: &str) -> &'static str {
 /// Maps the many names detectors and servers use to the service's own, or
 /// `None` for anything it does not accept. `audio/vnd.wave` and `audio/x-wav`
 /// are WAV; `audio/x-m4a` and `audio/m4a` are MP4 audio; Ogg Opus is Ogg.
-pub fn canonical_type(mime: &str) -> Option<&'static str> {
+pub(crate) fn canonical_type(mime: &str) -> Option<&'static str> {
     let mime = mime
         .split(';')
         .next()
@@ -156,7 +156,7 @@ fn same_format(a: &str, b: &str) -> bool {
 }
 
 /// The media type of some bytes, from their content (magic numbers, MP4 boxes).
-pub fn sniff(bytes: &[u8]) -> String {
+pub(crate) fn sniff(bytes: &[u8]) -> String {
     file_format::FileFormat::from_bytes(bytes)
         .media_type()
         .to_owned()

@@ -1,16 +1,4 @@
 //! The client-side limit on task creation.
-//!
-//! The service accepts 20 new generation requests per 10 seconds per account and
-//! rejects (does not queue) the rest (`docs/service-notes.md` §7). Whether it counts in fixed or
-//! sliding windows is not documented, so the limiter assumes the strictest: at
-//! most `max` requests in *any* window of `window`. It counts a request from when
-//! its answer arrived (a request still in flight holds its slot), so however the
-//! network reorders them, the service never sees more than `max` arrivals in one
-//! window.
-//!
-//! Why not `governor`: its GCRA lets a burst of 20 through and then one request
-//! every 500 ms, which puts up to 40 requests in the first 10 s: a sliding-window
-//! service would reject half of them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
@@ -22,7 +10,20 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How many tasks may be created per window.
+///
+/// The service accepts 20 new generation requests per 10 seconds per account and
+/// rejects (does not queue) the rest (`docs/service-notes.md` §7). Whether it counts in fixed or
+/// sliding windows is not documented, so the limiter assumes the strictest: at
+/// most `max` requests in *any* window of `window`. It counts a request from when
+/// its answer arrived (a request still in flight holds its slot), so however the
+/// network reorders them, the service never sees more than `max` arrivals in one
+/// window.
+///
+/// Why not `governor`: its GCRA lets a burst of 20 through and then one request
+/// every 500 ms, which puts up to 40 requests in the first 10 s: a sliding-window
+/// service would reject half of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimit {
     /// Requests allowed per window.
     pub max: u32,
@@ -31,6 +32,17 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// At most `max` creations in any `window`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let limit = kling_api_ext::RateLimit::new(5, Duration::from_secs(10));
+    /// assert_eq!((limit.max, limit.window), (5, Duration::from_secs(10)));
+    /// ```
+    pub const fn new(max: u32, window: Duration) -> Self {
+        RateLimit { max, window }
+    }
+
     /// The service's documented limit: 20 creations per 10 s.
     pub const DEFAULT: RateLimit = RateLimit {
         max: 20,

@@ -25,7 +25,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use kling_api_ext::receiver::{ReceiverConfig, router};
-//! use kling_api_ext::wait::{ExponentialPoll, WaitOptions};
+//! use kling_api_ext::{ExponentialPoll, WaitOptions};
 //! use kling_api_ext::{AvatarRequest, Client};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -93,11 +93,28 @@ impl Serialize for Model {
 /// Where a media input comes from: a local file (uploaded on submit) or a URL
 /// the service fetches itself.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MediaSource {
     /// A local file.
     Path(PathBuf),
     /// An http(s) URL (query strings, e.g. presigned URLs, are fine).
     Url(Url),
+}
+
+/// As messages show it: the path, or the URL without its query ([`crate::safe_url`]).
+///
+/// ```
+/// use kling_api_ext::MediaSource;
+/// let url = url::Url::parse("https://b.example.com/v.mp3?X-Amz-Signature=abc").unwrap();
+/// assert_eq!(MediaSource::Url(url).to_string(), "https://b.example.com/v.mp3?[query hidden]");
+/// ```
+impl fmt::Display for MediaSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MediaSource::Path(path) => write!(f, "{}", path.display()),
+            MediaSource::Url(url) => f.write_str(&crate::error::safe_url(url)),
+        }
+    }
 }
 
 /// An input as given to the builder, checked by [`AvatarRequestBuilder::build`].

@@ -1,21 +1,4 @@
 //! When and how calls are repeated.
-//!
-//! **Reads** (recordInfo, credit, download-url, preflight, downloads) and uploads
-//! (free, and a repeat only stores another temporary file) are retried on
-//! transport errors, HTTP 408/429/5xx (Cloudflare's 52x included) and envelope
-//! codes 429, 433, 455 and 500, with jittered exponential backoff that honours
-//! `Retry-After` (seconds or HTTP-date), bounded by a number of attempts and a
-//! time budget.
-//!
-//! **createTask** costs money and has no idempotency key, so it is repeated only
-//! when the service certainly did not take it: no connection was made, or it
-//! answered 429/433 (rate limited) or 455 (maintenance) with HTTP 200 or 429.
-//! After a timeout, a reset once the request was sent, any HTTP 5xx (even one
-//! whose body is the envelope), an envelope `code: 500` ("server exception", not
-//! a validation message) or a body that is not the envelope, the outcome is
-//! unknown and [`crate::Client::submit`] returns
-//! [`crate::Error::SubmitOutcomeUnknown`] instead of trying again: the service
-//! may have stored the task before it failed.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,7 +10,35 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Operation, Result};
 
 /// Bounds and shape of the retries (see the module docs for what is retried).
+/// New settings may come: build it from [`RetryPolicy::default`] or
+/// [`RetryPolicy::none`] and its setters.
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = kling_api_ext::RetryPolicy::default()
+///     .max_attempts(3)
+///     .time_budget(Duration::from_secs(20));
+/// assert_eq!(policy.max_attempts, 3);
+/// ```
+///
+/// **Reads** (recordInfo, credit, download-url, preflight, downloads) and uploads
+/// (free, and a repeat only stores another temporary file) are retried on
+/// transport errors, HTTP 408/429/5xx (Cloudflare's 52x included) and envelope
+/// codes 429, 433, 455 and 500, with jittered exponential backoff that honours
+/// `Retry-After` (seconds or HTTP-date), bounded by a number of attempts and a
+/// time budget.
+///
+/// **createTask** costs money and has no idempotency key, so it is repeated only
+/// when the service certainly did not take it: no connection was made, or it
+/// answered 429/433 (rate limited) or 455 (maintenance) with HTTP 200 or 429.
+/// After a timeout, a reset once the request was sent, any HTTP 5xx (even one
+/// whose body is the envelope), an envelope `code: 500` ("server exception", not
+/// a validation message) or a body that is not the envelope, the outcome is
+/// unknown and [`crate::Client::submit`] returns
+/// [`crate::Error::SubmitOutcomeUnknown`] instead of trying again: the service
+/// may have stored the task before it failed.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (1 = no retries).
     pub max_attempts: u32,
@@ -236,6 +247,13 @@ impl<'a> Runner<'a> {
             .map_err(Step::into_error)
     }
 }
+
+setters!(RetryPolicy {
+    max_attempts: u32 => "Attempts in all, the first included (1 = no retries).",
+    initial_delay: Duration => "The first delay.",
+    max_delay: Duration => "The longest single delay.",
+    time_budget: Duration => "No retry starts once this much time has passed since the first attempt.",
+});
 
 /// One retry about to wait, as [`crate::PrepareEvent::Retrying`] reports it.
 #[derive(Clone, Debug)]

@@ -18,7 +18,7 @@ use crate::upload::cache::UploadKey;
 ///
 /// ```
 /// use kling_api_ext::SubmitOptions;
-/// use kling_api_ext::wait::CancellationToken;
+/// use kling_api_ext::CancellationToken;
 ///
 /// let stop = CancellationToken::new();
 /// let options = SubmitOptions::new()

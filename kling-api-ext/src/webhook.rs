@@ -1,37 +1,5 @@
 //! Callbacks (webhooks): verifying the signature, parsing the body, and
 //! confirming by re-reading the task.
-//!
-//! When a task with a `callBackUrl` ends, the service POSTs the task record
-//! there, once. With a webhook HMAC key set in the account, every callback
-//! carries (`docs/service-notes.md` §5):
-//!
-//! - `X-Webhook-Timestamp`: Unix seconds when sent;
-//! - `X-Webhook-Signature`: `base64(HMAC-SHA256(taskId + "." + timestamp, key))`.
-//!
-//! **The body is not signed**, only the task id and the time. A valid signature
-//! proves the callback came from the service for that task; it does not prove
-//! the body's other fields. Before acting on the result or the failure (paying
-//! out, publishing the video), call [`Client::confirm`], which re-reads the task
-//! by id. Callbacks are sent once and never retried as far as anyone knows, so
-//! pair them with a slow poll as a fallback (see the `receiver` module, feature
-//! `webhook-receiver`).
-//!
-//! ```
-//! use std::time::{Duration, SystemTime};
-//! use kling_api_ext::webhook::{VerifyOptions, verify_callback};
-//!
-//! let body = br#"{"code":200,"msg":"Playground task completed successfully.","data":{
-//!     "taskId":"task1","model":"kling/ai-avatar-v1-pro","state":"success","param":"{}",
-//!     "resultJson":"{\"resultUrls\":[\"https://files.example.com/v.mp4\"]}","costTime":89}}"#;
-//! let mut headers = kling_api_ext::reqwest::header::HeaderMap::new();
-//! headers.insert("x-webhook-timestamp", "1700000000".parse().unwrap());
-//! // base64(HMAC-SHA256("task1.1700000000", "secret")), computed with Python's hmac.
-//! headers.insert("x-webhook-signature", "Bpi3jhs3QgziHpYQ8zsyMocxMn4eY89lHCR9BLAl8zM=".parse().unwrap());
-//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_030);
-//! let callback = verify_callback(&headers, body, b"secret", now, &VerifyOptions::default()).unwrap();
-//! assert_eq!(callback.task.task_id.as_str(), "task1");
-//! assert_eq!(callback.task.video_url().unwrap().as_str(), "https://files.example.com/v.mp4");
-//! ```
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,12 +21,17 @@ pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
 
 /// How strict the check is.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyOptions {
     /// How far the timestamp may be from now, either way (default ±300 s: the
     /// service documents replay protection but no window). `None` turns the
     /// replay check off.
     pub tolerance: Option<Duration>,
 }
+
+setters!(VerifyOptions {
+    tolerance: Option<Duration> => "How far the timestamp may be from now, either way; `None` turns the replay check off.",
+});
 
 impl Default for VerifyOptions {
     fn default() -> Self {
@@ -211,8 +184,9 @@ fn task_id_of(value: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The expected signature for a task id and timestamp (the documented scheme).
-pub fn sign(key: &[u8], task_id: &str, timestamp: i64) -> String {
+/// The signature the service sends for a task id and timestamp (the documented
+/// scheme), for tests of your own receiver: `X-Webhook-Signature`.
+pub fn sign_callback(key: &[u8], task_id: &str, timestamp: i64) -> String {
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(format!("{task_id}.{timestamp}").as_bytes());
@@ -237,6 +211,40 @@ fn header<'a>(
 /// within `options.tolerance` of `now`; the body parses and names a task; the
 /// signature over `taskId + "." + timestamp` matches, compared in constant time.
 /// An empty `key` is refused ([`WebhookError::EmptyKey`]).
+///
+/// confirming by re-reading the task.
+///
+/// When a task with a `callBackUrl` ends, the service POSTs the task record
+/// there, once. With a webhook HMAC key set in the account, every callback
+/// carries (`docs/service-notes.md` §5):
+///
+/// - `X-Webhook-Timestamp`: Unix seconds when sent;
+/// - `X-Webhook-Signature`: `base64(HMAC-SHA256(taskId + "." + timestamp, key))`.
+///
+/// **The body is not signed**, only the task id and the time. A valid signature
+/// proves the callback came from the service for that task; it does not prove
+/// the body's other fields. Before acting on the result or the failure (paying
+/// out, publishing the video), call [`Client::confirm`], which re-reads the task
+/// by id. Callbacks are sent once and never retried as far as anyone knows, so
+/// pair them with a slow poll as a fallback (see the `receiver` module, feature
+/// `webhook-receiver`).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use kling_api_ext::{VerifyOptions, verify_callback};
+///
+/// let body = br#"{"code":200,"msg":"Playground task completed successfully.","data":{
+///     "taskId":"task1","model":"kling/ai-avatar-v1-pro","state":"success","param":"{}",
+///     "resultJson":"{\"resultUrls\":[\"https://files.example.com/v.mp4\"]}","costTime":89}}"#;
+/// let mut headers = kling_api_ext::reqwest::header::HeaderMap::new();
+/// headers.insert("x-webhook-timestamp", "1700000000".parse().unwrap());
+/// // base64(HMAC-SHA256("task1.1700000000", "secret")), computed with Python's hmac.
+/// headers.insert("x-webhook-signature", "Bpi3jhs3QgziHpYQ8zsyMocxMn4eY89lHCR9BLAl8zM=".parse().unwrap());
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_030);
+/// let callback = verify_callback(&headers, body, b"secret", now, &VerifyOptions::default()).unwrap();
+/// assert_eq!(callback.task.task_id.as_str(), "task1");
+/// assert_eq!(callback.task.video_url().unwrap().as_str(), "https://files.example.com/v.mp4");
+/// ```
 pub fn verify_callback(
     headers: &HeaderMap,
     body: &[u8],
@@ -323,11 +331,11 @@ mod tests {
 
     #[test]
     fn signatures_match_independent_known_answers() {
-        assert_eq!(sign(b"secret", "task1", 1_700_000_000), KNOWN);
+        assert_eq!(sign_callback(b"secret", "task1", 1_700_000_000), KNOWN);
         // python3 -c 'import hmac,hashlib,base64; print(base64.b64encode(hmac.new(b"whsec_test",
         //   b"c420e5a6f3b84ad2b6c1e4d0a9f7b311.1787567409", hashlib.sha256).digest()).decode())'
         assert_eq!(
-            sign(
+            sign_callback(
                 b"whsec_test",
                 "c420e5a6f3b84ad2b6c1e4d0a9f7b311",
                 1_787_567_409

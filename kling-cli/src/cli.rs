@@ -386,7 +386,9 @@ fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
     if max == 0 || window.is_zero() {
         return Err("the limit needs N > 0 and a duration > 0 (or off)".into());
     }
-    Ok(RateLimitArg(Some(kling_api_ext::RateLimit { max, window })))
+    Ok(RateLimitArg(Some(kling_api_ext::RateLimit::new(
+        max, window,
+    ))))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kling_api_ext::wait::{CancellationToken, WaitOptions};
+use kling_api_ext::{CancellationToken, WaitOptions};
 use kling_api_ext::{
     Error, Field, PrepareEvent, PrepareOptions, State, SubmitOptions, SubmitWaitReason, TaskId,
 };

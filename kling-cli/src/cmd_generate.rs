@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kling_api_ext::wait::WaitOptions;
-use kling_api_ext::{AvatarRequest, Error, Field, MediaSource, SubmitOptions, Task, TaskId};
+use kling_api_ext::WaitOptions;
+use kling_api_ext::{AvatarRequest, Error, Field, SubmitOptions, Task, TaskId};
 use serde_json::json;
 
 use crate::cli::{DownloadArgs, GenerateArgs, Inputs, SubmitArgs, WaitArgs};
@@ -60,10 +60,7 @@ pub fn request(inputs: &Inputs) -> Result<AvatarRequest, CliError> {
 pub fn describe(ctx: &Context, request: &AvatarRequest, preflight: bool) {
     let out = &ctx.out;
     for (label, media) in [("image", request.image()), ("audio", request.audio())] {
-        let source = match media.source() {
-            MediaSource::Path(p) => p.display().to_string(),
-            MediaSource::Url(u) => kling_api_ext::safe_url(u),
-        };
+        let source = media.source().to_string();
         let facts = media.facts().map(|f| {
             let mut parts = vec![f.mime.to_owned()];
             if let Some((w, h)) = f.dimensions {

@@ -95,10 +95,7 @@ fn now_ms() -> u64 {
 
 /// A media input as the history keeps it: a path, or a URL without its query.
 fn shown(source: &MediaSource) -> String {
-    match source {
-        MediaSource::Path(path) => path.display().to_string(),
-        MediaSource::Url(url) => kling_api_ext::safe_url(url),
-    }
+    source.to_string()
 }
 
 /// The history of this process's paid requests (off under `--sim`).

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kling_api_ext::wait::CancellationToken;
+use kling_api_ext::CancellationToken;
 
 use crate::error::code;
 use crate::output::Out;

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
-use kling_api_ext::wait::WaitEvent;
+use kling_api_ext::WaitEvent;
 use kling_api_ext::{MediaKind, PrepareEvent, PrepareOptions, ProgressFn};
 
 use crate::output::Out;

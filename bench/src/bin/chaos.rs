@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kling_api_ext::wait::WaitOptions;
+use kling_api_ext::WaitOptions;
 use kling_api_ext::{AvatarRequest, Client, RateLimit, RetryPolicy};
 use kling_sim::{RateLimitMode, SimConfig, Simulator};
 
@@ -224,14 +224,8 @@ async fn via_sdk(jobs: usize, mode: Mode, assets: &Path, work: &Path) -> Report 
         .base_url(sim.base_url())
         .upload_base_url(sim.upload_base_url())
         .request_timeout(Duration::from_secs(2))
-        .rate_limit(Some(RateLimit {
-            max: 50,
-            window: Duration::from_secs(5),
-        }))
-        .retry(RetryPolicy {
-            time_budget: Duration::from_secs(20),
-            ..RetryPolicy::default()
-        })
+        .rate_limit(Some(RateLimit::new(50, Duration::from_secs(5))))
+        .retry(RetryPolicy::default().time_budget(Duration::from_secs(20)))
         .build()
         .unwrap();
     let out = work.join(format!("sdk-{mode:?}"));

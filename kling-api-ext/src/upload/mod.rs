@@ -1,11 +1,5 @@
 //! Uploads: a local file as a multipart stream (memory does not grow with the
 //! file), small content as base64, or a public URL the service fetches.
-//!
-//! The service stores uploads for 3 days (some report less) and serves them at
-//! the returned `downloadUrl`, which is what a task's `image_url`/`audio_url`
-//! takes. Each upload gets a unique file name with the extension of its detected
-//! type, and the part's Content-Type is that type (`docs/service-notes.md` §6: a WAV sent as
-//! `application/octet-stream` caused trouble).
 
 pub(crate) mod cache;
 
@@ -32,6 +26,14 @@ pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
 pub const MAX_BASE64_BYTES: u64 = media::MAX_MEDIA_BYTES;
 
 /// A stored upload.
+///
+/// file), small content as base64, or a public URL the service fetches.
+///
+/// The service stores uploads for 3 days (some report less) and serves them at
+/// the returned `downloadUrl`, which is what a task's `image_url`/`audio_url`
+/// takes. Each upload gets a unique file name with the extension of its detected
+/// type, and the part's Content-Type is that type (`docs/service-notes.md` §6: a WAV sent as
+/// `application/octet-stream` caused trouble).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

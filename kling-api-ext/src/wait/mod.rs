@@ -1,22 +1,5 @@
 //! Waiting for a task to end: polls that never hang, spent where the task is
 //! likely to end.
-//!
-//! [`Client::wait`] polls recordInfo until the task succeeds or fails, with:
-//!
-//! - a [`PollPolicy`] deciding each delay (the default, [`AdaptivePoll`], is
-//!   chosen by the polling benchmark: `cargo bench -p kling-api-ext --bench polling`);
-//! - an overall deadline, on by default ([`DEFAULT_DEADLINE`]), after which
-//!   [`Error::WaitTimedOut`] carries the task id so the wait can be resumed; it
-//!   bounds the status request in flight too, so a service that stops answering
-//!   cannot hold a wait more than 10 s past its deadline, whatever the request
-//!   timeout;
-//! - cancellation by dropping the future, or from elsewhere with a
-//!   [`CancellationToken`] (which also abandons a status request in flight);
-//! - progress events ([`WaitEvent`]) on every poll and state change;
-//! - unknown states counted as still running, `recordInfo is null` right after
-//!   creation counted as "not visible yet" for a grace period, and transient
-//!   errors retried inside the deadline, sooner than the policy would look again
-//!   (0.5 s, doubling while they keep failing, unless the service says when).
 
 use std::fmt;
 use std::sync::Arc;
@@ -74,6 +57,25 @@ pub struct WaitEvent {
 pub type ProgressCallback = Arc<dyn Fn(&WaitEvent) + Send + Sync>;
 
 /// How [`Client::wait`] waits.
+///
+/// likely to end.
+///
+/// [`Client::wait`] polls recordInfo until the task succeeds or fails, with:
+///
+/// - a [`PollPolicy`] deciding each delay (the default, [`AdaptivePoll`], is
+///   chosen by the polling benchmark: `cargo bench -p kling-api-ext --bench polling`);
+/// - an overall deadline, on by default ([`DEFAULT_DEADLINE`]), after which
+///   [`Error::WaitTimedOut`] carries the task id so the wait can be resumed; it
+///   bounds the status request in flight too, so a service that stops answering
+///   cannot hold a wait more than 10 s past its deadline, whatever the request
+///   timeout;
+/// - cancellation by dropping the future, or from elsewhere with a
+///   [`CancellationToken`] (which also abandons a status request in flight);
+/// - progress events ([`WaitEvent`]) on every poll and state change;
+/// - unknown states counted as still running, `recordInfo is null` right after
+///   creation counted as "not visible yet" for a grace period, and transient
+///   errors retried inside the deadline, sooner than the policy would look again
+///   (0.5 s, doubling while they keep failing, unless the service says when).
 #[derive(Clone)]
 pub struct WaitOptions {
     deadline: Option<Duration>,
@@ -206,7 +208,7 @@ impl Client {
     /// ```no_run
     /// # async fn demo(client: kling_api_ext::Client, id: kling_api_ext::TaskId) -> Result<(), kling_api_ext::Error> {
     /// use std::time::Duration;
-    /// use kling_api_ext::wait::{CancellationToken, WaitOptions};
+    /// use kling_api_ext::{CancellationToken, WaitOptions};
     ///
     /// let stop = CancellationToken::new();
     /// let options = WaitOptions::new()

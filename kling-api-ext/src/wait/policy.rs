@@ -143,6 +143,7 @@ impl PollPolicy for ExponentialPoll {
 /// generation per second of audio from the tasks it has waited for, or from the
 /// caller ([`WaitOptions::expect_generation`]).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct AdaptivePoll {
     /// The first delay.
     pub first: Duration,
@@ -164,6 +165,18 @@ pub struct AdaptivePoll {
     /// Relative jitter (0.1 = ±10 %).
     pub jitter: f64,
 }
+
+setters!(AdaptivePoll {
+    first: Duration => "The first delay.",
+    factor: f64 => "Growth factor between delays.",
+    cap: Duration => "The longest delay when nothing is expected, or when overdue.",
+    sparse_cap: Duration => "The longest delay before the expected end window.",
+    early: f64 => "Without a learned range, the window opens at `early` × the expected end.",
+    late: f64 => "Without a learned range, the window closes at `late` × the expected end.",
+    margin: f64 => "With a learned range, the window is that range widened by this fraction on each side.",
+    near: Duration => "The delay inside the window.",
+    jitter: f64 => "Relative jitter (0.1 = ±10 %).",
+});
 
 impl Default for AdaptivePoll {
     fn default() -> Self {

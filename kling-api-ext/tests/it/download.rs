@@ -30,12 +30,13 @@ fn client(url: &str) -> kling_api_ext::Client {
     kling_api_ext::Client::builder()
         .api_key(KEY)
         .base_url(url)
-        .retry(RetryPolicy {
-            max_attempts: 4,
-            initial_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(20),
-            time_budget: Duration::from_secs(5),
-        })
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(4)
+                .initial_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(20))
+                .time_budget(Duration::from_secs(5)),
+        )
         .build()
         .unwrap()
 }

@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kling_api_ext::wait::{CancellationToken, ExponentialPoll, WaitOptions};
 use kling_api_ext::{
     ApiErrorKind, Error, RateLimit, RetryPolicy, State, SubmitOptions, SubmitWaitReason, TaskId,
 };
+use kling_api_ext::{CancellationToken, ExponentialPoll, WaitOptions};
 use serde_json::json;
 
 use crate::support::{Canned, KEY, ScriptedServer, created, envelope, record, url_request};
@@ -101,16 +101,14 @@ fn limited(server: &ScriptedServer, max: u32, budget: Duration) -> kling_api_ext
         .api_key(KEY)
         .base_url(&server.url)
         .preflight(false)
-        .rate_limit(Some(RateLimit {
-            max,
-            window: Duration::from_secs(10),
-        }))
-        .retry(RetryPolicy {
-            max_attempts: 4,
-            initial_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(40),
-            time_budget: budget,
-        })
+        .rate_limit(Some(RateLimit::new(max, Duration::from_secs(10))))
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(4)
+                .initial_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(40))
+                .time_budget(budget),
+        )
         .build()
         .unwrap()
 }

@@ -18,7 +18,7 @@ async fn twenty_creates_pass_in_the_first_window_and_the_twenty_first_waits() {
     let window = Duration::from_secs(2);
     let client = builder(&server)
         .preflight(false)
-        .rate_limit(Some(RateLimit { max: 20, window }))
+        .rate_limit(Some(RateLimit::new(20, window)))
         .build()
         .unwrap();
     let request = url_request();
@@ -56,10 +56,7 @@ async fn the_limit_can_be_turned_off() {
     });
     let client = builder(&server)
         .preflight(false)
-        .rate_limit(Some(RateLimit {
-            max: 1,
-            window: Duration::from_secs(60),
-        }))
+        .rate_limit(Some(RateLimit::new(1, Duration::from_secs(60))))
         .build()
         .unwrap();
     client.submit(&url_request()).await.unwrap();
@@ -90,10 +87,7 @@ async fn clients_built_separately_with_one_key_share_the_window() {
             .path("/api/v1/jobs/createTask");
         then.status(200).body(created("t").to_string());
     });
-    let limit = Some(RateLimit {
-        max: 2,
-        window: Duration::from_secs(60),
-    });
+    let limit = Some(RateLimit::new(2, Duration::from_secs(60)));
     let first = builder(&server)
         .preflight(false)
         .rate_limit(limit)

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use kling_api_ext::receiver::{ReceiverConfig, router};
-use kling_api_ext::webhook::sign;
+use kling_api_ext::sign_callback;
 use serde_json::{Value, json};
 
 const BODY: &str = r#"{"code":200,"msg":"Playground task completed successfully.","data":{"taskId":"task-9","model":"kling/ai-avatar-v1-pro","state":"success","param":"{}","resultJson":"{\"resultUrls\":[\"https://files.example.com/v.mp4\"]}","costTime":12}}"#;
@@ -50,7 +50,7 @@ async fn post(url: &str, body: &str, timestamp: i64, signature: &str) -> (u16, V
 async fn a_signed_callback_is_answered_and_handed_over() {
     let (url, mut events) = serve(ReceiverConfig::signed("hook-key").unwrap()).await;
     let ts = now();
-    let (status, body) = post(&url, BODY, ts, &sign(b"hook-key", "task-9", ts)).await;
+    let (status, body) = post(&url, BODY, ts, &sign_callback(b"hook-key", "task-9", ts)).await;
     assert_eq!(
         (status, body),
         (200, json!({"code": 200, "msg": "success"}))
@@ -68,13 +68,19 @@ async fn a_signed_callback_is_answered_and_handed_over() {
 async fn bad_signatures_stale_times_and_bad_bodies_are_refused() {
     let (url, mut events) = serve(ReceiverConfig::signed("hook-key").unwrap()).await;
     let ts = now();
-    let (status, body) = post(&url, BODY, ts, &sign(b"other-key", "task-9", ts)).await;
+    let (status, body) = post(&url, BODY, ts, &sign_callback(b"other-key", "task-9", ts)).await;
     assert_eq!((status, body["msg"].clone()), (401, json!("bad signature")));
     let old = ts - 3600;
-    let (status, body) = post(&url, BODY, old, &sign(b"hook-key", "task-9", old)).await;
+    let (status, body) = post(&url, BODY, old, &sign_callback(b"hook-key", "task-9", old)).await;
     assert_eq!(status, 401);
     assert!(body["msg"].as_str().unwrap().starts_with("stale timestamp"));
-    let (status, _) = post(&url, "<html>", ts, &sign(b"hook-key", "task-9", ts)).await;
+    let (status, _) = post(
+        &url,
+        "<html>",
+        ts,
+        &sign_callback(b"hook-key", "task-9", ts),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(
         events.try_recv().is_err(),
@@ -132,7 +138,7 @@ fn an_empty_key_is_refused() {
     headers.insert("x-webhook-timestamp", now().to_string().parse().unwrap());
     headers.insert(
         "x-webhook-signature",
-        sign(b"", "task-9", now()).parse().unwrap(),
+        sign_callback(b"", "task-9", now()).parse().unwrap(),
     );
     assert_eq!(
         kling_api_ext::verify_callback(
@@ -151,14 +157,20 @@ fn an_empty_key_is_refused() {
 async fn a_callback_seen_twice_is_handed_over_once() {
     let (url, mut events) = serve(ReceiverConfig::signed("hook-key").unwrap()).await;
     let ts = now();
-    let signature = sign(b"hook-key", "task-9", ts);
+    let signature = sign_callback(b"hook-key", "task-9", ts);
     for _ in 0..3 {
         let (status, _) = post(&url, BODY, ts, &signature).await;
         assert_eq!(status, 200, "a duplicate is still answered");
     }
     // The same task at another time is another callback.
     let later = ts + 1;
-    post(&url, BODY, later, &sign(b"hook-key", "task-9", later)).await;
+    post(
+        &url,
+        BODY,
+        later,
+        &sign_callback(b"hook-key", "task-9", later),
+    )
+    .await;
     let first = events.recv().await.unwrap();
     let second = events.recv().await.unwrap();
     assert_eq!((first.timestamp, second.timestamp), (Some(ts), Some(later)));

@@ -415,10 +415,7 @@ async fn the_time_budget_stops_retries() {
     let client = kling_api_ext::Client::builder()
         .api_key(KEY)
         .base_url(&server.url)
-        .retry(kling_api_ext::RetryPolicy {
-            time_budget: Duration::from_secs(5),
-            ..crate::support::fast_retry()
-        })
+        .retry(crate::support::fast_retry().time_budget(Duration::from_secs(5)))
         .build()
         .unwrap();
     let started = Instant::now();

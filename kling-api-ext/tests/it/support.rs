@@ -31,12 +31,11 @@ pub fn copy_as(src: &Path, dir: &Path, name: &str) -> PathBuf {
 
 /// Fast retries so tests do not wait.
 pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        initial_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(40),
-        time_budget: Duration::from_secs(10),
-    }
+    RetryPolicy::default()
+        .max_attempts(4)
+        .initial_delay(Duration::from_millis(10))
+        .max_delay(Duration::from_millis(40))
+        .time_budget(Duration::from_secs(10))
 }
 
 pub fn builder(server: &MockServer) -> ClientBuilder {

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kling_api_ext::wait::{CancellationToken, ExponentialPoll, WaitOptions};
+use kling_api_ext::{CancellationToken, ExponentialPoll, WaitOptions};
 use kling_api_ext::{Error, State, TaskId};
 use serde_json::json;
 

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kling_api_ext::wait::{ExponentialPoll, WaitOptions};
 use kling_api_ext::{AvatarRequest, Client, Error, RetryPolicy, State, Task};
+use kling_api_ext::{ExponentialPoll, WaitOptions};
 use kling_sim::Simulator;
 
 use crate::support::{KEY, check_mp4, sim};
@@ -22,12 +22,13 @@ fn client(sim: &Simulator) -> Client {
         .api_key(KEY)
         .base_url(sim.base_url())
         .upload_base_url(sim.upload_base_url())
-        .retry(RetryPolicy {
-            max_attempts: 6,
-            initial_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(100),
-            time_budget: Duration::from_secs(10),
-        })
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(6)
+                .initial_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(100))
+                .time_budget(Duration::from_secs(10)),
+        )
         .request_timeout(Duration::from_millis(800))
         // The simulator's limit is off in these tests; the client's would only
         // slow them down (it has its own tests).

@@ -15,9 +15,15 @@ use kling_api::upload::types as up;
 use kling_api::{Error as RawError, ResponseValue};
 use serde::Deserialize;
 
-use crate::error::{ApiErrorKind, Error, Field, Operation, TransportKind};
+use crate::error::{ApiErrorKind, Error, Field, Operation};
 use crate::lifecycle::TaskId;
 use crate::retry::parse_retry_after;
+
+mod codes;
+mod transport;
+
+pub(crate) use codes::from_code;
+pub(crate) use transport::transport;
 
 /// The envelope fields of a generated response type.
 pub(crate) trait Envelope {
@@ -368,64 +374,6 @@ fn from_body<B: Envelope + serde::Serialize>(
     }
 }
 
-/// Messages the service sends with code 500 for what is really a validation
-/// failure (`docs/service-notes.md` §2, §3): reported as [`ApiErrorKind::Rejected`], never retried.
-const VALIDATION_HINTS: &[&str] = &[
-    "is required",
-    "required field",
-    "not supported",
-    "invalid",
-    "must be",
-    "too long",
-    "exceeds",
-    "type not supported",
-];
-
-fn looks_like_validation(msg: &str) -> bool {
-    let lower = msg.to_ascii_lowercase();
-    VALIDATION_HINTS.iter().any(|hint| lower.contains(hint))
-}
-
-/// Maps an envelope `code` other than 200 to an error.
-pub(crate) fn from_code(
-    operation: Operation,
-    task_id: Option<TaskId>,
-    code: i64,
-    msg: String,
-    retry_after: Option<Duration>,
-) -> Error {
-    let kind = match code {
-        401 => ApiErrorKind::Unauthorized,
-        402 => ApiErrorKind::InsufficientCredits,
-        404 => ApiErrorKind::NotFound,
-        422 if msg.to_ascii_lowercase().contains("recordinfo is null") => ApiErrorKind::NotFound,
-        400 | 405 | 413 | 422 => ApiErrorKind::Rejected,
-        433 => ApiErrorKind::UsageLimited,
-        429 => ApiErrorKind::RateLimited,
-        455 => ApiErrorKind::Maintenance,
-        500 if looks_like_validation(&msg) => ApiErrorKind::Rejected,
-        500 => ApiErrorKind::ServerError,
-        501 => {
-            return Error::GenerationFailed {
-                operation: Some(operation),
-                task_id,
-                fail_code: Some("501".into()),
-                fail_msg: Some(msg),
-            };
-        }
-        505 => ApiErrorKind::FeatureDisabled,
-        _ => ApiErrorKind::Unknown,
-    };
-    Error::Api {
-        operation,
-        task_id,
-        code,
-        kind,
-        msg,
-        retry_after,
-    }
-}
-
 /// The first KiB of a body as text, cut at a character boundary. Bytes that are
 /// not UTF-8 become U+FFFD, which takes three bytes: the cut is made on the
 /// text, so the result stays within a KiB whatever the body holds.
@@ -443,57 +391,6 @@ pub(crate) fn body_prefix(bytes: &[u8]) -> String {
     prefix
 }
 
-/// Whether a connect error's causes say the name did not resolve (hyper-util's
-/// resolver reports "dns error", the system's "failed to lookup address").
-fn is_dns_failure(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        let text = e.to_string().to_ascii_lowercase();
-        if text.contains("dns error") || text.contains("failed to lookup address") {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
-}
-
-/// Classifies a reqwest error.
-pub(crate) fn transport(
-    operation: Operation,
-    task_id: Option<TaskId>,
-    error: reqwest::Error,
-) -> Error {
-    let kind = if error.is_connect() && is_dns_failure(&error) {
-        TransportKind::Dns
-    } else if error.is_connect() {
-        TransportKind::Connect
-    } else if error.is_timeout() {
-        TransportKind::Timeout
-    } else if error.is_body() || error.is_request() || error.is_decode() {
-        TransportKind::Reset
-    } else {
-        TransportKind::Other
-    };
-    // Only a failed connection proves the request was not sent; a connect
-    // timeout is reported by reqwest as both connect and timeout.
-    let may_have_reached_server = !error.is_connect();
-    // reqwest's message names the URL: keep its host and path for the reader,
-    // never a presigned query.
-    let mut error = error;
-    if let Some(url) = error.url_mut() {
-        url.set_query(None);
-        url.set_fragment(None);
-        let _ = url.set_password(None);
-    }
-    Error::Transport {
-        operation,
-        task_id,
-        kind,
-        may_have_reached_server,
-        source: error,
-    }
-}
-
 /// `Retry-After`, parsed (see [`parse_retry_after`]).
 pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
@@ -504,8 +401,6 @@ pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option
 
 #[cfg(test)]
 mod tests {
-    use std::fmt;
-
     use super::*;
 
     #[test]
@@ -562,85 +457,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn codes_map_to_variants() {
-        let op = Operation::GetTask;
-        let map = |code, msg: &str| from_code(op, None, code, msg.into(), None).kind();
-        assert_eq!(map(401, "Unauthorized"), "unauthorized");
-        assert_eq!(map(402, "no money"), "insufficient_credits");
-        assert_eq!(map(404, "Task not found"), "not_found");
-        assert_eq!(map(422, "recordInfo is null"), "not_found");
-        assert_eq!(map(422, "url is wrong"), "rejected");
-        assert_eq!(map(400, "taskId parameter is required"), "rejected");
-        assert_eq!(map(413, "The request body is too large"), "rejected");
-        assert_eq!(map(429, "Rate limit exceeded"), "rate_limited");
-        assert_eq!(map(433, "sub-key limit"), "usage_limited");
-        assert_eq!(map(455, "maintenance"), "maintenance");
-        assert_eq!(
-            map(500, "Server exception, please try again later"),
-            "server_error"
-        );
-        assert_eq!(map(500, "This field is required"), "rejected");
-        assert_eq!(map(500, "audio_url file type not supported"), "rejected");
-        assert_eq!(map(501, "Playground task failed."), "generation_failed");
-        assert_eq!(map(505, "disabled"), "feature_disabled");
-        assert_eq!(map(418, "teapot"), "unknown_code");
-    }
-
-    #[test]
-    fn a_name_that_does_not_resolve_is_told_from_a_refused_connection() {
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl fmt::Display for Outer {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("client error (Connect)")
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let dns = Outer(std::io::Error::other(
-            "dns error: failed to lookup address information: Name or service not known",
-        ));
-        assert!(is_dns_failure(&dns));
-        let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(!is_dns_failure(&refused));
-        assert_eq!(
-            TransportKind::Dns.to_string(),
-            "could not resolve the host name"
-        );
-    }
-
-    #[test]
-    fn retryable_kinds() {
-        let op = Operation::GetTask;
-        assert!(from_code(op, None, 429, String::new(), None).is_retryable());
-        assert!(from_code(op, None, 455, String::new(), None).is_retryable());
-        assert!(!from_code(op, None, 433, "hourly cap".into(), None).is_retryable());
-        assert!(from_code(op, None, 500, "Server exception".into(), None).is_retryable());
-        assert!(!from_code(op, None, 500, "This field is required".into(), None).is_retryable());
-        assert!(!from_code(op, None, 401, String::new(), None).is_retryable());
-        assert!(!from_code(op, None, 422, "recordInfo is null".into(), None).is_retryable());
-        let unexpected = |status| Error::UnexpectedResponse {
-            operation: op,
-            task_id: None,
-            status,
-            detail: String::new(),
-            body: String::new(),
-            retry_after: None,
-        };
-        assert!(unexpected(502).is_retryable());
-        assert!(unexpected(520).is_retryable());
-        assert!(unexpected(429).is_retryable());
-        assert!(!unexpected(403).is_retryable());
-        let unknown = Error::SubmitOutcomeUnknown {
-            cause: Box::new(unexpected(502)),
-        };
-        assert!(!unknown.is_retryable());
-    }
-
     /// Found by `cargo fuzz run envelope` (artifacts/envelope/crash-1c3752ec…):
     /// 1,024 bytes that are not UTF-8 turned into a 3 KiB "prefix".
     #[test]
@@ -667,35 +483,5 @@ mod tests {
         assert!(prefix.len() <= 1024 + '…'.len_utf8() + 3);
         assert!(prefix.ends_with('…'));
         assert_eq!(body_prefix(b"short"), "short");
-    }
-
-    #[test]
-    fn messages_name_operation_task_and_code() {
-        let error = from_code(
-            Operation::GetTask,
-            Some(TaskId::new("t-1").unwrap()),
-            422,
-            "recordInfo is null".into(),
-            None,
-        );
-        assert_eq!(
-            error.to_string(),
-            "recordInfo: not found (code 422) for task t-1: recordInfo is null"
-        );
-        assert_eq!(error.task_id().map(TaskId::as_str), Some("t-1"));
-        assert_eq!(error.operation(), Some(Operation::GetTask));
-        assert_eq!(error.code(), Some(422));
-        let limited = from_code(
-            Operation::CreateTask,
-            None,
-            429,
-            "slow down".into(),
-            Some(Duration::from_secs(3)),
-        );
-        assert_eq!(
-            limited.to_string(),
-            "createTask: rate limited (code 429), retry after 3.0 s: slow down"
-        );
-        assert_eq!(limited.retry_after(), Some(Duration::from_secs(3)));
     }
 }
