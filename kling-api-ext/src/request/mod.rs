@@ -1,245 +1,20 @@
 //! The generation request, which can only be built valid.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-use serde::Serialize;
 use url::Url;
 
 use crate::error::{Error, Field};
 use crate::media::{self, MediaFacts, MediaKind};
 
+mod model;
+mod source;
+
+pub use model::Model;
+use source::RawSource;
+pub(crate) use source::check_http_url;
+pub use source::{IntoMediaInput, MediaInputRaw, MediaSource};
+
 /// The longest prompt, in characters (Unicode scalar values, not bytes).
 pub const MAX_PROMPT_CHARS: usize = 5000;
-
-/// The model to generate with. The default is the one Apikley documents.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Model {
-    /// `kling/ai-avatar-v1-pro` (1080p; Apikley's documented id).
-    #[default]
-    AvatarV1Pro,
-    /// `kling/ai-avatar-pro` (1080p; kie.ai's current id).
-    AvatarPro,
-    /// `kling/ai-avatar-standard` (720p).
-    AvatarStandard,
-}
-
-impl Model {
-    /// Every model id this SDK can send.
-    pub const ALL: &'static [Model] =
-        &[Model::AvatarV1Pro, Model::AvatarPro, Model::AvatarStandard];
-
-    /// The id sent as `model`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Model::AvatarV1Pro => "kling/ai-avatar-v1-pro",
-            Model::AvatarPro => "kling/ai-avatar-pro",
-            Model::AvatarStandard => "kling/ai-avatar-standard",
-        }
-    }
-
-    /// The documented price in credits per generated second (kie.ai's catalogue:
-    /// 16 for Pro at 1080p, 8 for Standard at 720p; Apikley's price is not
-    /// published, so the client lets you set your own).
-    pub fn credits_per_second(self) -> f64 {
-        match self {
-            Model::AvatarV1Pro | Model::AvatarPro => 16.0,
-            Model::AvatarStandard => 8.0,
-        }
-    }
-
-    pub(crate) fn wire(self) -> kling_api::types::KlingAiAvatarV1ProBodyModel {
-        use kling_api::types::KlingAiAvatarV1ProBodyModel as M;
-        match self {
-            Model::AvatarV1Pro => M::KlingAiAvatarV1Pro,
-            Model::AvatarPro => M::KlingAiAvatarPro,
-            Model::AvatarStandard => M::KlingAiAvatarStandard,
-        }
-    }
-}
-
-impl fmt::Display for Model {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Model {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Model::ALL
-            .iter()
-            .copied()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
-                Error::invalid(
-                    Field::Model,
-                    Some(s.to_owned()),
-                    format!("unknown model; known: {}", known.join(", ")),
-                )
-            })
-    }
-}
-
-impl Serialize for Model {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-/// Where a media input comes from: a local file (uploaded on submit) or a URL
-/// the service fetches itself.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum MediaSource {
-    /// A local file.
-    Path(PathBuf),
-    /// An http(s) URL (query strings, e.g. presigned URLs, are fine).
-    Url(Url),
-}
-
-/// As messages show it: the path, or the URL without its query ([`crate::safe_url`]).
-///
-/// ```
-/// use kling_api_ext::MediaSource;
-/// let url = url::Url::parse("https://b.example.com/v.mp3?X-Amz-Signature=abc").unwrap();
-/// assert_eq!(MediaSource::Url(url).to_string(), "https://b.example.com/v.mp3?[query hidden]");
-/// ```
-impl fmt::Display for MediaSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MediaSource::Path(path) => write!(f, "{}", path.display()),
-            MediaSource::Url(url) => f.write_str(&crate::error::safe_url(url)),
-        }
-    }
-}
-
-/// An input as given to the builder, checked by [`AvatarRequestBuilder::build`].
-#[derive(Clone, Debug)]
-enum RawSource {
-    Path(PathBuf),
-    Text(String),
-    Url(Url),
-}
-
-impl RawSource {
-    fn resolve(self, kind: MediaKind) -> Result<MediaSource, Error> {
-        match self {
-            RawSource::Path(p) => Ok(MediaSource::Path(p)),
-            RawSource::Url(u) => check_media_url(kind, u.as_str()).map(MediaSource::Url),
-            RawSource::Text(t) => {
-                if t.contains("://") {
-                    check_media_url(kind, &t).map(MediaSource::Url)
-                } else {
-                    Ok(MediaSource::Path(PathBuf::from(t)))
-                }
-            }
-        }
-    }
-}
-
-/// A value the builder accepts as an image or audio input: a path, or a string
-/// that is a URL when it has a scheme (`https://...`) and a path otherwise.
-pub trait IntoMediaInput: sealed::Sealed {
-    #[doc(hidden)]
-    fn into_raw(self) -> MediaInputRaw;
-}
-
-#[doc(hidden)]
-#[derive(Clone, Debug)]
-pub struct MediaInputRaw(RawSource);
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for &str {}
-    impl Sealed for String {}
-    impl Sealed for &String {}
-    impl Sealed for &std::path::Path {}
-    impl Sealed for std::path::PathBuf {}
-    impl Sealed for &std::path::PathBuf {}
-    impl Sealed for url::Url {}
-    impl Sealed for super::MediaSource {}
-}
-
-impl IntoMediaInput for &str {
-    fn into_raw(self) -> MediaInputRaw {
-        MediaInputRaw(RawSource::Text(self.to_owned()))
-    }
-}
-impl IntoMediaInput for String {
-    fn into_raw(self) -> MediaInputRaw {
-        MediaInputRaw(RawSource::Text(self))
-    }
-}
-impl IntoMediaInput for &String {
-    fn into_raw(self) -> MediaInputRaw {
-        MediaInputRaw(RawSource::Text(self.clone()))
-    }
-}
-impl IntoMediaInput for &Path {
-    fn into_raw(self) -> MediaInputRaw {
-        MediaInputRaw(RawSource::Path(self.to_owned()))
-    }
-}
-impl IntoMediaInput for PathBuf {
-    fn into_raw(self) -> MediaInputRaw {
-        MediaInputRaw(RawSource::Path(self))
-    }
-}
-impl IntoMediaInput for &PathBuf {
-    fn into_raw(self) -> MediaInputRaw {
-        MediaInputRaw(RawSource::Path(self.clone()))
-    }
-}
-impl IntoMediaInput for Url {
-    fn into_raw(self) -> MediaInputRaw {
-        MediaInputRaw(RawSource::Url(self))
-    }
-}
-impl IntoMediaInput for MediaSource {
-    fn into_raw(self) -> MediaInputRaw {
-        MediaInputRaw(match self {
-            MediaSource::Path(p) => RawSource::Path(p),
-            MediaSource::Url(u) => RawSource::Url(u),
-        })
-    }
-}
-
-fn check_media_url(kind: MediaKind, text: &str) -> Result<Url, Error> {
-    check_http_url(kind.field(), text)
-}
-
-/// Parses an absolute http(s) URL with a host.
-pub(crate) fn check_http_url(field: Field, text: &str) -> Result<Url, Error> {
-    let url = Url::parse(text).map_err(|e| {
-        Error::invalid(
-            field,
-            Some(text.to_owned()),
-            format!("not a valid URL ({e}); use an absolute http(s) URL"),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::invalid(
-            field,
-            Some(text.to_owned()),
-            format!(
-                "the scheme is {}; only http and https URLs are allowed",
-                url.scheme()
-            ),
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::invalid(
-            field,
-            Some(text.to_owned()),
-            "the URL has no host",
-        ));
-    }
-    Ok(url)
-}
 
 /// One media input of a request, checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -607,20 +382,6 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    #[test]
-    fn models_parse_and_map_to_the_wire() {
-        for model in Model::ALL {
-            assert_eq!(model.as_str().parse::<Model>().unwrap(), *model);
-            assert_eq!(model.wire().to_string(), model.as_str());
-        }
-        let error = "kling/ai-avatar-v9".parse::<Model>().unwrap_err();
-        assert!(
-            error.to_string().contains("kling/ai-avatar-v1-pro"),
-            "{error}"
-        );
-        assert_eq!(Model::default(), Model::AvatarV1Pro);
     }
 
     #[test]
