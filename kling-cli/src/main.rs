@@ -5,8 +5,8 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod atomic;
+mod batch;
 mod cli;
-mod cmd_batch;
 mod cmd_generate;
 mod cmd_simple;
 mod config;
@@ -16,8 +16,6 @@ mod error;
 mod guard;
 mod history;
 mod interrupt;
-mod journal;
-mod manifest;
 mod output;
 mod speed;
 mod ui;
@@ -221,7 +219,7 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::Download(args) => cmd_generate::download_cmd(&ctx, args).await,
         Command::Upload(args) => cmd_simple::upload(&ctx, args).await.map_err(Into::into),
         Command::Credits => cmd_simple::credits(&ctx).await.map_err(Into::into),
-        Command::Batch(args) => cmd_batch::run(ctx, args).await,
+        Command::Batch(args) => batch::run(ctx, args).await,
         Command::History(args) => cmd_simple::refresh_history(&ctx, &args)
             .await
             .map_err(Into::into),

@@ -1,5 +1,6 @@
 //! The shape of the hand-written crates: no two modules of one crate lean on
-//! each other (directly or round a circle), so that each subject has one room.
+//! each other (directly or round a circle), and no source file grows past a
+//! size a reader can hold, so that each subject has one room.
 //!
 //! A module's dependencies are the `crate::` paths in its code (comments and
 //! unit tests aside), with names the crate root re-exports resolved to the
@@ -10,6 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const CRATES: &[&str] = &["kling-api-ext/src", "kling-sim/src", "kling-cli/src"];
+
+/// Longest source file, in lines (unit tests included).
+const MAX_LINES: usize = 500;
+
+/// Files allowed past [`MAX_LINES`], each with why it is one subject.
+const LONG_FILES: &[(&str, &str)] = &[];
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -215,4 +222,29 @@ fn the_checker_sees_a_circle_and_root_reexports() {
     );
     assert_eq!(names["Client"], "client");
     assert_eq!(names["ENV_API_KEY"], "config");
+}
+
+#[test]
+fn no_source_file_is_longer_than_a_reader_can_hold() {
+    let mut long = Vec::new();
+    for krate in CRATES {
+        let mut files = Vec::new();
+        rust_files(&repo_root().join(krate), &mut files);
+        for file in files {
+            let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+            let name = file
+                .strip_prefix(repo_root())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if lines > MAX_LINES && !LONG_FILES.iter().any(|(f, _)| *f == name) {
+                long.push(format!("{name}: {lines} lines"));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "past {MAX_LINES} lines (split along a seam, or say in LONG_FILES why it is one subject):\n{}",
+        long.join("\n")
+    );
 }

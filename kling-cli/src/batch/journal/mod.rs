@@ -20,8 +20,10 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
 use serde_json::Value;
 
+use super::ResultLine;
 use crate::atomic::sync_dir;
 
 /// The journal's file name in the output directory.
@@ -69,7 +71,13 @@ pub enum Event {
     },
     /// The task ended: a result line is due in results.jsonl.
     #[serde(rename_all = "camelCase")]
-    Finished { id: String, result: Value, at: u64 },
+    Finished {
+        id: String,
+        /// A [`ResultLine`], kept as written: a line an earlier version
+        /// journaled is given back as it was.
+        result: Value,
+        at: u64,
+    },
 }
 
 impl Event {
@@ -310,9 +318,9 @@ impl Journal {
 pub fn result_of(id: &str, state: &JobState) -> Option<Value> {
     match state {
         JobState::Finished { result } => Some(result.clone()),
-        JobState::Rejected { kind, message } => Some(
-            serde_json::json!({"id": id, "status": "rejected", "error": {"kind": kind, "message": message}}),
-        ),
+        JobState::Rejected { kind, message } => {
+            Some(ResultLine::rejected(id, kind, message).to_value())
+        }
         _ => None,
     }
 }
@@ -355,7 +363,7 @@ pub fn rewrite_results(dir: &Path) -> std::io::Result<usize> {
 /// order the jobs first appear in it), then one line per invalid manifest line of this run
 /// (`{"line", "status": "invalid", "error"}`), so the file accounts for every
 /// line of the manifest.
-pub fn rewrite_results_with(dir: &Path, invalid: &[Value]) -> std::io::Result<usize> {
+pub fn rewrite_results_with(dir: &Path, invalid: &[ResultLine]) -> std::io::Result<usize> {
     let bytes = std::fs::read(dir.join(JOURNAL))?;
     let (states, order, _) = replay(&bytes);
     let mut text = Vec::new();
@@ -365,7 +373,7 @@ pub fn rewrite_results_with(dir: &Path, invalid: &[Value]) -> std::io::Result<us
             .get(id)
             .and_then(|record| result_of(id, &record.state))
     });
-    for result in ended.chain(invalid.iter().cloned()) {
+    for result in ended.chain(invalid.iter().map(ResultLine::to_value)) {
         text.extend(serde_json::to_vec(&result).map_err(std::io::Error::other)?);
         text.push(b'\n');
         count += 1;
@@ -375,265 +383,4 @@ pub fn rewrite_results_with(dir: &Path, invalid: &[Value]) -> std::io::Result<us
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn replay_rebuilds_each_jobs_state_and_skips_a_torn_line() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (journal, states, _) = Journal::open(dir.path()).unwrap();
-            assert!(states.is_empty());
-            for event in [
-                Event::Intent {
-                    id: "a".into(),
-                    input: "ia".into(),
-                    at: 1,
-                },
-                Event::Submitted {
-                    id: "a".into(),
-                    task_id: "t-a".into(),
-                    at: 2,
-                },
-                Event::Intent {
-                    id: "b".into(),
-                    input: "ib".into(),
-                    at: 3,
-                },
-                Event::Intent {
-                    id: "c".into(),
-                    input: "ic".into(),
-                    at: 4,
-                },
-                Event::Unknown {
-                    id: "c".into(),
-                    error: "reset".into(),
-                    at: 5,
-                },
-                Event::Rejected {
-                    id: "d".into(),
-                    kind: "rejected".into(),
-                    message: "bad".into(),
-                    input: None,
-                    at: 6,
-                },
-                Event::Intent {
-                    id: "e".into(),
-                    input: "ie".into(),
-                    at: 7,
-                },
-                Event::Submitted {
-                    id: "e".into(),
-                    task_id: "t-e".into(),
-                    at: 8,
-                },
-                Event::Finished {
-                    id: "e".into(),
-                    result: json!({"id": "e", "status": "done"}),
-                    at: 9,
-                },
-            ] {
-                journal.record(&event).unwrap();
-            }
-        }
-        // A crash mid-write.
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(dir.path().join(JOURNAL))
-            .unwrap();
-        file.write_all(b"{\"event\":\"submitted\",\"id\":\"b\",\"tas")
-            .unwrap();
-        let (_, states, damage) = Journal::open(dir.path()).unwrap();
-        assert_eq!(damage.torn, 1);
-        assert_eq!(
-            states["a"].state,
-            JobState::Submitted {
-                task_id: "t-a".into()
-            }
-        );
-        assert_eq!(states["a"].task_ids, ["t-a"]);
-        assert_eq!(states["a"].input.as_deref(), Some("ia"));
-        assert_eq!(
-            states["b"].state,
-            JobState::Interrupted { input: "ib".into() }
-        );
-        assert_eq!(
-            states["c"].state,
-            JobState::Unknown {
-                error: "reset".into()
-            }
-        );
-        assert!(matches!(states["d"].state, JobState::Rejected { .. }));
-        assert!(matches!(states["e"].state, JobState::Finished { .. }));
-    }
-
-    #[test]
-    fn results_are_rebuilt_with_one_line_per_ended_job() {
-        let dir = tempfile::tempdir().unwrap();
-        let (journal, _, _) = Journal::open(dir.path()).unwrap();
-        for event in [
-            Event::Rejected {
-                id: "a".into(),
-                kind: "insufficient_credits".into(),
-                message: "no".into(),
-                input: None,
-                at: 1,
-            },
-            Event::Intent {
-                id: "b".into(),
-                input: "ib".into(),
-                at: 2,
-            },
-            Event::Submitted {
-                id: "b".into(),
-                task_id: "t".into(),
-                at: 3,
-            },
-            Event::Finished {
-                id: "b".into(),
-                result: json!({"id": "b", "status": "done"}),
-                at: 4,
-            },
-            Event::Intent {
-                id: "c".into(),
-                input: "ic".into(),
-                at: 5,
-            },
-            // Retried after the rejection: the later outcome wins.
-            Event::Intent {
-                id: "a".into(),
-                input: "ia".into(),
-                at: 6,
-            },
-            Event::Submitted {
-                id: "a".into(),
-                task_id: "t2".into(),
-                at: 7,
-            },
-            Event::Finished {
-                id: "a".into(),
-                result: json!({"id": "a", "status": "done"}),
-                at: 8,
-            },
-        ] {
-            journal.record(&event).unwrap();
-        }
-        let results = Results::open(dir.path()).unwrap();
-        results
-            .append(&json!({"id": "a", "status": "rejected"}))
-            .unwrap();
-        results
-            .append(&json!({"id": "a", "status": "done"}))
-            .unwrap();
-        assert_eq!(rewrite_results(dir.path()).unwrap(), 2);
-        let text = std::fs::read_to_string(dir.path().join(RESULTS)).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(
-            lines,
-            [
-                json!({"id": "a", "status": "done"}),
-                json!({"id": "b", "status": "done"})
-            ]
-        );
-    }
-
-    fn intent(id: &str, at: u64) -> Event {
-        Event::Intent {
-            id: id.into(),
-            input: format!("i{id}"),
-            at,
-        }
-    }
-
-    #[test]
-    fn not_taken_returns_a_job_to_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let (journal, _, _) = Journal::open(dir.path()).unwrap();
-        journal.record(&intent("a", 1)).unwrap();
-        journal
-            .record(&Event::NotTaken {
-                id: "a".into(),
-                kind: "maintenance".into(),
-                message: "455".into(),
-                at: 2,
-            })
-            .unwrap();
-        let (_, states, _) = Journal::open(dir.path()).unwrap();
-        assert_eq!(states["a"].state, JobState::New);
-        assert!(states["a"].task_ids.is_empty());
-    }
-
-    #[test]
-    fn a_line_that_is_not_utf8_is_skipped_and_the_rest_replays() {
-        let dir = tempfile::tempdir().unwrap();
-        let (journal, _, _) = Journal::open(dir.path()).unwrap();
-        journal.record(&intent("a", 1)).unwrap();
-        drop(journal);
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(dir.path().join(JOURNAL))
-            .unwrap();
-        file.write_all(b"{\"event\":\"intent\",\"id\":\"\xff\xfe\"}\n")
-            .unwrap();
-        file.write_all(b"{\"event\":\"submitted\",\"id\":\"a\",\"taskId\":\"t-a\",\"at\":3}\n")
-            .unwrap();
-        let (_, states, damage) = Journal::open(dir.path()).unwrap();
-        assert_eq!(
-            (damage.not_utf8, damage.torn, damage.lines.clone()),
-            (1, 0, vec![2])
-        );
-        assert_eq!(
-            states["a"].state,
-            JobState::Submitted {
-                task_id: "t-a".into()
-            }
-        );
-        assert_eq!(rewrite_results(dir.path()).unwrap(), 0, "rewrite copes too");
-    }
-
-    #[test]
-    fn an_event_after_a_torn_tail_starts_its_own_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let (journal, _, _) = Journal::open(dir.path()).unwrap();
-        journal.record(&intent("a", 1)).unwrap();
-        drop(journal);
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(dir.path().join(JOURNAL))
-            .unwrap();
-        file.write_all(b"{\"event\":\"submitted\",\"id\":\"a\",\"ta")
-            .unwrap();
-        let (journal, _, damage) = Journal::open(dir.path()).unwrap();
-        assert_eq!(damage.torn, 1);
-        journal
-            .record(&Event::Submitted {
-                id: "a".into(),
-                task_id: "t-a".into(),
-                at: 2,
-            })
-            .unwrap();
-        let (_, states, damage) = Journal::open(dir.path()).unwrap();
-        assert_eq!(damage.torn, 1, "still only the torn fragment");
-        assert_eq!(
-            states["a"].state,
-            JobState::Submitted {
-                task_id: "t-a".into()
-            },
-            "the event written after the tear is whole"
-        );
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_full_disk_is_an_error_not_a_panic() {
-        let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
-        let journal = Journal::with_file("/dev/full".into(), file);
-        let error = journal.record(&intent("a", 1)).unwrap_err();
-        assert_eq!(error.raw_os_error(), Some(28), "ENOSPC: {error}");
-        assert!(journal.record(&intent("a", 2)).is_err());
-    }
-}
+mod tests;

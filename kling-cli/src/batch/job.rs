@@ -1,0 +1,275 @@
+//! One job's steps: upload and check, submit (journaled first), wait,
+//! download; each ending recorded once.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kling_api_ext::WaitOptions;
+use kling_api_ext::{Error, PrepareEvent, PrepareOptions, SubmitOptions, TaskId};
+use serde_json::json;
+
+use crate::output::shell_quote;
+use journal::{Event, now_ms};
+use manifest::Job;
+
+use super::*;
+
+impl Run {
+    pub(super) async fn job(self: Arc<Self>, plan: Plan) {
+        let (job, task_id) = match plan {
+            Plan::Wait(job, task_id) => (job, task_id),
+            Plan::Submit(job) => match self.submit(&job).await {
+                Some(task_id) => (job, task_id),
+                None => return,
+            },
+        };
+        add(&self.counts.running);
+        self.tick();
+        let options = WaitOptions::new()
+            .deadline(Some(self.args.timeout))
+            .cancel_token(self.cancel.clone());
+        let waited = self.ctx.client.wait(&task_id, options).await;
+        sub(&self.counts.running);
+        match waited {
+            Ok(task) => {
+                let target = self.args.out_dir.join(format!("{}.mp4", job.id));
+                // A download is free and restartable: a signal stops it.
+                let saved = tokio::select! {
+                    saved = self.ctx.client.download(&task, &target) => saved,
+                    _ = self.cancel.cancelled() => return,
+                };
+                match saved {
+                    Ok(saved) => {
+                        add(&self.counts.done);
+                        self.finished(&job.id, ResultLine::done(&job.id, &task, &saved));
+                    }
+                    Err(e) => self.not_ended(&job, Some(&task_id), &e, "download"),
+                }
+            }
+            Err(Error::GenerationFailed {
+                fail_code,
+                fail_msg,
+                ..
+            }) => {
+                add(&self.counts.failed);
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!(
+                        "{} (line {}): the task {task_id} failed{}{}",
+                        job.id,
+                        job.line,
+                        fail_code
+                            .as_deref()
+                            .map(|c| format!(" (failCode {c})"))
+                            .unwrap_or_default(),
+                        fail_msg
+                            .as_deref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    ));
+                self.finished(
+                    &job.id,
+                    ResultLine::failed(&job.id, &task_id, fail_code, fail_msg),
+                );
+            }
+            Err(Error::Cancelled { .. }) => add(&self.counts.left_running),
+            Err(e @ Error::WaitTimedOut { .. }) => {
+                add(&self.counts.timed_out);
+                self.not_ended(&job, Some(&task_id), &e, "wait");
+            }
+            Err(e) => self.not_ended(&job, Some(&task_id), &e, "wait"),
+        }
+    }
+
+    pub(super) fn not_ended(&self, job: &Job, task_id: Option<&TaskId>, error: &Error, step: &str) {
+        if !matches!(error, Error::WaitTimedOut { .. }) {
+            add(&self.counts.errors);
+        }
+        let task = task_id
+            .map(|t| format!(" (task {t}; resume with: {})", self.resume))
+            .unwrap_or_default();
+        self.say(&format!(
+            "job {} (line {}): {step}: {error}{task}",
+            job.id, job.line
+        ));
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{} (line {}): {step}: {error}", job.id, job.line));
+        let mut entry =
+            json!({"id": job.id, "step": step, "kind": error.kind(), "message": error.to_string()});
+        if let Some(task_id) = task_id {
+            entry["taskId"] = json!(task_id.as_str());
+        }
+        self.unfinished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(entry);
+        self.tick();
+    }
+
+    /// Whether a submit may start now.
+    pub(super) fn may_submit(&self) -> bool {
+        !self.cancel.is_cancelled() && !self.halted.load(Ordering::SeqCst)
+    }
+
+    /// Upload and check, journal the intent, create the task, journal its id.
+    pub(super) async fn submit(self: &Arc<Self>, job: &Job) -> Option<TaskId> {
+        if !self.may_submit() {
+            return None;
+        }
+        let client = &self.ctx.client;
+        // Uploads are free: a signal may drop one half-way.
+        // A transient failure's pause shows on the bar like a rate-limit wait.
+        let run = Arc::downgrade(self);
+        let id = job.id.clone();
+        let options = PrepareOptions::new().on_event(move |event| {
+            if let (PrepareEvent::Retrying(r), Some(run)) = (event, run.upgrade()) {
+                let why = format!("{id}: {} failed ({}), trying again", r.operation, r.error);
+                if !run.ctx.out.interactive() && r.wait >= Duration::from_secs(1) {
+                    run.say(&format!(
+                        "waiting {:.0} s: {why}",
+                        r.wait.as_secs_f64().ceil()
+                    ));
+                }
+                run.waits(r.wait, why);
+            }
+        });
+        let prepared = tokio::select! {
+            prepared = client.prepare_with(&job.request, options) => prepared,
+            _ = self.cancel.cancelled() => return None,
+        };
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                sub(&self.counts.pending);
+                // A refusal that would be the same for the same input is
+                // final (`--retry-rejected` submits it again); anything else
+                // (a rate limit, no credits, no connection) leaves it to do.
+                if e.is_final() {
+                    self.reject(job, &e);
+                } else {
+                    self.not_ended(job, None, &e, "upload");
+                }
+                return None;
+            }
+        };
+        if !self.may_submit() {
+            return None;
+        }
+        if !self.record(&Event::Intent {
+            id: job.id.clone(),
+            input: job.input.clone(),
+            at: now_ms(),
+        }) {
+            // Without the intent on disk, a crash could not be resumed safely.
+            sub(&self.counts.pending);
+            add(&self.counts.errors);
+            return None;
+        }
+        let run = Arc::downgrade(self);
+        let options = SubmitOptions::new()
+            .cancel_token(self.cancel.clone())
+            .on_wait(move |w| {
+                if let Some(run) = run.upgrade() {
+                    run.submit_waits(w.wait, &w.reason);
+                }
+            });
+        let reference = self.ctx.history.intent(
+            client.base_url().as_str(),
+            &job.request,
+            Some(
+                self.args
+                    .out_dir
+                    .join(format!("{}.mp4", job.id))
+                    .display()
+                    .to_string(),
+            ),
+            format!("batch {}", job.id),
+        );
+        let created = {
+            let _sending = self.ctx.interrupt.sending();
+            client.create_task_with(&prepared, options).await
+        };
+        self.ctx.history.outcome(&reference, &created);
+        *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        sub(&self.counts.pending);
+        match created {
+            Ok(task_id) => {
+                self.journal_task(job, &task_id).await;
+                Some(task_id)
+            }
+            Err(e @ Error::SubmitOutcomeUnknown { .. }) => {
+                self.ambiguous(job, &e);
+                None
+            }
+            Err(e) if e.is_not_taken() && e.is_final() => {
+                self.reject(job, &e);
+                None
+            }
+            Err(e) if e.is_not_taken() => {
+                self.not_taken(job, &e);
+                None
+            }
+            // Not vouched for either way (an unknown code): treated as maybe
+            // taken, never resent blindly.
+            Err(e) => {
+                self.ambiguous(job, &e);
+                None
+            }
+        }
+    }
+
+    /// Journals a created task's id; a refused write is retried, and the id is
+    /// said on stderr either way, so it is never lost.
+    pub(super) async fn journal_task(&self, job: &Job, task_id: &TaskId) {
+        let event = Event::Submitted {
+            id: job.id.clone(),
+            task_id: task_id.to_string(),
+            at: now_ms(),
+        };
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=5 {
+            match self.journal.record(&event) {
+                Ok(()) => {
+                    if attempt > 1 {
+                        self.say(&format!(
+                            "job {}: task {task_id} journaled after {attempt} attempts",
+                            job.id
+                        ));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.say(&format!(
+                        "job {} (line {}): task {task_id} was created, but the journal {} cannot be written ({e}); retrying",
+                        job.id,
+                        job.line,
+                        self.journal.path().display()
+                    ));
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        self.say(&format!(
+            "job {} (line {}): task {task_id} is NOT in the journal; keep this id: `kling wait {task_id} --out {}` fetches its video",
+            job.id,
+            job.line,
+            shell_quote(
+                &self
+                    .args
+                    .out_dir
+                    .join(format!("{}.mp4", job.id))
+                    .display()
+                    .to_string()
+            )
+        ));
+        self.unjournaled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((job.id.clone(), task_id.to_string()));
+    }
+}

@@ -1,0 +1,382 @@
+//! `kling batch`: many jobs from a manifest, crash-safe and resumable.
+//!
+//! Every line is checked first. Then the output directory is locked (one batch
+//! per directory) and each job goes upload → (journal: intent, synced) →
+//! createTask → (journal: task id, synced) → wait → download `DIR/ID.mp4` →
+//! (journal: finished) → a line in `DIR/results.jsonl`. Run the same command
+//! again after a crash or Ctrl-C: finished jobs are skipped, running ones are
+//! waited for, jobs the service certainly did not take are submitted, and jobs
+//! whose submit outcome is unknown are listed and left alone unless
+//! `--resubmit-ambiguous`. A job whose manifest line changed since it was
+//! submitted is reported, not silently taken for the old one.
+
+mod job;
+mod journal;
+mod manifest;
+mod report;
+mod result;
+
+use report::{Counts, add, sub};
+
+pub use result::ResultLine;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use kling_api_ext::CancellationToken;
+use kling_api_ext::{Error, Field, TaskId};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cli::BatchArgs;
+use crate::context::Context;
+use crate::dirlock::{DirLock, LockError};
+use crate::error::CliError;
+use crate::error::code;
+use crate::output::{Failure, shell_quote};
+use journal::{JobState, Journal, Results, rewrite_results_with};
+use manifest::Job;
+
+fn io_error(path: &Path, source: std::io::Error) -> CliError {
+    CliError::local(path, source)
+}
+
+/// What to do with a job on this run.
+enum Plan {
+    Submit(Job),
+    Wait(Job, TaskId),
+}
+
+struct Run {
+    ctx: Arc<Context>,
+    journal: Journal,
+    results: Results,
+    counts: Counts,
+    bar: ProgressBar,
+    cancel: CancellationToken,
+    args: BatchArgs,
+    /// An account-level refusal: submit nothing more.
+    halted: AtomicBool,
+    /// What the submits wait for now, shown on the bar.
+    waiting: Mutex<Option<(Instant, String)>>,
+    /// When a pause the service asked for was last said.
+    said_pause: Mutex<Option<Instant>>,
+    /// Tasks created but not journaled (the disk refused): id, task.
+    unjournaled: Mutex<Vec<(String, String)>>,
+    /// Jobs that did not end this run, with why.
+    unfinished: Mutex<Vec<Value>>,
+    /// Jobs that ended badly this run (failed, rejected, errors), for the
+    /// closing list: "id (line N): why".
+    failures: Mutex<Vec<String>>,
+    /// The command that resumes this batch.
+    resume: String,
+}
+
+pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
+    let out = ctx.out;
+    let text = std::fs::read_to_string(&args.manifest).map_err(|e| CliError::Invalid {
+        field: Field::File,
+        subject: Some(args.manifest.display().to_string()),
+        reason: format!("the manifest cannot be read: {e}"),
+    })?;
+    let (jobs, bad) = manifest::parse(&args.manifest, &text, args.model);
+    for line in &bad {
+        out.say(&format!(
+            "{}:{}: {}",
+            args.manifest.display(),
+            line.line,
+            line.reason
+        ));
+    }
+    if args.strict && !bad.is_empty() {
+        return Err(CliError::Invalid {
+            field: Field::File,
+            subject: Some(args.manifest.display().to_string()),
+            reason: format!(
+                "{} invalid line(s) and --strict: nothing was sent",
+                bad.len()
+            ),
+        }
+        .into());
+    }
+    std::fs::create_dir_all(&args.out_dir).map_err(|e| io_error(&args.out_dir, e))?;
+    // Before the journal is read: a second process on this directory would
+    // replay it too and submit every pending job again.
+    let _lock = DirLock::acquire(&args.out_dir).map_err(|e| match e {
+        LockError::Held { .. } => CliError::Invalid {
+            field: Field::File,
+            subject: Some(args.out_dir.display().to_string()),
+            reason: e.to_string(),
+        },
+        LockError::Io(path, source) => io_error(&path, source),
+    })?;
+    let (journal, states, damage) =
+        Journal::open(&args.out_dir).map_err(|e| io_error(&args.out_dir, e))?;
+    if !damage.is_empty() {
+        let lines: Vec<String> = damage.lines.iter().map(ToString::to_string).collect();
+        out.warn(&format!(
+            "{} damaged line(s) in {} were skipped (line {}: torn by a crash or a full disk, or not UTF-8); everything else resumes",
+            damage.torn + damage.not_utf8,
+            journal.path().display(),
+            lines.join(", ")
+        ));
+    }
+    let results = Results::open(&args.out_dir).map_err(|e| io_error(&args.out_dir, e))?;
+
+    let resume = format!(
+        "kling batch {} --out-dir {}",
+        shell_quote(&args.manifest.display().to_string()),
+        shell_quote(&args.out_dir.display().to_string())
+    );
+    let counts = Counts::default();
+    let mut waits = Vec::new();
+    let mut submits = Vec::new();
+    let mut ambiguous_jobs = Vec::new();
+    let mut skipped = 0usize;
+    for job in jobs {
+        let record = states.get(&job.id);
+        let state = record.map_or(JobState::New, |r| r.state.clone());
+        let changed = record
+            .and_then(|r| r.input.as_deref())
+            .is_some_and(|input| input != job.input);
+        // Only where a task exists or may exist: a line fixed after a refusal
+        // has nothing to protect and simply runs.
+        let task_at_stake = matches!(
+            state,
+            JobState::Interrupted { .. }
+                | JobState::Unknown { .. }
+                | JobState::Submitted { .. }
+                | JobState::Finished { .. }
+        );
+        if changed && matches!(state, JobState::Rejected { .. }) {
+            out.say(&format!(
+                "job {} (line {}): the line changed since it was refused: submitting it",
+                job.id, job.line
+            ));
+            add(&counts.pending);
+            submits.push(Plan::Submit(job));
+            continue;
+        }
+        if changed && task_at_stake {
+            let tasks = record.map(|r| r.task_ids.join(", ")).unwrap_or_default();
+            let tasks = if tasks.is_empty() {
+                String::new()
+            } else {
+                format!(" (task {tasks})")
+            };
+            if !args.rerun_changed {
+                add(&counts.changed);
+                out.say(&format!(
+                    "job {} (line {}): the line changed since the job was submitted{tasks}: left as it was; rerun with --rerun-changed to submit the new version (a new, paid task)",
+                    job.id, job.line
+                ));
+                continue;
+            }
+            out.say(&format!(
+                "job {} (line {}): the line changed: submitting the new version as a new task; the earlier one{tasks} is not replaced on the service",
+                job.id, job.line
+            ));
+            add(&counts.pending);
+            submits.push(Plan::Submit(job));
+            continue;
+        }
+        match state {
+            JobState::Interrupted { .. } | JobState::Unknown { .. } if !args.resubmit_ambiguous => {
+                ambiguous_jobs.push(job.id.clone());
+                add(&counts.ambiguous);
+            }
+            JobState::Finished { result }
+                if args.retry_failed
+                    && ResultLine::read(&result).is_some_and(|r| r.is_failed()) =>
+            {
+                out.say(&format!(
+                    "job {} (line {}): its task failed; submitting it again (a new task, paid if it succeeds)",
+                    job.id, job.line
+                ));
+                add(&counts.pending);
+                submits.push(Plan::Submit(job));
+            }
+            JobState::Finished { result } => {
+                skipped += 1;
+                if ResultLine::read(&result).is_some_and(|r| r.is_done()) {
+                    add(&counts.done);
+                } else {
+                    add(&counts.failed);
+                }
+            }
+            JobState::Rejected { .. } if !args.retry_rejected => {
+                skipped += 1;
+                add(&counts.rejected);
+            }
+            JobState::Submitted { task_id } => {
+                let task_id = TaskId::new(task_id).map_err(Error::from)?;
+                waits.push(Plan::Wait(job, task_id));
+            }
+            _ => {
+                add(&counts.pending);
+                submits.push(Plan::Submit(job));
+            }
+        }
+    }
+    if !ambiguous_jobs.is_empty() {
+        out.warn(&format!(
+            "{} job(s) whose earlier submit outcome is unknown are left alone (their task may exist and be paid for): {}; \
+             rerun with --resubmit-ambiguous to submit them again",
+            ambiguous_jobs.len(),
+            ambiguous_jobs.join(", ")
+        ));
+    }
+    if skipped > 0 {
+        out.say(&format!(
+            "{skipped} job(s) already ended in an earlier run: skipped"
+        ));
+    }
+    // The guard on spending: the jobs to submit, estimated one by one.
+    let estimates: Vec<(String, Option<f64>)> = submits
+        .iter()
+        .map(|plan| match plan {
+            Plan::Submit(job) | Plan::Wait(job, _) => {
+                (job.id.clone(), ctx.client.estimate_credits(&job.request))
+            }
+        })
+        .collect();
+    let unknown = estimates.iter().filter(|(_, e)| e.is_none()).count();
+    let total = estimates
+        .iter()
+        .filter_map(|(_, e)| *e)
+        .reduce(|a, b| a + b)
+        .map(|t| (t * 100.0).round() / 100.0);
+    let what = format!("this batch ({} job(s) to submit)", submits.len());
+    let (go, balance) = crate::guard::check(&ctx, &args.spend, total, &what).await?;
+    if go == crate::guard::Go::DryRun {
+        for (id, estimate) in &estimates {
+            out.say(&format!(
+                "job {id}: {}",
+                estimate.map_or("cost unknown (no audio length)".to_owned(), |e| format!(
+                    "about {e} credits"
+                ))
+            ));
+        }
+        let unknown_note = if unknown > 0 {
+            format!(" ({unknown} job(s) of unknown cost not counted)")
+        } else {
+            String::new()
+        };
+        if out.json {
+            out.document(&json!({
+                "dryRun": true,
+                "jobs": estimates.iter().map(|(id, e)| json!({"id": id, "estimatedCredits": e})).collect::<Vec<_>>(),
+                "estimatedCredits": total,
+                "unknownEstimates": unknown,
+                "balance": balance,
+                "toWait": waits.len(),
+                "invalidLines": bad.len(),
+            }));
+        } else {
+            out.text(&format!(
+                "dry run: {} job(s) to submit, about {} credits in all{unknown_note}; {} to wait for; nothing was uploaded or submitted",
+                submits.len(),
+                total.unwrap_or(0.0),
+                waits.len()
+            ));
+        }
+        return Ok(if bad.is_empty() {
+            code::OK
+        } else {
+            code::INVALID
+        });
+    }
+    // Tasks that exist first: their videos come soonest and they need no slot
+    // of the rate limit.
+    let plans: Vec<Plan> = waits.into_iter().chain(submits).collect();
+
+    let bar = if out.interactive() {
+        let bar = ProgressBar::new(plans.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} [{elapsed}]")
+                .expect("valid")
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(500));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let cancel = ctx.interrupt.token();
+    let ctx = Arc::new(ctx);
+    let run = Arc::new(Run {
+        ctx: ctx.clone(),
+        journal,
+        results,
+        counts,
+        bar,
+        cancel: cancel.clone(),
+        args,
+        halted: AtomicBool::new(false),
+        waiting: Mutex::new(None),
+        said_pause: Mutex::new(None),
+        unjournaled: Mutex::new(Vec::new()),
+        unfinished: Mutex::new(Vec::new()),
+        failures: Mutex::new(Vec::new()),
+        resume,
+    });
+    run.tick();
+    // The bar's message carries countdowns ("waiting 6 s: ..."): refreshed on
+    // a steady clock, not only when a job changes state.
+    let ticker = out.interactive().then(|| {
+        let run = Arc::downgrade(&run);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                every.tick().await;
+                match run.upgrade() {
+                    Some(run) => run.tick(),
+                    None => return,
+                }
+            }
+        })
+    });
+
+    // The set is owned here, outside any select!: no job is dropped by a
+    // cancellation. A signal cancels the token; each job then stops at its next
+    // safe point (never with a createTask on the wire).
+    let semaphore = Arc::new(Semaphore::new(run.args.concurrency as usize));
+    let mut set = JoinSet::new();
+    for plan in plans {
+        let permit = tokio::select! {
+            permit = semaphore.clone().acquire_owned() => permit.expect("never closed"),
+            _ = cancel.cancelled() => break,
+        };
+        let run = run.clone();
+        set.spawn(async move {
+            let _permit = permit;
+            run.job(plan).await;
+        });
+        while set.try_join_next().is_some() {}
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined {
+            run.ctx
+                .out
+                .warn(&format!("a job's task ended abnormally: {e}"));
+        }
+    }
+    let interrupted = cancel.is_cancelled();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    run.bar.finish_and_clear();
+    // One line per ended job, whatever crashes or retries happened.
+    let invalid: Vec<ResultLine> = bad
+        .iter()
+        .map(|b| ResultLine::invalid(b.line, &b.reason))
+        .collect();
+    if let Err(e) = rewrite_results_with(&run.args.out_dir, &invalid) {
+        out.warn(&format!("cannot rewrite results.jsonl: {e}"));
+    }
+    Ok(run.summary(interrupted, bad.len(), &ambiguous_jobs))
+}
