@@ -11,7 +11,7 @@ use kling_api::mock::MockServerExt as _;
 use kling_api_ext::{Client, TaskId};
 use serde_json::{Value, json};
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "it/support.rs"]
 mod support;
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use kling_api_ext::{Error, RetryPolicy};
 use sha2::Digest as _;
 
+use crate::support::ScriptedClient as _;
 use crate::support::{Canned, KEY, ScriptedServer};
 
 fn video() -> Vec<u8> {

@@ -11,6 +11,7 @@ use kling_api_ext::{
 use kling_api_ext::{CancellationToken, ExponentialPoll, WaitOptions};
 use serde_json::json;
 
+use crate::support::ScriptedClient as _;
 use crate::support::{Canned, KEY, ScriptedServer, created, envelope, record, url_request};
 
 fn id() -> TaskId {

@@ -1,6 +1,8 @@
-//! Integration tests of the SDK against httpmock on 127.0.0.1.
+//! Integration tests of the SDK against httpmock, scripted servers and the
+//! simulator (`e2e`), all on 127.0.0.1.
 
 mod download;
+mod e2e;
 mod edges;
 mod errors;
 mod media;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use kling_api_ext::{ApiErrorKind, Error, TaskId, TransportKind};
 use serde_json::json;
 
+use crate::support::ScriptedClient as _;
 use crate::support::{
     Canned, KEY, ScriptedServer, closed_port, created, envelope, record, resetting_server,
     url_request,

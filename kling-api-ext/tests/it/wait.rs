@@ -7,6 +7,7 @@ use kling_api_ext::{CancellationToken, ExponentialPoll, WaitOptions};
 use kling_api_ext::{Error, State, TaskId};
 use serde_json::json;
 
+use crate::support::ScriptedClient as _;
 use crate::support::{Canned, ScriptedServer, envelope, record};
 
 fn id() -> TaskId {

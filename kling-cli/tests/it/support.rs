@@ -1,4 +1,3 @@
-use std::path::PathBuf;
 use std::process::Output;
 
 use assert_cmd::Command;
@@ -22,9 +21,7 @@ pub fn sim(change: impl FnOnce(&mut SimConfig)) -> Sim {
             Simulator::builder()
                 .api_key("cli-test-key")
                 .with(|c| {
-                    c.lifecycle.waiting_ms = [30, 60];
-                    c.lifecycle.queuing_ms = [30, 60];
-                    c.lifecycle.generating_ms = [100, 200];
+                    kling_testkit::quick(c);
                     change(c);
                 })
                 .start(),
@@ -37,19 +34,11 @@ pub fn sim(change: impl FnOnce(&mut SimConfig)) -> Sim {
 }
 
 pub fn asset(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/assets")
-        .join(name)
-        .display()
-        .to_string()
+    kling_testkit::asset(name).display().to_string()
 }
 
 pub fn data(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../kling-api-ext/tests/data")
-        .join(name)
-        .display()
-        .to_string()
+    kling_testkit::data(name).display().to_string()
 }
 
 /// `kling` with a clean environment (no APIKLEY_* from the machine).

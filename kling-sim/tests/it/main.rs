@@ -1,7 +1,6 @@
 //! Tests of the simulator over HTTP (raw reqwest, independent of the SDK), and
 //! end-to-end tests of the SDK against it.
 
-mod e2e;
 mod endpoints;
 mod faults;
 mod limits;
