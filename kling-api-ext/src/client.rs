@@ -46,6 +46,12 @@ pub(crate) struct Inner {
     pub(crate) user_agent: HeaderValue,
 }
 
+crate::interpret::envelope! {
+    kling_api::types::GetTaskDetailsResponse => kling_api::types::TaskRecord,
+    kling_api::types::GetAccountCreditsResponse => f64,
+    kling_api::types::GetDownloadUrlResponse => String,
+}
+
 /// One recordInfo answer, as a wait reads it.
 pub(crate) enum Polled {
     /// A usable task.

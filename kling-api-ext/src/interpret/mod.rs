@@ -10,8 +10,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use kling_api::types as api;
-use kling_api::upload::types as up;
 use kling_api::{Error as RawError, ResponseValue};
 use serde::Deserialize;
 
@@ -36,9 +34,11 @@ pub(crate) trait Envelope {
     fn into_data(self) -> Option<Self::Data>;
 }
 
+/// Declares generated response types as the job API's envelope, each with
+/// the type of its `data`: written beside the call that reads it.
 macro_rules! envelope {
     ($($t:ty => $d:ty),* $(,)?) => {$(
-        impl Envelope for $t {
+        impl $crate::interpret::Envelope for $t {
             type Data = $d;
             fn code(&self) -> Option<i64> { self.code }
             fn message(&self) -> Option<String> { self.msg.clone().or_else(|| self.message.clone()) }
@@ -47,26 +47,22 @@ macro_rules! envelope {
     )*};
 }
 
-envelope! {
-    api::KlingAiAvatarV1ProResponse => api::KlingAiAvatarV1ProResponseData,
-    api::GetTaskDetailsResponse => api::TaskRecord,
-    api::GetAccountCreditsResponse => f64,
-    api::GetDownloadUrlResponse => String,
-}
+pub(crate) use envelope;
 
+/// [`envelope!`] for the upload API's answers, which add `success`.
 macro_rules! upload_envelope {
     ($($t:ty),*) => {$(
-        impl Envelope for $t {
-            type Data = up::UploadedFile;
+        impl $crate::interpret::Envelope for $t {
+            type Data = kling_api::upload::types::UploadedFile;
             fn code(&self) -> Option<i64> { self.code }
             fn message(&self) -> Option<String> { self.msg.clone().or_else(|| self.message.clone()) }
             fn success(&self) -> Option<bool> { self.success }
-            fn into_data(self) -> Option<up::UploadedFile> { self.data }
+            fn into_data(self) -> Option<kling_api::upload::types::UploadedFile> { self.data }
         }
     )*};
 }
 
-upload_envelope!(up::UploadFileBase64Response, up::UploadFileUrlResponse);
+pub(crate) use upload_envelope;
 
 /// The envelope read loosely from any body, for error bodies the typed parse
 /// refused (an HTTP 500 carrying the envelope, a 200 whose `data` has an

@@ -135,6 +135,10 @@ impl std::fmt::Display for SubmitWaitReason {
     }
 }
 
+crate::interpret::envelope! {
+    kling_api::types::KlingAiAvatarV1ProResponse => kling_api::types::KlingAiAvatarV1ProResponseData,
+}
+
 /// createTask's retry rule: a failed attempt is sent again only when the
 /// service certainly did not take it; when nobody knows whether a task exists,
 /// the answer is [`Error::SubmitOutcomeUnknown`], never a resend.

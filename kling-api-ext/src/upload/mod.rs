@@ -18,6 +18,11 @@ use crate::error::{Error, Field, Operation, Result};
 use crate::interpret::Answer;
 use crate::media::{self, MediaFacts, MediaKind};
 
+crate::interpret::upload_envelope!(
+    kling_api::upload::types::UploadFileBase64Response,
+    kling_api::upload::types::UploadFileUrlResponse
+);
+
 /// Called as an upload or download progresses, with the bytes done and the
 /// total (when known).
 pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
