@@ -2,12 +2,12 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../kling-cli/src/manifest.rs"]
+#[path = "../../kling-cli/src/batch/manifest.rs"]
 #[allow(dead_code)]
 mod manifest;
 
 fuzz_target!(|text: &str| {
-    let (jobs, bad) = manifest::parse(std::path::Path::new("/nonexistent/jobs.jsonl"), text);
+    let (jobs, bad) = manifest::parse(std::path::Path::new("/nonexistent/jobs.jsonl"), text, None);
     for job in &jobs {
         // Every accepted id is a safe file name.
         assert!(manifest::check_id(&job.id).is_ok());

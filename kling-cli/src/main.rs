@@ -7,8 +7,7 @@
 mod atomic;
 mod batch;
 mod cli;
-mod cmd_generate;
-mod cmd_simple;
+mod cmd;
 mod config;
 mod context;
 mod dirlock;
@@ -189,12 +188,12 @@ fn main() -> ExitCode {
 async fn run(cli: Cli, out: Out) -> u8 {
     let global = cli.global;
     match cli.command {
-        Command::Completions(args) => return cmd_simple::completions(args),
-        Command::Version => return cmd_simple::version(&out),
-        Command::Login => return cmd_simple::login(&out, global.selected_profile.as_ref()),
-        Command::Sim(args) => return cmd_simple::sim(&out, args).await,
+        Command::Completions(args) => return cmd::completions::completions(args),
+        Command::Version => return cmd::version::version(&out),
+        Command::Login => return cmd::login::login(&out, global.selected_profile.as_ref()),
+        Command::Sim(args) => return cmd::sim::sim(&out, args).await,
         // Reading the history needs no key; refreshing it does.
-        Command::History(args) if !args.refresh => return cmd_simple::history(&out, &args),
+        Command::History(args) if !args.refresh => return cmd::history::history(&out, &args),
         _ => {}
     }
     let preflight = match &cli.command {
@@ -212,15 +211,15 @@ async fn run(cli: Cli, out: Out) -> u8 {
         speed::load(client);
     }
     let result = match cli.command {
-        Command::Generate(args) => cmd_generate::generate(&ctx, args).await,
-        Command::Submit(args) => cmd_generate::submit_only(&ctx, args).await,
-        Command::Status(args) => cmd_simple::status(&ctx, args).await.map_err(Into::into),
-        Command::Wait(args) => cmd_generate::wait_cmd(&ctx, args).await,
-        Command::Download(args) => cmd_generate::download_cmd(&ctx, args).await,
-        Command::Upload(args) => cmd_simple::upload(&ctx, args).await.map_err(Into::into),
-        Command::Credits => cmd_simple::credits(&ctx).await.map_err(Into::into),
+        Command::Generate(args) => cmd::generate::generate(&ctx, args).await,
+        Command::Submit(args) => cmd::submit::submit_only(&ctx, args).await,
+        Command::Status(args) => cmd::status::status(&ctx, args).await.map_err(Into::into),
+        Command::Wait(args) => cmd::wait::wait_cmd(&ctx, args).await,
+        Command::Download(args) => cmd::download::download_cmd(&ctx, args).await,
+        Command::Upload(args) => cmd::upload::upload(&ctx, args).await.map_err(Into::into),
+        Command::Credits => cmd::credits::credits(&ctx).await.map_err(Into::into),
         Command::Batch(args) => batch::run(ctx, args).await,
-        Command::History(args) => cmd_simple::refresh_history(&ctx, &args)
+        Command::History(args) => cmd::history::refresh_history(&ctx, &args)
             .await
             .map_err(Into::into),
         Command::Completions(_) | Command::Version | Command::Sim(_) | Command::Login => {

@@ -1,4 +1,6 @@
-//! generate, submit, wait, download.
+//! The steps `generate`, `submit`, `wait` and `download` share: building and
+//! describing the request, the spending guard, submit, wait, download, and
+//! the resume command.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,12 +9,11 @@ use kling_api_ext::WaitOptions;
 use kling_api_ext::{AvatarRequest, Error, Field, SubmitOptions, Task, TaskId};
 use serde_json::json;
 
-use crate::cli::{DownloadArgs, GenerateArgs, Inputs, SubmitArgs, WaitArgs};
-use crate::cmd_simple::task_id;
+use crate::cli::Inputs;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::error::code;
-use crate::output::{Failure, shell_quote, size};
+use crate::output::{shell_quote, size};
 use crate::ui;
 
 /// Builds and checks the request: nothing is sent if this fails.
@@ -101,7 +102,7 @@ pub fn describe(ctx: &Context, request: &AvatarRequest, preflight: bool) {
 /// uploads and any wait before createTask is sent (nothing created); a
 /// createTask on the wire is always answered first, so its task id is never
 /// lost.
-async fn submit(
+pub(super) async fn submit(
     ctx: &Context,
     request: &AvatarRequest,
     output: Option<&Path>,
@@ -141,7 +142,7 @@ async fn submit(
 }
 
 /// Waits with a live status line; Ctrl-C stops polling (the task keeps running).
-async fn wait(ctx: &Context, id: &TaskId, timeout: Duration) -> Result<Task, Error> {
+pub(super) async fn wait(ctx: &Context, id: &TaskId, timeout: Duration) -> Result<Task, Error> {
     let status = ui::StatusLine::new(&ctx.out, id.as_str());
     let options = WaitOptions::new()
         .deadline(Some(timeout))
@@ -154,7 +155,7 @@ async fn wait(ctx: &Context, id: &TaskId, timeout: Duration) -> Result<Task, Err
 
 /// Opens `path` with the desktop's opener (`xdg-open`, `open`, `start`),
 /// without waiting for the viewer; a failure only warns (the video is saved).
-fn open_with_system(ctx: &Context, path: &Path) {
+pub(super) fn open_with_system(ctx: &Context, path: &Path) {
     let mut command = if cfg!(target_os = "macos") {
         std::process::Command::new("open")
     } else if cfg!(windows) {
@@ -179,10 +180,10 @@ fn open_with_system(ctx: &Context, path: &Path) {
 }
 
 /// Said instead of a resume command under `--sim`, where none can work.
-const SIM_ONLY: &str = "(simulated: this task lives only in this process's simulator and ends with it; to follow tasks across commands, run `kling sim` in another terminal and point the CLI at it)";
+pub(super) const SIM_ONLY: &str = "(simulated: this task lives only in this process's simulator and ends with it; to follow tasks across commands, run `kling sim` in another terminal and point the CLI at it)";
 
 /// The command that picks a task up again and writes its video to `out`.
-fn resume_command(id: &TaskId, out: Option<&Path>, force: bool) -> String {
+pub(super) fn resume_command(id: &TaskId, out: Option<&Path>, force: bool) -> String {
     match out {
         Some(out) => format!(
             "kling wait {} --out {}{}",
@@ -194,7 +195,7 @@ fn resume_command(id: &TaskId, out: Option<&Path>, force: bool) -> String {
     }
 }
 
-async fn download(
+pub(super) async fn download(
     ctx: &Context,
     task: &Task,
     out: &Path,
@@ -210,7 +211,7 @@ async fn download(
     saved
 }
 
-fn default_out(id: &TaskId) -> PathBuf {
+pub(super) fn default_out(id: &TaskId) -> PathBuf {
     // Task ids are opaque: keep only what is safe in a file name.
     let safe: String = id
         .as_str()
@@ -226,7 +227,10 @@ fn default_out(id: &TaskId) -> PathBuf {
     PathBuf::from(format!("{safe}.mp4"))
 }
 
-fn result_document(task: &Task, saved: Option<&kling_api_ext::Downloaded>) -> serde_json::Value {
+pub(super) fn result_document(
+    task: &Task,
+    saved: Option<&kling_api_ext::Downloaded>,
+) -> serde_json::Value {
     json!({
         "taskId": task.task_id.as_str(),
         "state": task.state.as_str(),
@@ -242,7 +246,7 @@ fn result_document(task: &Task, saved: Option<&kling_api_ext::Downloaded>) -> se
 /// at `out`: its directory exists and takes a new file (the download writes a
 /// temporary file there and renames it), and no file is replaced unless
 /// `force`.
-fn check_out_path(out: &Path, force: bool) -> Result<(), CliError> {
+pub(super) fn check_out_path(out: &Path, force: bool) -> Result<(), CliError> {
     let invalid = |reason: String| CliError::Invalid {
         field: Field::Download,
         subject: Some(out.display().to_string()),
@@ -283,7 +287,7 @@ fn check_out_path(out: &Path, force: bool) -> Result<(), CliError> {
 
 /// The guard on spending, then, with `--dry-run`, the URL checks and the
 /// report: `Some(exit code)` when nothing more is to be done.
-async fn guard(
+pub(super) async fn guard(
     ctx: &Context,
     request: &AvatarRequest,
     spend: &crate::cli::Spend,
@@ -322,141 +326,9 @@ async fn guard(
     Ok(Some(code::OK))
 }
 
-pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> {
-    let request = request(&args.inputs)?;
-    if let Some(out) = &args.out {
-        check_out_path(out, args.force)?;
-    }
-    describe(ctx, &request, !args.inputs.no_preflight);
-    if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
-        return Ok(code);
-    }
-    let id = submit(ctx, &request, args.out.as_deref(), "generate").await?;
-    let out_path = args.out.clone().unwrap_or_else(|| default_out(&id));
-    let resume = (!ctx.simulated).then(|| resume_command(&id, Some(&out_path), args.force));
-    match &resume {
-        Some(resume) => ctx.out.say(&format!(
-            "  task  {id} (if interrupted, resume with: {resume})"
-        )),
-        None => ctx.out.say(&format!("  task  {id} {SIM_ONLY}")),
-    }
-    if args.no_wait {
-        if ctx.out.json {
-            ctx.out
-                .document(&json!({"taskId": id.as_str(), "resume": resume}));
-        } else {
-            ctx.out.text(id.as_str());
-        }
-        return Ok(code::OK);
-    }
-    // From here on every failure names the task and how to pick it up again.
-    let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
-    let task = wait(ctx, &id, args.timeout).await.map_err(after)?;
-    let saved = download(ctx, &task, &out_path).await.map_err(after)?;
-    if ctx.simulated {
-        ctx.out.say(
-            "  note  SIMULATED: this video is the simulator's placeholder, not a generated avatar",
-        );
-    }
-    if args.open {
-        open_with_system(ctx, &saved.path);
-    }
-    if ctx.out.json {
-        ctx.out.document(&result_document(&task, Some(&saved)));
-    } else {
-        ctx.out.say(&format!(
-            "  done  {} ({}, sha256 {})",
-            saved.path.display(),
-            size(saved.bytes),
-            &saved.sha256[..16]
-        ));
-        ctx.out.text(&saved.path.display().to_string());
-    }
-    Ok(code::OK)
-}
-
-pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Failure> {
-    let request = request(&args.inputs)?;
-    describe(ctx, &request, !args.inputs.no_preflight);
-    if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
-        return Ok(code);
-    }
-    let id = submit(ctx, &request, None, "submit").await?;
-    if ctx.out.json {
-        ctx.out.document(&json!({"taskId": id.as_str(), "estimatedCredits": ctx.client.estimate_credits(&request)}));
-    } else {
-        if ctx.simulated {
-            ctx.out.say(&format!("submitted {SIM_ONLY}"));
-        } else {
-            ctx.out
-                .say(&format!("submitted; follow with: kling wait {id}"));
-        }
-        ctx.out.text(id.as_str());
-    }
-    Ok(code::OK)
-}
-
-pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Failure> {
-    let id = task_id(&args.task_id)?;
-    if let Some(out) = &args.out {
-        check_out_path(out, args.force)?;
-    }
-    let resume = (!ctx.simulated).then(|| resume_command(&id, args.out.as_deref(), args.force));
-    let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
-    let task = wait(ctx, &id, args.timeout).await.map_err(after)?;
-    let saved = match &args.out {
-        // An expired result URL is replaced by a fresh link (the SDK asks once).
-        Some(out) => Some(download(ctx, &task, out).await.map_err(after)?),
-        None => None,
-    };
-    if ctx.out.json {
-        ctx.out.document(&result_document(&task, saved.as_ref()));
-    } else {
-        match &saved {
-            Some(saved) => ctx.out.text(&saved.path.display().to_string()),
-            None => ctx.out.text(task.video_url().map_or("", |u| u.as_str())),
-        }
-    }
-    Ok(code::OK)
-}
-
-pub async fn download_cmd(ctx: &Context, args: DownloadArgs) -> Result<u8, Failure> {
-    let id = task_id(&args.task_id)?;
-    check_out_path(&args.out, args.force)?;
-    let resume = (!ctx.simulated).then(|| {
-        format!(
-            "kling download {} --out {}{}",
-            shell_quote(id.as_str()),
-            shell_quote(&args.out.display().to_string()),
-            if args.force { " --force" } else { "" }
-        )
-    });
-    let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
-    let task = ctx.client.get(&id).await.map_err(after)?;
-    if !task.state.is_terminal() {
-        // Nothing to download yet: the command that waits is the one to run.
-        return Err(Failure {
-            unresumable: ctx.simulated,
-            error: CliError::Invalid {
-                field: Field::TaskId,
-                subject: Some(id.to_string()),
-                reason: format!(
-                    "the task has not finished yet (state {}): there is no video to download",
-                    task.state
-                ),
-            },
-            resume: (!ctx.simulated).then(|| resume_command(&id, Some(&args.out), args.force)),
-        });
-    }
-    let task = task.into_result().map_err(after)?;
-    // An expired result URL is replaced by a fresh link (the SDK asks once).
-    let saved = download(ctx, &task, &args.out).await.map_err(after)?;
-    if ctx.out.json {
-        ctx.out.document(&result_document(&task, Some(&saved)));
-    } else {
-        ctx.out.text(&saved.path.display().to_string());
-    }
-    Ok(code::OK)
+/// A task id given on the command line.
+pub fn task_id(text: &str) -> Result<TaskId, Error> {
+    Ok(TaskId::new(text.trim())?)
 }
 
 #[cfg(test)]

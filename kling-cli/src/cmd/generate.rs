@@ -1,0 +1,63 @@
+//! `kling generate`: check, guard, upload, submit, wait, download.
+
+use crate::cli::GenerateArgs;
+use crate::context::Context;
+use crate::error::code;
+use crate::output::{Failure, size};
+use kling_api_ext::Error;
+use serde_json::json;
+
+use super::steps::*;
+
+pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> {
+    let request = request(&args.inputs)?;
+    if let Some(out) = &args.out {
+        check_out_path(out, args.force)?;
+    }
+    describe(ctx, &request, !args.inputs.no_preflight);
+    if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
+        return Ok(code);
+    }
+    let id = submit(ctx, &request, args.out.as_deref(), "generate").await?;
+    let out_path = args.out.clone().unwrap_or_else(|| default_out(&id));
+    let resume = (!ctx.simulated).then(|| resume_command(&id, Some(&out_path), args.force));
+    match &resume {
+        Some(resume) => ctx.out.say(&format!(
+            "  task  {id} (if interrupted, resume with: {resume})"
+        )),
+        None => ctx.out.say(&format!("  task  {id} {SIM_ONLY}")),
+    }
+    if args.no_wait {
+        if ctx.out.json {
+            ctx.out
+                .document(&json!({"taskId": id.as_str(), "resume": resume}));
+        } else {
+            ctx.out.text(id.as_str());
+        }
+        return Ok(code::OK);
+    }
+    // From here on every failure names the task and how to pick it up again.
+    let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
+    let task = wait(ctx, &id, args.timeout).await.map_err(after)?;
+    let saved = download(ctx, &task, &out_path).await.map_err(after)?;
+    if ctx.simulated {
+        ctx.out.say(
+            "  note  SIMULATED: this video is the simulator's placeholder, not a generated avatar",
+        );
+    }
+    if args.open {
+        open_with_system(ctx, &saved.path);
+    }
+    if ctx.out.json {
+        ctx.out.document(&result_document(&task, Some(&saved)));
+    } else {
+        ctx.out.say(&format!(
+            "  done  {} ({}, sha256 {})",
+            saved.path.display(),
+            size(saved.bytes),
+            &saved.sha256[..16]
+        ));
+        ctx.out.text(&saved.path.display().to_string());
+    }
+    Ok(code::OK)
+}
