@@ -129,3 +129,83 @@ fn section_numbers_are_read_after_a_citation() {
     assert_eq!(sections(" §12."), ["12"]);
     assert!(sections("): nothing").is_empty());
 }
+
+/// Paths of the repository's files written in a text: `kling-api-ext/src/x.rs`,
+/// `bench/README.md`.
+fn cited_paths(text: &str) -> Vec<String> {
+    const ROOTS: &[&str] = &[
+        "kling-api-ext/",
+        "kling-api/",
+        "kling-sim/",
+        "kling-cli/",
+        "kling-testkit/",
+        "bench/",
+        "fuzz/",
+        "tests/",
+        "spec/",
+        "docs/",
+        "examples/",
+    ];
+    const EXTENSIONS: &[&str] = &[".rs", ".md", ".json", ".sh", ".toml", ".txt"];
+    let mut found = Vec::new();
+    let path_char = |c: char| c.is_ascii_alphanumeric() || "_./-".contains(c);
+    for (at, _) in text.char_indices() {
+        let rest = &text[at..];
+        // A path starts a word: not in the middle of another path or URL.
+        let starts_word = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !path_char(c) && c != ':');
+        if !starts_word || !ROOTS.iter().any(|r| rest.starts_with(r)) {
+            continue;
+        }
+        let path: String = rest.chars().take_while(|&c| path_char(c)).collect();
+        let path = path.trim_end_matches('.');
+        if EXTENSIONS.iter().any(|e| path.ends_with(e)) {
+            found.push(path.to_owned());
+        }
+    }
+    found
+}
+
+/// The documents describe the tree as it is: every source file or page they
+/// name exists (the CHANGELOG, which tells history, aside).
+#[test]
+fn every_file_the_documents_name_exists() {
+    let root = repo_root();
+    let mut pages = vec![
+        root.join("README.md"),
+        root.join("bench/README.md"),
+        root.join("spec/README.md"),
+    ];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        pages.push(entry.unwrap().path());
+    }
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for path in cited_paths(&text) {
+            named += 1;
+            if !root.join(&path).exists() {
+                missing.push(format!("{}: {path}", page.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "named but not there:\n{}",
+        missing.join("\n")
+    );
+    assert!(named >= 10, "only {named} paths found: is the scan right?");
+}
+
+#[test]
+fn paths_are_read_as_words() {
+    assert_eq!(
+        cited_paths("see `kling-api-ext/src/task.rs` and bench/README.md."),
+        ["kling-api-ext/src/task.rs", "bench/README.md"]
+    );
+    assert!(cited_paths("https://github.com/x/kling-cli/src/a.rs").is_empty());
+    assert!(cited_paths("kling-cli/src/ and spec/").is_empty());
+}
