@@ -131,18 +131,10 @@ pub(crate) async fn read<B: Envelope + serde::de::DeserializeOwned + serde::Seri
             not_envelope(operation, task_id, 200, None, &bytes, &parse_error)
         }
         Answer::Generated(Err(RawError::UnexpectedResponse(response))) => {
-            let status = response.status().as_u16();
-            Read::failed(
-                Some(status),
-                unexpected_response(operation, task_id, response).await,
-            )
+            status_error(operation, task_id, response).await
         }
         Answer::Raw(Ok(response)) if !response.status().is_success() => {
-            let status = response.status().as_u16();
-            Read::failed(
-                Some(status),
-                unexpected_response(operation, task_id, response).await,
-            )
+            status_error(operation, task_id, response).await
         }
         Answer::Raw(Ok(response)) => {
             let status = response.status().as_u16();
@@ -169,11 +161,7 @@ pub(crate) async fn read<B: Envelope + serde::de::DeserializeOwned + serde::Seri
             | RawError::InvalidUpgrade(e),
         )) => {
             let status = e.status().map(|s| s.as_u16());
-            Read {
-                status,
-                code: None,
-                outcome: Err(transport(operation, task_id.cloned(), e)),
-            }
+            Read::failed(status, transport(operation, task_id.cloned(), e))
         }
         Answer::Generated(Err(RawError::ErrorResponse(value))) => {
             // Not produced for these specs (build.rs keep_error_bodies); kept total.
@@ -185,24 +173,27 @@ pub(crate) async fn read<B: Envelope + serde::de::DeserializeOwned + serde::Seri
                 retry_after_header(value.headers()),
                 b"",
             );
-            Read {
-                status: Some(status),
-                code: None,
-                outcome: Err(error),
-            }
+            Read::failed(Some(status), error)
         }
         Answer::Generated(Err(RawError::InvalidRequest(reason) | RawError::Custom(reason))) => {
-            Read {
-                status: None,
-                code: None,
-                outcome: Err(Error::invalid(
-                    Field::Config,
-                    None,
-                    format!("{operation}: {reason}"),
-                )),
-            }
+            let error = Error::invalid(Field::Config, None, format!("{operation}: {reason}"));
+            Read::failed(None, error)
         }
     }
+}
+
+/// A status the API does not answer with: its body, bounded, read as the
+/// envelope if it is one.
+async fn status_error<T>(
+    operation: Operation,
+    task_id: Option<&TaskId>,
+    response: reqwest::Response,
+) -> Read<T> {
+    let status = response.status().as_u16();
+    Read::failed(
+        Some(status),
+        unexpected_response(operation, task_id, response).await,
+    )
 }
 
 fn parsed<B: Envelope + serde::Serialize>(
