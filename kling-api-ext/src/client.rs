@@ -178,7 +178,9 @@ impl Client {
             .send_once(Operation::GetTask, Some(task_id), async {
                 self.inner
                     .api
-                    .get_task_details(task_id.as_str())
+                    .get_task_details()
+                    .task_id(task_id.as_str())
+                    .send()
                     .await
                     .into()
             })
@@ -209,7 +211,7 @@ impl Client {
     /// The account's remaining credits (may be fractional).
     pub async fn credits(&self) -> Result<f64> {
         self.send(Operation::Credits, None, None, || async {
-            self.inner.api.get_account_credits().await.into()
+            self.inner.api.get_account_credits().send().await.into()
         })
         .await
     }
@@ -217,12 +219,16 @@ impl Client {
     /// A temporary (20 minute) direct link for a file the service generated, such
     /// as a result URL that expired after about 24 hours.
     pub async fn download_url(&self, url: &Url) -> Result<Url> {
-        let body = kling_api::types::GetDownloadUrlBody {
-            url: url.to_string(),
-        };
+        let body = kling_api::types::GetDownloadUrlBody::builder().url(url.to_string());
         let link = self
             .send(Operation::DownloadUrl, None, None, || async {
-                self.inner.api.get_download_url(&body).await.into()
+                self.inner
+                    .api
+                    .get_download_url()
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .into()
             })
             .await?;
         Url::parse(&link).map_err(|e| Error::UnexpectedResponse {

@@ -1,6 +1,6 @@
 //! The generated public surface, as a reviewed snapshot.
 //!
-//! `build.rs` summarises what progenitor generated (operations, types, fields, one
+//! The build script (`build/surface.rs`) summarises what progenitor generated (operations, types, fields, one
 //! line each) into `GENERATED_SURFACE`. This test compares it with the committed
 //! `surface.txt`, so that any spec or generator change that alters the public API
 //! fails here with a line diff until someone looks at it and accepts it:

@@ -39,6 +39,9 @@ pub enum Field {
     Download,
     /// A local file given to an upload.
     File,
+    /// The createTask `input` as a whole, or one of its other fields (the
+    /// error's subject names it).
+    Input,
 }
 
 impl fmt::Display for Field {
@@ -53,6 +56,7 @@ impl fmt::Display for Field {
             Field::Config => "client setting",
             Field::Download => "download",
             Field::File => "file",
+            Field::Input => "input field",
         })
     }
 }

@@ -164,7 +164,7 @@ pub(crate) async fn read<B: Envelope + serde::de::DeserializeOwned + serde::Seri
             Read::failed(status, transport(operation, task_id.cloned(), e))
         }
         Answer::Generated(Err(RawError::ErrorResponse(value))) => {
-            // Not produced for these specs (build.rs keep_error_bodies); kept total.
+            // Not produced for these specs (kling-api's keep_error_bodies patch); kept total.
             let status = value.status().as_u16();
             let error = map_error_body(
                 operation,

@@ -42,13 +42,9 @@ impl Model {
         }
     }
 
-    pub(crate) fn wire(self) -> kling_api::types::KlingAiAvatarV1ProBodyModel {
-        use kling_api::types::KlingAiAvatarV1ProBodyModel as M;
-        match self {
-            Model::AvatarV1Pro => M::KlingAiAvatarV1Pro,
-            Model::AvatarPro => M::KlingAiAvatarPro,
-            Model::AvatarStandard => M::KlingAiAvatarStandard,
-        }
+    /// The generated field is a plain string (kling-api's `open_model_ids` patch).
+    pub(crate) fn wire(self) -> String {
+        self.as_str().to_owned()
     }
 }
 

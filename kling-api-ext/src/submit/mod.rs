@@ -259,19 +259,20 @@ impl Client {
                 "a local file must be uploaded first: use submit() or prepare()",
             )),
         };
-        let prompt = request
-            .prompt
-            .parse()
-            .map_err(|e| Error::invalid(Field::Prompt, None, format!("{e}")))?;
-        let body = kling_api::types::KlingAiAvatarV1ProBody {
-            model: request.model.wire(),
-            call_back_url: request.callback_url.as_ref().map(ToString::to_string),
-            input: Some(kling_api::types::KlingAiAvatarV1ProBodyInput {
-                image_url: url(&request.image, MediaKind::Image)?,
-                audio_url: url(&request.audio, MediaKind::Audio)?,
-                prompt,
-            }),
-        };
+        // Through the generated builders, never struct literals: a field the
+        // spec gains is optional to them, so this keeps compiling.
+        let input = kling_api::types::KlingAiAvatarV1ProBodyInput::builder()
+            .image_url(url(&request.image, MediaKind::Image)?)
+            .audio_url(url(&request.audio, MediaKind::Audio)?)
+            .prompt(request.prompt.as_str());
+        let input = kling_api::types::KlingAiAvatarV1ProBodyInput::try_from(input)
+            .map_err(|e| Error::invalid(Field::Input, None, e.to_string()))?;
+        let body = kling_api::types::KlingAiAvatarV1ProBody::builder()
+            .model(request.model.wire())
+            .call_back_url(request.callback_url.as_ref().map(ToString::to_string))
+            .input(Some(input));
+        let body = kling_api::types::KlingAiAvatarV1ProBody::try_from(body)
+            .map_err(|e| Error::invalid(Field::Input, None, e.to_string()))?;
 
         let audio = request.audio.facts().and_then(|f| f.duration);
         let policy = &self.inner.retry;
@@ -390,7 +391,13 @@ impl Client {
         let operation = Operation::CreateTask;
         let data = self
             .send_once(operation, None, async {
-                self.inner.api.kling_ai_avatar_v1_pro(body).await.into()
+                self.inner
+                    .api
+                    .kling_ai_avatar_v1_pro()
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .into()
             })
             .await?;
         let id = data.task_id.ok_or_else(|| Error::UnexpectedResponse {

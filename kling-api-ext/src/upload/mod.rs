@@ -307,20 +307,25 @@ impl Client {
         })?;
         let mime =
             media::canonical_type(&media::sniff(bytes)).unwrap_or("application/octet-stream");
-        let body = kling_api::upload::types::UploadFileBase64Body {
-            base64_data: format!(
+        let body = kling_api::upload::types::UploadFileBase64Body::builder()
+            .base64_data(format!(
                 "data:{mime};base64,{}",
                 base64::engine::general_purpose::STANDARD.encode(bytes)
-            ),
-            upload_path: self.inner.upload_path.clone(),
-            file_name: Some(upload_file_name(
+            ))
+            .upload_path(self.inner.upload_path.clone())
+            .file_name(Some(upload_file_name(
                 Some(Path::new(file_name)),
                 media::extension_for(mime),
-            )),
-        };
+            )));
         let file = self
             .send(Operation::UploadBase64, None, None, || async {
-                self.inner.upload.upload_file_base64(&body).await.into()
+                self.inner
+                    .upload
+                    .upload_file_base64()
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .into()
             })
             .await?;
         UploadedFile::from_wire(file, Operation::UploadBase64)
@@ -334,14 +339,19 @@ impl Client {
             .extension()
             .and_then(|e| e.to_str())
             .map(|ext| upload_file_name(Some(Path::new(url.path())), &ext.to_ascii_lowercase()));
-        let body = kling_api::upload::types::UploadFileUrlBody {
-            file_url: url.to_string(),
-            upload_path: self.inner.upload_path.clone(),
-            file_name: name,
-        };
+        let body = kling_api::upload::types::UploadFileUrlBody::builder()
+            .file_url(url.to_string())
+            .upload_path(self.inner.upload_path.clone())
+            .file_name(name);
         let file = self
             .send(Operation::UploadUrl, None, None, || async {
-                self.inner.upload.upload_file_url(&body).await.into()
+                self.inner
+                    .upload
+                    .upload_file_url()
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .into()
             })
             .await?;
         UploadedFile::from_wire(file, Operation::UploadUrl)

@@ -234,9 +234,12 @@ async fn credits_and_download_links() {
             .body(envelope(200, "success", json!(5916.25)).to_string());
     });
     server.get_download_url(|when, then| {
-        when.body(&kling_api::types::GetDownloadUrlBody {
-            url: "https://files.example.com/v.mp4".into(),
-        });
+        let body: kling_api::types::GetDownloadUrlBody =
+            kling_api::types::GetDownloadUrlBody::builder()
+                .url("https://files.example.com/v.mp4")
+                .try_into()
+                .unwrap();
+        when.body(&body);
         then.into_inner().status(200).body(
             envelope(200, "success", json!("https://dl.example.com/v.mp4?exp=1")).to_string(),
         );

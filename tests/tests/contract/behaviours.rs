@@ -89,15 +89,17 @@ fn upload_client(server: &MockServer) -> kling_api::upload::Client {
 }
 
 fn create_body() -> api::KlingAiAvatarV1ProBody {
-    api::KlingAiAvatarV1ProBody {
-        model: api::KlingAiAvatarV1ProBodyModel::KlingAiAvatarV1Pro,
-        call_back_url: Some("https://example.com/callback".into()),
-        input: Some(api::KlingAiAvatarV1ProBodyInput {
-            image_url: "https://files.example.com/face.png".into(),
-            audio_url: "https://files.example.com/hello.mp3".into(),
-            prompt: "A calm presenter".parse().unwrap(),
-        }),
-    }
+    // Builders, not struct literals: a field the spec gains must not break this.
+    let input = api::KlingAiAvatarV1ProBodyInput::builder()
+        .image_url("https://files.example.com/face.png")
+        .audio_url("https://files.example.com/hello.mp3")
+        .prompt("A calm presenter");
+    api::KlingAiAvatarV1ProBody::builder()
+        .model("kling/ai-avatar-v1-pro")
+        .call_back_url(Some("https://example.com/callback".to_owned()))
+        .input(Some(input.try_into().unwrap()))
+        .try_into()
+        .unwrap()
 }
 
 struct CreateTask;
@@ -111,7 +113,9 @@ impl Operation for CreateTask {
     async fn call(server: &MockServer) -> Outcome {
         outcome(
             api_client(server)
-                .kling_ai_avatar_v1_pro(&create_body())
+                .kling_ai_avatar_v1_pro()
+                .body(create_body())
+                .send()
                 .await,
         )
         .await
@@ -136,7 +140,9 @@ impl Operation for RecordInfo {
     async fn call(server: &MockServer) -> Outcome {
         outcome(
             api_client(server)
-                .get_task_details("c420e5a6f3b84ad2b6c1e4d0a9f7b311")
+                .get_task_details()
+                .task_id("c420e5a6f3b84ad2b6c1e4d0a9f7b311")
+                .send()
                 .await,
         )
         .await
@@ -164,7 +170,7 @@ impl Operation for Credit {
         })
     }
     async fn call(server: &MockServer) -> Outcome {
-        outcome(api_client(server).get_account_credits().await).await
+        outcome(api_client(server).get_account_credits().send().await).await
     }
     fn success_data() -> Value {
         json!(5916.25)
@@ -172,9 +178,10 @@ impl Operation for Credit {
 }
 
 fn download_body() -> api::GetDownloadUrlBody {
-    api::GetDownloadUrlBody {
-        url: "https://tempfile.aiquickdraw.com/k/c420_1.mp4".into(),
-    }
+    api::GetDownloadUrlBody::builder()
+        .url("https://tempfile.aiquickdraw.com/k/c420_1.mp4")
+        .try_into()
+        .unwrap()
 }
 
 struct DownloadUrl;
@@ -186,7 +193,14 @@ impl Operation for DownloadUrl {
         })
     }
     async fn call(server: &MockServer) -> Outcome {
-        outcome(api_client(server).get_download_url(&download_body()).await).await
+        outcome(
+            api_client(server)
+                .get_download_url()
+                .body(download_body())
+                .send()
+                .await,
+        )
+        .await
     }
     fn success_data() -> Value {
         json!("https://api.apikley.ru/file-upload/files/k/c420_1.mp4?expires=1777541752")
@@ -207,11 +221,12 @@ fn upload_envelope(code: i64, msg: &str) -> Value {
 }
 
 fn base64_body() -> up::UploadFileBase64Body {
-    up::UploadFileBase64Body {
-        base64_data: "data:image/png;base64,iVBORw0KGgo=".into(),
-        upload_path: "images/user-uploads".into(),
-        file_name: Some("face.png".into()),
-    }
+    up::UploadFileBase64Body::builder()
+        .base64_data("data:image/png;base64,iVBORw0KGgo=")
+        .upload_path("images/user-uploads")
+        .file_name(Some("face.png".to_owned()))
+        .try_into()
+        .unwrap()
 }
 
 struct UploadBase64;
@@ -225,7 +240,9 @@ impl Operation for UploadBase64 {
     async fn call(server: &MockServer) -> Outcome {
         outcome(
             upload_client(server)
-                .upload_file_base64(&base64_body())
+                .upload_file_base64()
+                .body(base64_body())
+                .send()
                 .await,
         )
         .await
@@ -242,11 +259,11 @@ impl Operation for UploadBase64 {
 }
 
 fn url_body() -> up::UploadFileUrlBody {
-    up::UploadFileUrlBody {
-        file_url: "https://example.com/images/face.png".into(),
-        upload_path: "images/user-uploads".into(),
-        file_name: None,
-    }
+    up::UploadFileUrlBody::builder()
+        .file_url("https://example.com/images/face.png")
+        .upload_path("images/user-uploads")
+        .try_into()
+        .unwrap()
 }
 
 struct UploadUrl;
@@ -258,7 +275,14 @@ impl Operation for UploadUrl {
         })
     }
     async fn call(server: &MockServer) -> Outcome {
-        outcome(upload_client(server).upload_file_url(&url_body()).await).await
+        outcome(
+            upload_client(server)
+                .upload_file_url()
+                .body(url_body())
+                .send()
+                .await,
+        )
+        .await
     }
     fn success_data() -> Value {
         uploaded_file()
@@ -348,8 +372,8 @@ mod rows {
         }
     }
 
-    /// HTTP 500 with the envelope in the body: the body is kept (build.rs
-    /// `keep_error_bodies`), not dropped as progenitor would for the spec's
+    /// HTTP 500 with the envelope in the body: the body is kept (the
+    /// `keep_error_bodies` patch), not dropped as progenitor would for the spec's
     /// content-less 500.
     pub async fn http_500_with_envelope<O: Operation>() {
         let body = O::envelope(500, "Server exception, please try again later");
@@ -421,7 +445,7 @@ mod rows {
     }
 
     /// `message` instead of `msg` (some documentation examples): kept in the
-    /// `message` field (build.rs `accept_message_alias`).
+    /// `message` field (the `accept_message_alias` patch).
     pub async fn message_instead_of_msg<O: Operation>() {
         let mut body = O::envelope(401, "");
         let map = body.as_object_mut().unwrap();
@@ -490,7 +514,9 @@ mod get_task_details_record {
         let body = json!({"code": 200, "msg": "success", "data": data});
         let mock = RecordInfo::mock(&server, |then| json_response(then, 200, &body));
         let result = api_client(&server)
-            .get_task_details("c420e5a6f3b84ad2b6c1e4d0a9f7b311")
+            .get_task_details()
+            .task_id("c420e5a6f3b84ad2b6c1e4d0a9f7b311")
+            .send()
             .await;
         mock.assert_calls(1);
         match result {
@@ -592,7 +618,7 @@ mod get_task_details_record {
 }
 
 /// The headers in the client's inner `HeaderMap` are set on every request, so a
-/// caller's own `reqwest::Client` works (build.rs `settings`, the pre-hook).
+/// caller's own `reqwest::Client` works (kling-api/build/main.rs `settings`, the pre-hook).
 #[tokio::test]
 async fn inner_headers_are_sent_on_every_request() {
     use kling_api::reqwest::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
@@ -601,18 +627,19 @@ async fn inner_headers_are_sent_on_every_request() {
         when.into_inner()
             .header("authorization", "Bearer test-key")
             .header("user-agent", "kling-rs/test");
-        then.ok(&api::GetAccountCreditsResponse {
-            code: Some(200),
-            data: Some(1.5),
-            message: None,
-            msg: Some("success".into()),
-        });
+        let answer: api::GetAccountCreditsResponse = api::GetAccountCreditsResponse::builder()
+            .code(Some(200))
+            .data(Some(1.5))
+            .msg(Some("success".to_owned()))
+            .try_into()
+            .unwrap();
+        then.ok(&answer);
     });
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer test-key"));
     headers.insert(USER_AGENT, HeaderValue::from_static("kling-rs/test"));
     let client = kling_api::Client::new_with_client(&server.base_url(), reqwest_client(), headers);
-    let response = client.get_account_credits().await.unwrap();
+    let response = client.get_account_credits().send().await.unwrap();
     assert_eq!(response.data, Some(1.5));
     mock.assert_calls(1);
 }

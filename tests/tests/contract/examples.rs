@@ -280,8 +280,8 @@ fn every_spec_example_round_trips_through_the_generated_types() {
 
 #[test]
 fn a_wrong_example_is_caught() {
-    // The checker itself must be able to fail: an over-long prompt and a model the
-    // enum does not know are rejected by the generated types.
+    // The checker itself must be able to fail: an over-long prompt, a missing
+    // required field and a wrongly typed one are rejected by the generated types.
     let mut body = spec("ai-avatar-v1-pro.json")
         .pointer(
             "/paths/~1api~1v1~1jobs~1createTask/post/requestBody/content/application~1json/example",
@@ -291,7 +291,13 @@ fn a_wrong_example_is_caught() {
     body["input"]["prompt"] = Value::String("x".repeat(5001));
     assert!(round_trip::<api::KlingAiAvatarV1ProBody>(&body).is_err());
     body["input"]["prompt"] = Value::String(String::new());
-    body["model"] = Value::String("kling/unknown".into());
+    let mut missing = body.clone();
+    missing["input"]
+        .as_object_mut()
+        .unwrap()
+        .remove("image_url");
+    assert!(round_trip::<api::KlingAiAvatarV1ProBody>(&missing).is_err());
+    body["model"] = Value::from(7);
     assert!(round_trip::<api::KlingAiAvatarV1ProBody>(&body).is_err());
 }
 
