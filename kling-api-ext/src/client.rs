@@ -137,13 +137,23 @@ impl Client {
     }
 
     /// The default model.
-    pub fn model(&self) -> Model {
-        self.inner.model
+    pub fn model(&self) -> &Model {
+        &self.inner.model
+    }
+
+    /// An endpoint's URL on the API server, for a request sent by hand.
+    pub(crate) fn api_url_for(&self, endpoint: &str) -> Url {
+        join(&self.inner.base_url, endpoint)
+    }
+
+    /// The model `request` is sent with: its own, or the client's.
+    pub fn model_for<'a>(&'a self, request: &'a crate::AvatarRequest) -> &'a Model {
+        request.model().unwrap_or(&self.inner.model)
     }
 
     /// The price used for estimates for `model`: the configured one, or the
     /// model's documented price.
-    pub fn credits_per_second(&self, model: Model) -> f64 {
+    pub fn credits_per_second(&self, model: &Model) -> f64 {
         self.inner
             .credits_per_second
             .unwrap_or_else(|| model.credits_per_second())
@@ -152,7 +162,7 @@ impl Client {
     /// The request's estimated cost in credits, when the audio's duration is
     /// known.
     pub fn estimate_credits(&self, request: &crate::AvatarRequest) -> Option<f64> {
-        request.estimated_credits(self.credits_per_second(request.model()))
+        request.estimated_credits(self.credits_per_second(self.model_for(request)))
     }
 
     /// The task's current state and, once it has ended, its result or failure.
@@ -240,4 +250,12 @@ impl Client {
             retry_after: None,
         })
     }
+}
+
+/// `endpoint` (an absolute path) under `base`, keeping any path stem `base` has.
+pub(crate) fn join(base: &Url, endpoint: &str) -> Url {
+    let mut url = base.clone();
+    let stem = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!("{stem}{endpoint}"));
+    url
 }

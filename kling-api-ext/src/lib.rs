@@ -118,8 +118,8 @@ pub use lifecycle::{InvalidTaskId, State, TaskId};
 pub use media::{AUDIO_TYPES, IMAGE_TYPES, MAX_MEDIA_BYTES, MediaFacts, MediaKind, soft_limits};
 pub use ratelimit::RateLimit;
 pub use request::{
-    AvatarRequest, AvatarRequestBuilder, IntoMediaInput, MAX_PROMPT_CHARS, Media, MediaInputRaw,
-    MediaSource, Model,
+    AvatarRequest, AvatarRequestBuilder, InputBuilder, IntoMediaInput, MAX_PROMPT_CHARS, Media,
+    MediaInputRaw, MediaSource, Model, input_schema,
 };
 pub use retry::{RetryPolicy, Retrying};
 pub use submit::{PrepareEvent, PrepareOptions, SubmitOptions, SubmitWait, SubmitWaitReason};

@@ -158,7 +158,7 @@ impl History {
             reference: reference.clone(),
             at: now_ms(),
             base_url: base_url.to_owned(),
-            model: request.model().to_string(),
+            model: request.model().cloned().unwrap_or_default().to_string(),
             image: shown(request.image().source()),
             audio: shown(request.audio().source()),
             output,

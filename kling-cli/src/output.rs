@@ -217,6 +217,15 @@ fn hint(error: &CliError) -> Option<String> {
             "the service knows no task {task_id}: check the id (a task created a moment ago may not be visible for a few seconds)"
         )),
         Error::Cancelled { task_id } => Some(format!("the task keeps running on the service; resume with: kling wait {task_id}")),
+        Error::Api { kind: ApiErrorKind::Rejected, operation: kling_api_ext::Operation::CreateTask, msg, .. }
+            if msg.to_ascii_lowercase().contains("model") =>
+        {
+            let known: Vec<&str> = kling_api_ext::Model::ALL.iter().map(|m| m.as_str()).collect();
+            Some(format!(
+                "no task was created and nothing was charged: the service does not serve that model id; the ids this version knows are {}",
+                known.join(", ")
+            ))
+        }
         _ => None,
     }
 }

@@ -59,6 +59,8 @@ impl Default for SimConfig {
                 ("kling/ai-avatar-v1-pro", 16.0),
                 ("kling/ai-avatar-pro", 16.0),
                 ("kling/ai-avatar-standard", 8.0),
+                // What a third-party MCP server and kie-go's registry send.
+                ("kling/v1-avatar-standard", 8.0),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))

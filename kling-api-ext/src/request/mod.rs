@@ -1,12 +1,19 @@
 //! The generation request, which can only be built valid.
 
+use std::collections::BTreeMap;
+
+use serde_json::Value;
 use url::Url;
 
 use crate::error::{Error, Field};
 use crate::media::{self, MediaFacts, MediaKind};
 
+mod input;
 mod model;
 mod source;
+
+pub(crate) use input::{Built as BuiltInput, build as build_input};
+pub use input::{InputBuilder, input_schema};
 
 pub use model::Model;
 use source::RawSource;
@@ -58,7 +65,8 @@ pub struct AvatarRequest {
     pub(crate) audio: Media,
     pub(crate) prompt: String,
     pub(crate) callback_url: Option<Url>,
-    pub(crate) model: Model,
+    pub(crate) model: Option<Model>,
+    pub(crate) extra_input: BTreeMap<String, Value>,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -111,9 +119,17 @@ impl AvatarRequest {
         self.callback_url.as_ref()
     }
 
-    /// The model.
-    pub fn model(&self) -> Model {
-        self.model
+    /// The model chosen for this request; `None` means the client's
+    /// ([`ClientBuilder::model`](crate::ClientBuilder::model),
+    /// [`Client::model_for`](crate::Client::model_for)).
+    pub fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
+    }
+
+    /// The other `input` fields it sets ([`AvatarRequestBuilder::input_with`],
+    /// [`AvatarRequestBuilder::extra_input`]), as sent.
+    pub fn extra_input(&self) -> &BTreeMap<String, Value> {
+        &self.extra_input
     }
 
     /// Things worth knowing that do not stop the request: values outside the
@@ -149,6 +165,8 @@ pub struct AvatarRequestBuilder {
     prompt: Option<String>,
     callback_url: Option<String>,
     model: Option<Model>,
+    input: Option<InputBuilder>,
+    extra_input: BTreeMap<String, Value>,
 }
 
 impl AvatarRequestBuilder {
@@ -178,9 +196,62 @@ impl AvatarRequestBuilder {
         self
     }
 
-    /// The model (default [`Model::AvatarV1Pro`]).
+    /// The model (default: the client's, itself [`Model::AvatarV1Pro`] unless
+    /// [`ClientBuilder::model`](crate::ClientBuilder::model) says otherwise).
     pub fn model(mut self, model: Model) -> Self {
         self.model = Some(model);
+        self
+    }
+
+    /// Sets other fields of the createTask `input` through the generated
+    /// builder, with the types and limits of the spec this SDK was built from:
+    /// a field a new spec version adds is settable as soon as the SDK is
+    /// rebuilt with it, with no SDK change. The builder comes with `image_url`,
+    /// `audio_url` and `prompt` filled by the request's own methods; changing
+    /// them here is refused. Checked by [`build`](Self::build).
+    ///
+    /// ```ignore
+    /// // With a spec whose input has an integer `seed`:
+    /// let request = AvatarRequest::builder()
+    ///     .image("https://cdn.example.com/face.png")
+    ///     .audio("https://cdn.example.com/hello.mp3")
+    ///     .input_with(|b| b.seed(42))
+    ///     .build()?;
+    /// ```
+    pub fn input_with(mut self, f: impl FnOnce(InputBuilder) -> InputBuilder) -> Self {
+        let current = self.input.take().unwrap_or_else(input::baseline);
+        self.input = Some(f(current));
+        self
+    }
+
+    /// Sets one other field of the createTask `input` as raw JSON: the escape
+    /// hatch for a field the spec does not have yet. A field the spec knows is
+    /// checked against its schema by [`build`](Self::build); any other is sent
+    /// as given, with a warning ([`AvatarRequest::warnings`]). `image_url`,
+    /// `audio_url` and `prompt` are refused (use their methods).
+    ///
+    /// ```
+    /// use kling_api_ext::AvatarRequest;
+    ///
+    /// let request = AvatarRequest::builder()
+    ///     .image("https://cdn.example.com/face.png")
+    ///     .audio("https://cdn.example.com/hello.mp3")
+    ///     .extra_input("expression", "smile")
+    ///     .build()?;
+    /// assert_eq!(request.extra_input()["expression"], "smile");
+    /// assert!(request.warnings()[0].contains("input.expression is not in the spec"));
+    ///
+    /// let refused = AvatarRequest::builder()
+    ///     .image("https://cdn.example.com/face.png")
+    ///     .audio("https://cdn.example.com/hello.mp3")
+    ///     .extra_input("prompt", "hello")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(refused.to_string().contains("AvatarRequestBuilder::prompt"));
+    /// # Ok::<(), kling_api_ext::Error>(())
+    /// ```
+    pub fn extra_input(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.extra_input.insert(key.into(), value.into());
         self
     }
 
@@ -209,6 +280,11 @@ impl AvatarRequestBuilder {
             .map(|u| check_http_url(Field::CallbackUrl, &u))
             .transpose()?;
         let mut warnings = Vec::new();
+        if let Some(model) = &self.model {
+            model.check()?;
+            warnings.extend(model.warning());
+        }
+        let extra_input = input::collect(self.input, self.extra_input, &mut warnings)?;
         let image = check_media(MediaKind::Image, self.image, &mut warnings)?;
         let audio = check_media(MediaKind::Audio, self.audio, &mut warnings)?;
         Ok(AvatarRequest {
@@ -216,7 +292,8 @@ impl AvatarRequestBuilder {
             audio,
             prompt,
             callback_url,
-            model: self.model.unwrap_or_default(),
+            model: self.model,
+            extra_input,
             warnings,
         })
     }

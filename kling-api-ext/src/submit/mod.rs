@@ -6,14 +6,22 @@ use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::error::{ApiErrorKind, Error, Field, Operation, Result};
+use crate::interpret::Answer;
 use crate::lifecycle::TaskId;
 use crate::media::MediaKind;
-use crate::request::{AvatarRequest, Media, MediaSource};
+use crate::request::{AvatarRequest, BuiltInput, Media, MediaSource};
 use crate::retry::{Runner, Step};
 
 mod prepare;
 
 pub use prepare::{PrepareEvent, PrepareOptions};
+
+/// The createTask body: typed, or JSON when it carries an `input` field the
+/// spec does not know.
+enum CreateBody {
+    Typed(kling_api::types::KlingAiAvatarV1ProBody),
+    Json(serde_json::Value),
+}
 
 /// What a submit reports while it waits, and how it can be stopped before its
 /// request is sent.
@@ -261,18 +269,29 @@ impl Client {
         };
         // Through the generated builders, never struct literals: a field the
         // spec gains is optional to them, so this keeps compiling.
-        let input = kling_api::types::KlingAiAvatarV1ProBodyInput::builder()
-            .image_url(url(&request.image, MediaKind::Image)?)
-            .audio_url(url(&request.audio, MediaKind::Audio)?)
-            .prompt(request.prompt.as_str());
-        let input = kling_api::types::KlingAiAvatarV1ProBodyInput::try_from(input)
-            .map_err(|e| Error::invalid(Field::Input, None, e.to_string()))?;
+        let input = crate::request::build_input(
+            url(&request.image, MediaKind::Image)?,
+            url(&request.audio, MediaKind::Audio)?,
+            &request.prompt,
+            &request.extra_input,
+        )?;
         let body = kling_api::types::KlingAiAvatarV1ProBody::builder()
-            .model(request.model.wire())
-            .call_back_url(request.callback_url.as_ref().map(ToString::to_string))
-            .input(Some(input));
-        let body = kling_api::types::KlingAiAvatarV1ProBody::try_from(body)
-            .map_err(|e| Error::invalid(Field::Input, None, e.to_string()))?;
+            .model(self.model_for(request).wire())
+            .call_back_url(request.callback_url.as_ref().map(ToString::to_string));
+        let body = match input {
+            BuiltInput::Typed(input) => CreateBody::Typed(
+                kling_api::types::KlingAiAvatarV1ProBody::try_from(body.input(Some(input)))
+                    .map_err(|e| Error::invalid(Field::Input, None, e.to_string()))?,
+            ),
+            // A field the spec does not know: the typed body cannot carry it.
+            BuiltInput::Json(input) => {
+                let body = kling_api::types::KlingAiAvatarV1ProBody::try_from(body)
+                    .map_err(|e| Error::invalid(Field::Input, None, e.to_string()))?;
+                let mut body = serde_json::to_value(body).unwrap_or_default();
+                body["input"] = input;
+                CreateBody::Json(body)
+            }
+        };
 
         let audio = request.audio.facts().and_then(|f| f.duration);
         let policy = &self.inner.retry;
@@ -387,17 +406,31 @@ impl Client {
             .await
     }
 
-    async fn create_once(&self, body: &kling_api::types::KlingAiAvatarV1ProBody) -> Result<TaskId> {
+    async fn create_once(&self, body: &CreateBody) -> Result<TaskId> {
         let operation = Operation::CreateTask;
         let data = self
             .send_once(operation, None, async {
-                self.inner
-                    .api
-                    .kling_ai_avatar_v1_pro()
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .into()
+                match body {
+                    CreateBody::Typed(body) => self
+                        .inner
+                        .api
+                        .kling_ai_avatar_v1_pro()
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .into(),
+                    CreateBody::Json(body) => {
+                        let path = operation.endpoint().map_or("", |e| e.path);
+                        let request = self
+                            .inner
+                            .http
+                            .post(self.api_url_for(path))
+                            .headers(self.inner.auth_headers.clone())
+                            .json(body)
+                            .send();
+                        Answer::Raw(request.await)
+                    }
+                }
             })
             .await?;
         let id = data.task_id.ok_or_else(|| Error::UnexpectedResponse {

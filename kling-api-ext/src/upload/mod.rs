@@ -143,10 +143,7 @@ fn inspect_any_file(path: &Path) -> Result<(u64, String)> {
 
 impl Client {
     fn upload_url_for(&self, endpoint: &str) -> Url {
-        let mut url = self.inner.upload_base_url.clone();
-        let base = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{base}{endpoint}"));
-        url
+        crate::client::join(&self.inner.upload_base_url, endpoint)
     }
 
     /// Uploads any local file as a multipart stream, read from disk in 64 KiB

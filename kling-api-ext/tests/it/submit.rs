@@ -5,7 +5,7 @@ use httpmock::{Method, MockServer};
 use kling_api_ext::{AvatarRequest, Error, Field, Model, TaskId};
 use serde_json::json;
 
-use crate::support::{asset, builder, client, copy_as, created, data, png_head, uploaded};
+use crate::support::{KEY, asset, builder, client, copy_as, created, data, png_head, uploaded};
 
 fn mock_create<'a>(server: &'a MockServer, expected_body: serde_json::Value) -> httpmock::Mock<'a> {
     server.mock(|when, then| {
@@ -101,6 +101,67 @@ async fn the_model_is_sent_as_chosen() {
         .submit(&request)
         .await
         .unwrap();
+    create.assert_calls(1);
+}
+
+/// `ClientBuilder::model` is the model of every request that chooses none.
+#[tokio::test]
+async fn the_clients_model_is_the_default_of_requests() {
+    let server = MockServer::start_async().await;
+    let create = mock_create(
+        &server,
+        json!({"model": "kling/v1-avatar-standard", "input": {
+            "image_url": "https://cdn.example.com/face.png", "audio_url": "https://cdn.example.com/hello.mp3", "prompt": ""}}),
+    );
+    let request = AvatarRequest::builder()
+        .image("https://cdn.example.com/face.png")
+        .audio("https://cdn.example.com/hello.mp3")
+        .build()
+        .unwrap();
+    let client = builder(&server)
+        .preflight(false)
+        .model(Model::V1AvatarStandard)
+        .build()
+        .unwrap();
+    assert_eq!(client.model_for(&request), &Model::V1AvatarStandard);
+    client.submit(&request).await.unwrap();
+    create.assert_calls(1);
+}
+
+/// An `input` field the spec does not know is sent as given, with the key
+/// and the model, on the same endpoint.
+#[tokio::test]
+async fn an_extra_input_field_reaches_the_service() {
+    let server = MockServer::start_async().await;
+    let create = server.mock(|when, then| {
+        when.method(Method::POST)
+            .path("/api/v1/jobs/createTask")
+            .header("authorization", format!("Bearer {KEY}"))
+            .json_body(json!({"model": "acme/avatar-9", "callBackUrl": "https://example.com/cb", "input": {
+                "image_url": "https://cdn.example.com/face.png", "audio_url": "https://cdn.example.com/hello.mp3",
+                "prompt": "hi", "expression": "smile", "seed": 7}}));
+        then.status(200)
+            .body(created("c420e5a6f3b84ad2b6c1e4d0a9f7b311").to_string());
+    });
+    let request = AvatarRequest::builder()
+        .image("https://cdn.example.com/face.png")
+        .audio("https://cdn.example.com/hello.mp3")
+        .prompt("hi")
+        .callback_url("https://example.com/cb")
+        .model(Model::custom("acme/avatar-9"))
+        .extra_input("expression", "smile")
+        .extra_input("seed", 7)
+        .build()
+        .unwrap();
+    assert_eq!(request.warnings().len(), 3, "{:?}", request.warnings());
+    let id = builder(&server)
+        .preflight(false)
+        .build()
+        .unwrap()
+        .submit(&request)
+        .await
+        .unwrap();
+    assert_eq!(id.as_str(), "c420e5a6f3b84ad2b6c1e4d0a9f7b311");
     create.assert_calls(1);
 }
 

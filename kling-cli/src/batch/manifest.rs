@@ -133,22 +133,22 @@ pub fn parse(path: &Path, text: &str, default_model: Option<Model>) -> (Vec<Job>
             builder = builder.callback_url(url);
         }
         if let Some(model) = &line.model {
-            match model.parse::<Model>() {
+            match Model::try_custom(model.as_str()) {
                 Ok(model) => builder = builder.model(model),
                 Err(e) => {
                     bad.push(reject(format!("id {:?}: {e}", line.id)));
                     continue;
                 }
             }
-        } else if let Some(model) = default_model {
-            builder = builder.model(model);
+        } else if let Some(model) = &default_model {
+            builder = builder.model(model.clone());
         }
         // The model a line runs with is part of what was submitted: changing
         // the default between runs changes the job (the edit check sees it).
         let model = line
             .model
             .clone()
-            .or_else(|| default_model.map(|m| m.to_string()));
+            .or_else(|| default_model.as_ref().map(|m| m.to_string()));
         match builder.build() {
             Ok(request) => jobs.push(Job {
                 line: number,
@@ -214,7 +214,7 @@ mod tests {
             r#"{"id": "ok", "image": "face.png", "audio": "hello.wav"}"#,
             r#"{"id": "../up", "image": "face.png", "audio": "hello.wav"}"#,
             r#"{"id": "gif", "image": "missing.png", "audio": "hello.wav"}"#,
-            r#"{"id": "m", "image": "face.png", "audio": "hello.wav", "model": "kling/v9"}"#,
+            r#"{"id": "m", "image": "face.png", "audio": "hello.wav", "model": "kling v9"}"#,
             r#"{"id": "extra", "image": "face.png", "audio": "hello.wav", "seed": 1}"#,
             r#"{"id": "url", "image": "https://cdn.example.com/f.png", "audio": "hello.wav"}"#,
             r#"{"id": "OK", "image": "face.png", "audio": "hello.wav"}"#,

@@ -83,7 +83,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         subject: Some(args.manifest.display().to_string()),
         reason: format!("the manifest cannot be read: {e}"),
     })?;
-    let (jobs, bad) = manifest::parse(&args.manifest, &text, args.model);
+    let (jobs, bad) = manifest::parse(&args.manifest, &text, args.model.clone());
     for line in &bad {
         out.say(&format!(
             "{}:{}: {}",

@@ -50,8 +50,11 @@ pub fn request(inputs: &Inputs) -> Result<AvatarRequest, CliError> {
     if let Some(url) = &inputs.callback_url {
         builder = builder.callback_url(url);
     }
-    if let Some(model) = inputs.model {
-        builder = builder.model(model);
+    if let Some(model) = &inputs.model {
+        builder = builder.model(model.clone());
+    }
+    for (key, value) in &inputs.set {
+        builder = builder.extra_input(key, value.clone());
     }
     Ok(builder.build()?)
 }
@@ -84,12 +87,12 @@ pub fn describe(ctx: &Context, request: &AvatarRequest, preflight: bool) {
             })
         ));
     }
-    let rate = ctx.client.credits_per_second(request.model());
+    let rate = ctx.client.credits_per_second(ctx.client.model_for(request));
     match ctx.client.estimate_credits(request) {
         Some(credits) => out.say(&format!(
             "  cost  about {credits} credits ({} s of audio x {rate} credits/s, {}; Apikley's price may differ)",
             request.audio().facts().and_then(|f| f.duration).map_or(0.0, |d| d.as_secs_f64().ceil()),
-            request.model()
+            ctx.client.model_for(request)
         )),
         None => out.say(&format!("  cost  unknown: the audio's duration is not known ({rate} credits per generated second)")),
     }

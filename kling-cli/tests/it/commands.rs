@@ -358,3 +358,91 @@ fn generation_speed_is_kept_between_runs_per_service_but_not_for_sim() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "{not json");
 }
+
+fn submit_with(sim: &crate::support::Sim, extra: &[&str]) -> std::process::Output {
+    sim.kling()
+        .args([
+            "submit",
+            "--image",
+            &asset("face.png"),
+            "--audio",
+            &asset("hello.wav"),
+            "-y",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `--model` takes the four known ids and any other; the simulator serves
+/// the four by default and whatever its config adds; an id it does not
+/// serve is the service's 422, explained.
+#[test]
+fn any_model_id_is_sent_and_an_unserved_one_is_explained() {
+    let sim = sim(|config| {
+        config.models.insert("acme/avatar-9".into(), 4.0);
+    });
+    let output = submit_with(&sim, &["--model", "kling/v1-avatar-standard"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("warning: model"),
+        "{}",
+        stderr(&output)
+    );
+    let output = submit_with(&sim, &["--model", "acme/avatar-9"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("warning: model acme/avatar-9 is not one this SDK knows"),
+        "{}",
+        stderr(&output)
+    );
+    let output = submit_with(&sim, &["--model", "acme/avatar-10"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let story = stderr(&output);
+    assert!(story.contains("code 422"), "{story}");
+    assert!(
+        story.contains("no task was created and nothing was charged"),
+        "{story}"
+    );
+    assert!(story.contains("kling/v1-avatar-standard"), "{story}");
+    assert_eq!(json(&output)["error"]["kind"], json!("rejected"));
+    // A blank or spaced id never leaves the machine.
+    let output = submit_with(&sim, &["--model", "acme avatar"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("whitespace"),
+        "{}",
+        stderr(&output)
+    );
+    let stats = sim.sim.stats();
+    assert_eq!(stats.tasks_created, 2, "{stats:?}");
+}
+
+/// `--set` takes only fields the API document defines, typed by its schema;
+/// the document of this build has none besides the three with flags.
+#[test]
+fn set_refuses_fields_the_document_does_not_define() {
+    let sim = sim(|_| {});
+    let output = submit_with(&sim, &["--set", "seed=42"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the API document has no input field \"seed\""),
+        "{}",
+        stderr(&output)
+    );
+    for (arg, flag) in [
+        ("prompt=hi", "--prompt"),
+        ("image_url=https://x.test/a.png", "--image"),
+    ] {
+        let output = submit_with(&sim, &["--set", arg]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(stderr(&output).contains(flag), "{}", stderr(&output));
+    }
+    let output = submit_with(&sim, &["--set", "seed"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        sim.sim.stats().requests.values().all(|n| *n == 0),
+        "{:?}",
+        sim.sim.stats().requests
+    );
+}

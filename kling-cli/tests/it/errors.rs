@@ -54,8 +54,9 @@ fn bad_input_exits_2_and_sends_nothing() {
             "callback URL",
         ),
         (
-            vec!["--image", &face, "--audio", &hello, "--model", "kling/v9"],
-            "unknown model",
+            // Any id is sent (a 422 costs nothing), but not one that cannot be an id.
+            vec!["--image", &face, "--audio", &hello, "--model", "kling v9"],
+            "whitespace",
         ),
         (
             vec![

@@ -153,7 +153,7 @@ fn a_broken_config_or_an_unknown_profile_stops_before_anything_is_sent() {
 
     std::fs::write(
         &broken,
-        "[profiles.default]\nmodel = \"kling/v9\"\napi_key_file = \"k\"\n",
+        "[profiles.default]\nmodel = \"kling v9\"\napi_key_file = \"k\"\n",
     )
     .unwrap();
     let output = submit(&broken, dir.path()).output().unwrap();
