@@ -39,9 +39,14 @@ fn main() {
     }
 }
 
-/// Where the documents are: `spec/` inside the package (what `cargo package`
-/// ships), else the workspace's top-level `spec/`.
+/// Where the documents are: `KLING_API_SPEC_DIR` when set (to build against
+/// a changed copy, as `.ci/probe` does), else `spec/` inside the package (what
+/// `cargo package` ships), else the workspace's top-level `spec/`.
 fn spec_dir(manifest_dir: &Path) -> PathBuf {
+    println!("cargo:rerun-if-env-changed=KLING_API_SPEC_DIR");
+    if let Some(dir) = std::env::var_os("KLING_API_SPEC_DIR") {
+        return PathBuf::from(dir);
+    }
     let inside = manifest_dir.join("spec");
     if inside.is_dir() {
         inside

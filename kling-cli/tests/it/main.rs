@@ -8,6 +8,8 @@ mod errors;
 mod history;
 mod local;
 mod money;
+#[cfg(kling_probe)]
+mod probe;
 mod profiles;
 mod security;
 mod spend;
