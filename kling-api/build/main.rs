@@ -11,6 +11,8 @@
 //! - `consts.rs`: the default base URLs, read from the documents' `servers`;
 //! - `contract/*.json`: each document after its contract patches (the
 //!   vendored one's known defects fixed), exposed as `kling_api::spec`;
+//! - `source/*.json`: each document as read, byte for byte
+//!   (`kling_api::spec::SOURCES`, for the drift check);
 //! - `surface.txt` (`surface.rs`): a readable summary of the generated public
 //!   surface, checked against the committed `kling-api/surface.txt`.
 
@@ -61,12 +63,17 @@ fn run() -> Result<(), String> {
     let out_dir = PathBuf::from(env("OUT_DIR")?);
     println!("cargo:rerun-if-changed={}", spec_dir.display());
     let contract_dir = out_dir.join("contract");
-    std::fs::create_dir_all(&contract_dir)
-        .map_err(|e| format!("cannot create {}: {e}", contract_dir.display()))?;
+    let source_dir = out_dir.join("source");
+    for dir in [&contract_dir, &source_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
 
     // Each document: contract patches (kept and exposed), then generation patches.
     let prepare = |name: &str| -> Result<(Value, Vec<patches::Seen>), String> {
-        let mut doc = load(&spec_dir, name)?;
+        let raw = read(&spec_dir, name)?;
+        write(&source_dir.join(name), &raw)?;
+        let mut doc = parse(&raw, name)?;
         patches::contract(name, &mut doc)?;
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
         write(&contract_dir.join(name), &text)?;
@@ -136,12 +143,14 @@ fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
 }
 
-fn load(dir: &Path, name: &str) -> Result<Value, String> {
+fn read(dir: &Path, name: &str) -> Result<String, String> {
     let path = dir.join(name);
     println!("cargo:rerun-if-changed={}", path.display());
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read spec/{name}: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("spec/{name} is not valid JSON: {e}"))
+    std::fs::read_to_string(&path).map_err(|e| format!("cannot read spec/{name}: {e}"))
+}
+
+fn parse(text: &str, name: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("spec/{name} is not valid JSON: {e}"))
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {

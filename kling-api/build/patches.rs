@@ -250,13 +250,24 @@ pub fn generation(doc_name: &str, doc: &mut Value) -> Result<Vec<Seen>, String> 
     ];
     match doc_name {
         "ai-avatar-v1-pro.json" => patches.push(patch("open_model_ids", open_model_ids)),
-        "get-task-details.json" => patches.push(patch("open_state_enums", |d| {
-            drop_enum(d, "/components/schemas/TaskRecord/properties/state")
-        })),
-        "file-upload.json" => patches.push(patch(
-            "skip_multipart_operations",
-            skip_multipart_operations,
-        )),
+        "get-task-details.json" => {
+            patches.push(patch("open_state_enums", |d| {
+                drop_enum(d, "/components/schemas/TaskRecord/properties/state")
+            }));
+            patches.push(patch("plain_fail_code_branches", plain_fail_code_branches));
+            patches.push(patch("plain_nullable_records", |d| {
+                plain_nullable(d, "/components/schemas/TaskRecord")
+            }));
+        }
+        "file-upload.json" => {
+            patches.push(patch(
+                "skip_multipart_operations",
+                skip_multipart_operations,
+            ));
+            patches.push(patch("plain_nullable_records", |d| {
+                plain_nullable(d, "/components/schemas/UploadedFile")
+            }));
+        }
         _ => {}
     }
     run(doc_name, doc, &patches)?;
@@ -278,6 +289,33 @@ pub fn generation(doc_name: &str, doc: &mut Value) -> Result<Vec<Seen>, String> 
 fn drop_enum(doc: &mut Value, pointer: &str) -> Result<usize, String> {
     let schema = object(doc, pointer)?;
     Ok(usize::from(schema.remove("enum").is_some()))
+}
+
+/// `failCode` is a string, an integer or null. Strictly (OAS 3.0.3), `nullable`
+/// only widens a sibling `type`, so the document puts it on the string branch
+/// of the `oneOf`; typify reads that as an `Option` inside the variant and
+/// renames the variants. The field is optional, so `null` already reads as
+/// `None`: the branches go to typify plain.
+fn plain_fail_code_branches(doc: &mut Value) -> Result<usize, String> {
+    let pointer = "/components/schemas/TaskRecord/properties/failCode/oneOf";
+    let branches = at(doc, pointer)?
+        .as_array_mut()
+        .ok_or_else(|| format!("{pointer} is not an array"))?;
+    Ok(branches
+        .iter_mut()
+        .filter_map(Value::as_object_mut)
+        .filter_map(|b| b.remove("nullable"))
+        .count())
+}
+
+/// The record an answer's `data` holds is null in error answers. Strictly,
+/// that needs `nullable` on the record's own schema (beside its `type`);
+/// typify would make the component a newtype around an `Option`. Every use is
+/// an optional field, so `null` already reads as `None`.
+fn plain_nullable(doc: &mut Value, pointer: &str) -> Result<usize, String> {
+    Ok(usize::from(
+        object(doc, pointer)?.remove("nullable").is_some(),
+    ))
 }
 
 /// Real traffic names the envelope's message `msg`; some documentation

@@ -114,7 +114,27 @@ pub mod spec {
     /// upload that is not generated.
     pub const FILE_UPLOAD: &str =
         include_str!(concat!(env!("OUT_DIR"), "/contract/file-upload.json"));
-    /// Every document with its file name under `spec/`.
+    /// Every document as read from `spec/`, byte for byte, with its file name:
+    /// what `kling spec check` compares a published version with.
+    pub const SOURCES: &[(&str, &str)] = &[
+        (
+            "ai-avatar-v1-pro.json",
+            include_str!(concat!(env!("OUT_DIR"), "/source/ai-avatar-v1-pro.json")),
+        ),
+        (
+            "get-task-details.json",
+            include_str!(concat!(env!("OUT_DIR"), "/source/get-task-details.json")),
+        ),
+        (
+            "common.json",
+            include_str!(concat!(env!("OUT_DIR"), "/source/common.json")),
+        ),
+        (
+            "file-upload.json",
+            include_str!(concat!(env!("OUT_DIR"), "/source/file-upload.json")),
+        ),
+    ];
+    /// Every document after its contract patches, with its file name under `spec/`.
     pub const ALL: &[(&str, &str)] = &[
         ("ai-avatar-v1-pro.json", CREATE_TASK),
         ("get-task-details.json", GET_TASK_DETAILS),

@@ -10,6 +10,8 @@ use kling_api_ext::{Error, Field, TaskId};
 pub mod code {
     pub const OK: u8 = 0;
     pub const LOCAL: u8 = 1;
+    /// `kling spec check`: the published document differs from the vendored one.
+    pub const DIFFERS: u8 = 1;
     pub const INVALID: u8 = 2;
     pub const SERVICE: u8 = 3;
     pub const TASK_FAILED: u8 = 4;

@@ -84,7 +84,11 @@ fn parse() -> (Cli, Result<(), String>) {
 fn apply_profile(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String> {
     let from = |name: &str| Source::of(matches, name);
     // None of these reads settings: they must work with a broken config file.
-    if matches!(cli.command, Command::Completions(_) | Command::Version) || cli.global.sim {
+    if matches!(
+        cli.command,
+        Command::Completions(_) | Command::Version | Command::Spec(_)
+    ) || cli.global.sim
+    {
         return Ok(());
     }
     let Some(selected) = config::select(cli.global.profile.as_deref())? else {
@@ -190,6 +194,7 @@ async fn run(cli: Cli, out: Out) -> u8 {
     match cli.command {
         Command::Completions(args) => return cmd::completions::completions(args),
         Command::Version => return cmd::version::version(&out),
+        Command::Spec(args) => return cmd::spec::spec(&out, args).await,
         Command::Login => return cmd::login::login(&out, global.selected_profile.as_ref()),
         Command::Sim(args) => return cmd::sim::sim(&out, args).await,
         // Reading the history needs no key; refreshing it does.
@@ -222,7 +227,11 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::History(args) => cmd::history::refresh_history(&ctx, &args)
             .await
             .map_err(Into::into),
-        Command::Completions(_) | Command::Version | Command::Sim(_) | Command::Login => {
+        Command::Completions(_)
+        | Command::Version
+        | Command::Spec(_)
+        | Command::Sim(_)
+        | Command::Login => {
             unreachable!("handled above")
         }
     };

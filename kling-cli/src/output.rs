@@ -180,6 +180,13 @@ impl Out {
         code
     }
 
+    /// A problem, one sentence on stderr even with `--quiet` (the caller
+    /// chooses the exit code and any JSON).
+    #[allow(clippy::print_stderr)]
+    pub fn problem(&self, message: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "kling: {message}");
+    }
+
     /// A usage problem found by the CLI itself (not clap): exit 2.
     #[allow(clippy::print_stderr)]
     pub fn usage(&self, message: &str) -> u8 {

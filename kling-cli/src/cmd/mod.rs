@@ -8,6 +8,7 @@ pub mod generate;
 pub mod history;
 pub mod login;
 pub mod sim;
+pub mod spec;
 pub mod status;
 pub mod steps;
 pub mod submit;

@@ -12,6 +12,7 @@ mod money;
 mod probe;
 mod profiles;
 mod security;
+mod spec;
 mod spend;
 mod support;
 mod waits;

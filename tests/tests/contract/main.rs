@@ -16,6 +16,7 @@ mod behaviours;
 mod docs;
 mod examples;
 mod layout;
+mod origin;
 mod schema;
 mod simulator;
 mod support;

@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 /// The spec files, as `(file name, parsed JSON)`.
 pub fn spec_files() -> Vec<(String, Value)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec");
@@ -11,6 +16,8 @@ pub fn spec_files() -> Vec<(String, Value)> {
         .expect("spec/ exists")
         .map(|entry| entry.expect("readable spec/ entry").path())
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        // The vendored document's origin record, not an OpenAPI document.
+        .filter(|path| !path.ends_with("origin.json"))
         .map(|path| {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let text = std::fs::read_to_string(&path).expect("readable spec file");

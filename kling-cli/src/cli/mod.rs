@@ -7,6 +7,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kling_api_ext::Model;
 
+mod values;
+pub use values::{parse_model, parse_set};
+
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
@@ -144,6 +147,45 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Show versions: the CLI, the API document, the known models
     Version,
+    /// The API documents this CLI was built from; check them against the published one
+    Spec(SpecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    #[command(subcommand)]
+    pub command: SpecCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpecCommand {
+    /// Print one of the OpenAPI documents this CLI was built from
+    Show {
+        /// The document: ai-avatar-v1-pro.json, get-task-details.json, common.json or file-upload.json
+        #[arg(default_value = "ai-avatar-v1-pro.json")]
+        name: String,
+        /// After the contract patches (the vendored document's known defects fixed)
+        #[arg(long)]
+        contract: bool,
+    },
+    /// Compare the vendored createTask document with the published one and
+    /// print what the generated client would gain or lose. Exit 0: the same;
+    /// 1: it differs; 3: it cannot be read
+    Check(SpecCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SpecCheckArgs {
+    /// Where the document is published (default: the URL spec/origin.json records)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Replace the vendored file with the published one and record its URL,
+    /// date and SHA-256 in origin.json (in a checkout)
+    #[arg(long)]
+    pub update: bool,
+    /// The checkout's spec directory, for --update
+    #[arg(long, value_name = "DIR", default_value = "spec")]
+    pub spec_dir: PathBuf,
 }
 
 /// The guard on spending, for the commands that create paid tasks.
@@ -365,93 +407,6 @@ pub enum Shell {
 pub struct CompletionsArgs {
     /// The shell
     pub shell: Shell,
-}
-
-/// Any model id: a known one, or another sent unchecked (the request carries
-/// a warning saying so). Blank ids and ids with whitespace are refused, as the
-/// SDK refuses them when a request is built.
-pub fn parse_model(text: &str) -> Result<Model, String> {
-    Model::try_custom(text).map_err(|e| match e {
-        kling_api_ext::Error::InvalidInput { reason, .. } => reason,
-        other => other.to_string(),
-    })
-}
-
-/// Builds a request with placeholder media and `f`'s setting: the SDK's own
-/// check of that setting, with its reason.
-fn check_with_sdk(
-    f: impl FnOnce(kling_api_ext::AvatarRequestBuilder) -> kling_api_ext::AvatarRequestBuilder,
-) -> Result<(), String> {
-    f(kling_api_ext::AvatarRequest::builder()
-        .image("https://placeholder.invalid/a.png")
-        .audio("https://placeholder.invalid/a.mp3"))
-    .build()
-    .map(drop)
-    .map_err(|e| match e {
-        kling_api_ext::Error::InvalidInput { reason, .. } => reason,
-        other => other.to_string(),
-    })
-}
-
-/// `--set KEY=VALUE`: a field of the createTask `input` the spec defines,
-/// its value parsed by the field's type in the schema (a string as is; a
-/// number, boolean, array or object as JSON).
-pub fn parse_set(text: &str) -> Result<(String, serde_json::Value), String> {
-    use serde_json::Value;
-    let (key, value) = text
-        .split_once('=')
-        .ok_or("use KEY=VALUE, e.g. --set seed=42")?;
-    let schema = kling_api_ext::input_schema();
-    let props = schema["properties"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let owned = [
-        ("image_url", "--image"),
-        ("audio_url", "--audio"),
-        ("prompt", "--prompt"),
-    ];
-    if let Some((_, flag)) = owned.iter().find(|(k, _)| *k == key) {
-        return Err(format!("{key} is set with {flag}"));
-    }
-    let others: Vec<&str> = props
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !owned.iter().any(|(o, _)| o == k))
-        .collect();
-    let Some(field) = props.get(key) else {
-        return Err(format!(
-            "the API document has no input field {key:?}; it has {}",
-            if others.is_empty() {
-                "none besides image_url, audio_url and prompt".to_owned()
-            } else {
-                others.join(", ")
-            }
-        ));
-    };
-    let types: Vec<&str> = match &field["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    };
-    let parsed =
-        if types.contains(&"string") && !types.iter().any(|t| *t != "string" && *t != "null") {
-            Value::String(value.to_owned())
-        } else {
-            serde_json::from_str(value).map_err(|e| {
-                format!(
-                    "{key} takes {} (JSON): {e}",
-                    if types.is_empty() {
-                        "a value".to_owned()
-                    } else {
-                        types.join(" or ")
-                    }
-                )
-            })?
-        };
-    // The SDK's own check, against the generated type.
-    check_with_sdk(|b| b.extra_input(key, parsed.clone()))?;
-    Ok((key.to_owned(), parsed))
 }
 
 /// `--rate-limit`: a limit, or none.
