@@ -40,6 +40,12 @@ pub struct SimConfig {
     pub rate_limit: RateLimitConfig,
     /// How long tasks take and how often they fail.
     pub lifecycle: LifecycleConfig,
+    /// Answer the errors the documentation's exports declare with that HTTP
+    /// status too, the envelope unchanged: recordInfo 400, 401, 404 (an unknown
+    /// task is then `404 Task not found`, not `422 recordInfo is null`) and
+    /// 429; the uploads 400 and 401. Off (the default): HTTP 200 with the
+    /// status in `code`, as recorded traffic shows.
+    pub http_error_status: bool,
     /// Key for callback signatures (`X-Webhook-Signature`); none: callbacks are
     /// sent unsigned.
     pub webhook_hmac_key: Option<String>,
@@ -70,6 +76,7 @@ impl Default for SimConfig {
             max_upload_bytes: 200 * 1024 * 1024,
             rate_limit: RateLimitConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            http_error_status: false,
             webhook_hmac_key: None,
             callbacks_off_loopback: false,
             faults: FaultConfig::default(),
@@ -140,6 +147,9 @@ pub struct LifecycleConfig {
     /// after about 24 hours); past that it answers 404, and only a link from
     /// download-url serves the file. `None` (the default): never expires.
     pub result_url_ttl_ms: Option<u64>,
+    /// Give failed tasks `costTime` and `completeTime` too. Off (the default):
+    /// null, as observed; successes always have both.
+    pub times_on_fail: bool,
 }
 
 impl Default for LifecycleConfig {
@@ -152,6 +162,7 @@ impl Default for LifecycleConfig {
             generating_ms_per_audio_second: None,
             fail_fraction: 0.0,
             result_url_ttl_ms: None,
+            times_on_fail: false,
         }
     }
 }

@@ -47,6 +47,8 @@ pub(crate) struct Task {
     pub null_until: Option<Duration>,
     pub unknown_until: Option<Duration>,
     pub fail_code_int: bool,
+    /// `costTime` and `completeTime` on a failed task too (`timesOnFail`).
+    pub times_on_fail: bool,
     pub polls: u32,
     pub first_seen_ended: Option<Instant>,
 }
@@ -99,8 +101,11 @@ impl Task {
             "createTime": self.created_ms,
         });
         if ended {
-            data["costTime"] = json!(self.end.as_secs());
-            data["completeTime"] = json!(self.end_ms());
+            // Failed tasks are observed with both null.
+            if matches!(self.outcome, Outcome::Success { .. }) || self.times_on_fail {
+                data["costTime"] = json!(self.end.as_secs());
+                data["completeTime"] = json!(self.end_ms());
+            }
             match &self.outcome {
                 Outcome::Success { .. } => {
                     data["resultJson"] =
@@ -367,6 +372,7 @@ mod tests {
             null_until: None,
             unknown_until: None,
             fail_code_int: false,
+            times_on_fail: false,
             polls: 0,
             first_seen_ended: None,
         }
@@ -403,9 +409,18 @@ mod tests {
             (failed["failCode"].clone(), failed["resultJson"].clone()),
             (json!("500"), json!(""))
         );
+        assert!(
+            failed["costTime"].is_null() && failed["completeTime"].is_null(),
+            "{failed}"
+        );
         failing.fail_code_int = true;
+        failing.times_on_fail = true;
         let failed = failing.record(failing.created + Duration::from_secs(11), "http://h", None);
         assert_eq!(failed["failCode"], json!(500));
+        assert_eq!(
+            (failed["costTime"].clone(), failed["completeTime"].clone()),
+            (json!(10), json!(11_000))
+        );
     }
 
     #[test]

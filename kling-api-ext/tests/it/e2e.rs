@@ -288,3 +288,78 @@ async fn many_jobs_with_faults_never_pay_twice_never_hang_and_always_end_typed()
     }
     println!("outcomes: {outcomes:?}; faults: {:?}", stats.faults);
 }
+
+fn with_key(sim: &Simulator, key: &str) -> Client {
+    Client::builder()
+        .api_key(key)
+        .base_url(sim.base_url())
+        .upload_base_url(sim.upload_base_url())
+        .retry(RetryPolicy::default().max_attempts(1))
+        .build()
+        .unwrap()
+}
+
+/// The documented errors the service may send with the HTTP status too
+/// (`httpErrorStatus`) read as the same errors as over HTTP 200, message kept;
+/// a failed task has no cost or completion time either way.
+#[tokio::test]
+async fn errors_with_their_http_status_read_as_over_http_200() {
+    use kling_api_ext::{ApiErrorKind, TaskId};
+    let unknown = TaskId::new("c420e5a6f3b84ad2b6c1e4d0a9f7b311").unwrap();
+    for http_status in [false, true] {
+        let sim = sim(|c| {
+            c.http_error_status = http_status;
+            c.lifecycle.fail_fraction = 1.0;
+        })
+        .await;
+        let error = client(&sim).get(&unknown).await.unwrap_err();
+        let Error::Api {
+            kind, code, msg, ..
+        } = &error
+        else {
+            panic!("{http_status}: {error:?}");
+        };
+        assert_eq!(*kind, ApiErrorKind::NotFound, "{http_status}: {error}");
+        assert_eq!(
+            (*code, msg.as_str()),
+            if http_status {
+                (404, "Task not found")
+            } else {
+                (422, "recordInfo is null")
+            }
+        );
+        let wrong = with_key(&sim, "not-the-key");
+        let error = wrong.get(&unknown).await.unwrap_err();
+        assert_eq!(
+            error.api_kind(),
+            Some(ApiErrorKind::Unauthorized),
+            "{http_status}: {error}"
+        );
+        let error = wrong
+            .upload_base64(&kling_testkit::png_head(400, 500), "face.png")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.api_kind(),
+            Some(ApiErrorKind::Unauthorized),
+            "{http_status}: {error}"
+        );
+        assert!(error.to_string().contains("Invalid API Key"), "{error}");
+
+        let client = client(&sim);
+        let request = AvatarRequest::builder()
+            .image(asset("face.png").display().to_string())
+            .audio(asset("hello.wav").display().to_string())
+            .build()
+            .unwrap();
+        let id = client.submit(&request).await.unwrap();
+        let task = until_done(&client, &id).await.unwrap();
+        assert_eq!(task.state, State::Fail);
+        assert_eq!(
+            (task.cost_time, task.complete_time),
+            (None, None),
+            "{task:?}"
+        );
+        assert!(task.fail_code.is_some(), "{task:?}");
+    }
+}

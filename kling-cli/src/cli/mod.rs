@@ -357,7 +357,8 @@ Config file (JSON, camelCase; every key optional):
   defaultVideoSeconds 5  requireUserAgent true  maxUploadBytes 209715200
   rateLimit {max 20, windowMs 10000, mode \"http429\"|\"envelope429\", retryAfter true}
   lifecycle {seed, waitingMs [min,max], queuingMs, generatingMs,
-             generatingMsPerAudioSecond, failFraction, resultUrlTtlMs}
+             generatingMsPerAudioSecond, failFraction, resultUrlTtlMs, timesOnFail}
+  httpErrorStatus (recordInfo 400/401/404/429 and upload 400/401 as HTTP statuses)
   webhookHmacKey, callbacksOffLoopback
   faults {seed, slowMs, nullRecord, nullRecordMs, unknownState, unknownStateMs,
           failCodeInt, retryAfterOnFault,

@@ -138,6 +138,7 @@ pub(super) async fn create_task(
             null_until,
             unknown_until,
             fail_code_int,
+            times_on_fail: shared.config.lifecycle.times_on_fail,
             polls: 0,
             first_seen_ended: None,
         };
@@ -213,6 +214,16 @@ pub(super) struct TaskQuery {
     task_id: Option<String>,
 }
 
+/// An unknown task: what recorded traffic shows, or with `httpErrorStatus`
+/// the documentation's `404 Task not found`.
+fn no_such_task(shared: &Shared, alias: bool) -> Response {
+    if shared.config.http_error_status {
+        envelope(404, "Task not found", Value::Null, alias)
+    } else {
+        envelope(422, "recordInfo is null", Value::Null, alias)
+    }
+}
+
 pub(super) async fn record_info(
     State(shared): Ctx,
     Extension(conn): Conn,
@@ -233,12 +244,12 @@ pub(super) async fn record_info(
         let mut state = shared.lock();
         let Some(task) = state.tasks.get_mut(&task_id).filter(|t| t.owner == key) else {
             drop(state);
-            return envelope(422, "recordInfo is null", Value::Null, alias);
+            return no_such_task(&shared, alias);
         };
         let age = now.saturating_duration_since(task.created);
         if task.null_until.is_some_and(|until| age < until) {
             drop(state);
-            return envelope(422, "recordInfo is null", Value::Null, alias);
+            return no_such_task(&shared, alias);
         }
         task.polls += 1;
         let ended = task.ended(now);

@@ -74,8 +74,53 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/file-upload/files/{*path}", get(uploaded_file))
         .route("/results/{file}", get(result_video))
         .route("/_sim/stats", get(stats))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            http_error_status,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(shared)
+}
+
+/// The envelope codes each route's documentation also declares as the HTTP
+/// status (`httpErrorStatus`).
+const DOCUMENTED_STATUSES: &[(&str, &[i64])] = &[
+    ("/api/v1/jobs/recordInfo", &[400, 401, 404, 429]),
+    ("/file-upload/api/file-stream-upload", &[400, 401]),
+    ("/file-upload/api/file-base64-upload", &[400, 401]),
+    ("/file-upload/api/file-url-upload", &[400, 401]),
+];
+
+/// With `httpErrorStatus`, an HTTP 200 envelope whose `code` the route
+/// documents as an HTTP status goes out with that status, body unchanged.
+async fn http_error_status(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let codes = DOCUMENTED_STATUSES
+        .iter()
+        .find(|(path, _)| *path == request.uri().path())
+        .map(|(_, codes)| *codes);
+    let response = next.run(request).await;
+    let Some(codes) = codes.filter(|_| shared.config.http_error_status) else {
+        return response;
+    };
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Envelopes are small; a body too large to be one is passed on unread.
+    let Ok(bytes) = axum::body::to_bytes(body, JSON_BODY_LIMIT).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let code = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("code").and_then(Value::as_i64));
+    if let Some(code) = code.filter(|c| codes.contains(c)) {
+        parts.status = StatusCode::from_u16(code as u16).unwrap_or(StatusCode::OK);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// One log line per request (`kling sim -v`, or `RUST_LOG=kling_sim=info`):
