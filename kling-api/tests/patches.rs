@@ -9,7 +9,8 @@ mod patches;
 use serde_json::{json, Value};
 
 fn doc(name: &str) -> Value {
-    let path = format!("{}/../spec/{name}", env!("CARGO_MANIFEST_DIR"));
+    // `spec/` in the package (a link to the workspace's in a checkout).
+    let path = format!("{}/spec/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
