@@ -24,8 +24,11 @@ fn an_upload_retry_says_what_failed_and_how_long_it_waits() {
         .unwrap();
     // The first backoff is under a second (not said); the second is over
     // one. Uploads serve again once it has begun.
+    // Counted when the fault is injected, not when the request arrives: a
+    // second request that has arrived may not have drawn its fault yet.
     for _ in 0..3000 {
-        if sim.sim.stats().requests_to("uploadStream") >= 2 {
+        let injected = sim.sim.stats().faults.get("uploadStream.html502").copied();
+        if injected.unwrap_or(0) >= 2 {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
