@@ -4,9 +4,11 @@
 //! a URL off loopback.
 //!
 //! It behaves like the service, quirks included: errors as HTTP 200 with the
-//! status in the body's `code`; `recordInfo is null` for unknown ids; fields
-//! `null` until a task ends; `resultJson` a JSON-encoded string; `costTime` in
-//! seconds; Bearer keys; the model id and required fields checked; a per-key
+//! status in the body's `code` (or, with `httpErrorStatus`, the documented
+//! HTTP 4xx too); `recordInfo is null` for unknown ids; fields `null` until a
+//! task ends (`costTime` and `completeTime` stay null for a failed task, as
+//! observed); `resultJson` a JSON-encoded string; `costTime` in seconds;
+//! Bearer keys; the model id and required fields checked; a per-key
 //! creation limit (20 per 10 s by default) answered as HTTP 429 or as code 429;
 //! credits charged per generated second; tasks that go
 //! `waiting → queuing → generating → success | fail` on a seeded schedule; a
