@@ -22,10 +22,15 @@ pub(crate) struct Inner {
     /// the sensitive header in `auth_headers`.
     pub(crate) api_key: SecretString,
     pub(crate) api: kling_api::Client,
+    /// createTask's: on `create_http`.
+    pub(crate) api_create: kling_api::Client,
     pub(crate) upload: kling_api::upload::Client,
     /// For uploads, preflights and downloads. Carries no Authorization header:
     /// it is added only to requests to the upload server.
     pub(crate) http: reqwest::Client,
+    /// For createTask: keeps no idle connections, so a creation never goes out
+    /// on one the server may be closing (the caller's own client, if given).
+    pub(crate) create_http: reqwest::Client,
     pub(crate) auth_headers: HeaderMap,
     pub(crate) base_url: Url,
     pub(crate) upload_base_url: Url,

@@ -168,6 +168,11 @@ impl ClientBuilder {
     /// timeouts above are then your client's. Call [`install_tls_provider`] before
     /// building it.
     ///
+    /// The SDK's own clients send createTask on a fresh connection each time
+    /// (a pooled one the server closes as idle just as the request arrives
+    /// leaves the outcome unknown); with yours, createTask shares its pool
+    /// unless it keeps no idle connections (`pool_max_idle_per_host(0)`).
+    ///
     /// ```
     /// kling_api_ext::install_tls_provider();
     /// let http = kling_api_ext::reqwest::Client::builder().pool_max_idle_per_host(4).build().unwrap();
@@ -282,18 +287,36 @@ impl ClientBuilder {
                 .map_err(|_| config("the User-Agent is not a valid header value".into()))?,
         );
 
-        let http = match self.http {
-            Some(client) => client,
-            None => reqwest::Client::builder()
+        let build_http = |pooled: bool| {
+            let builder = reqwest::Client::builder()
                 .connect_timeout(self.connect_timeout)
                 .timeout(self.request_timeout)
-                .user_agent(self.user_agent.clone())
+                .user_agent(self.user_agent.clone());
+            // createTask gets a connection of its own each time: on a pooled
+            // one, a server closing it as idle just as the request arrives
+            // leaves the outcome unknown (the task may exist). A handshake
+            // per creation is cheap next to that; reads keep the pool.
+            let builder = if pooled {
+                builder
+            } else {
+                builder.pool_max_idle_per_host(0)
+            };
+            builder
                 .build()
-                .map_err(|e| config(format!("cannot build the HTTP client: {e}")))?,
+                .map_err(|e| config(format!("cannot build the HTTP client: {e}")))
+        };
+        let (http, create_http) = match self.http {
+            Some(client) => (client.clone(), client),
+            None => (build_http(true)?, build_http(false)?),
         };
         let api = kling_api::Client::new_with_client(
             base_url.as_str().trim_end_matches('/'),
             http.clone(),
+            headers.clone(),
+        );
+        let api_create = kling_api::Client::new_with_client(
+            base_url.as_str().trim_end_matches('/'),
+            create_http.clone(),
             headers.clone(),
         );
         let upload = kling_api::upload::Client::new_with_client(
@@ -312,8 +335,10 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 api_key: key.clone(),
                 api,
+                api_create,
                 upload,
                 http,
+                create_http,
                 auth_headers: headers,
                 base_url,
                 upload_base_url,

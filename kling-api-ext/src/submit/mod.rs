@@ -413,7 +413,7 @@ impl Client {
                 match body {
                     CreateBody::Typed(body) => self
                         .inner
-                        .api
+                        .api_create
                         .kling_ai_avatar_v1_pro()
                         .body(body.clone())
                         .send()
@@ -423,7 +423,7 @@ impl Client {
                         let path = operation.endpoint().map_or("", |e| e.path);
                         let request = self
                             .inner
-                            .http
+                            .create_http
                             .post(self.api_url_for(path))
                             .headers(self.inner.auth_headers.clone())
                             .json(body)

@@ -2,7 +2,7 @@
 //! with exactly what was checked; invalid input never reaches the service.
 
 use httpmock::{Method, MockServer};
-use kling_api_ext::{AvatarRequest, Error, Field, Model, TaskId};
+use kling_api_ext::{AvatarRequest, Client, Error, Field, Model, TaskId};
 use serde_json::json;
 
 use crate::support::{KEY, asset, builder, client, copy_as, created, data, png_head, uploaded};
@@ -529,4 +529,107 @@ async fn prepare_reports_each_step_and_each_retry_before_its_wait() {
         other => panic!("expected a retry, got {other:?}"),
     }
     assert_eq!(server.hits(), 3);
+}
+
+/// A keep-alive server whose idle timer fires just as a request arrives on a
+/// reused connection: that request is read and the connection closed without
+/// an answer. Answers the envelope on a connection's first request.
+async fn closes_reused_connections() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let count = dropped.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut served = 0;
+                loop {
+                    // One request: headers, then Content-Length bytes.
+                    let mut bytes = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    let (head, length) = loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        bytes.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&bytes).into_owned();
+                        if let Some((head, _)) = text.split_once("\r\n\r\n") {
+                            let length = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap())
+                                })
+                                .unwrap_or(0);
+                            break (head.to_owned(), length);
+                        }
+                    };
+                    while bytes.len() < head.len() + 4 + length {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        bytes.extend_from_slice(&buf[..n]);
+                    }
+                    if served > 0 {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        return; // closed, unanswered
+                    }
+                    served += 1;
+                    let body = if head.contains("createTask") {
+                        created("c420e5a6f3b84ad2b6c1e4d0a9f7b311").to_string()
+                    } else {
+                        r#"{"code":200,"msg":"success","data":100.0}"#.to_owned()
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, dropped)
+}
+
+/// createTask never rides a pooled connection: a server closing an idle
+/// keep-alive connection as the request arrives would leave the outcome
+/// unknown (the task may or may not exist). Reads still reuse connections.
+#[tokio::test]
+async fn create_task_is_not_sent_on_a_reused_connection() {
+    let (url, dropped) = closes_reused_connections().await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(url.as_str())
+        .upload_base_url(url.as_str())
+        .preflight(false)
+        .build()
+        .unwrap();
+    assert_eq!(client.credits().await.unwrap(), 100.0);
+    let request = AvatarRequest::builder()
+        .image("https://cdn.example.com/face.png")
+        .audio("https://cdn.example.com/hello.mp3")
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let id = client.submit(&request).await.unwrap();
+        assert_eq!(id.as_str(), "c420e5a6f3b84ad2b6c1e4d0a9f7b311");
+    }
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
