@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::error::{Error, Operation, Result};
 use crate::lifecycle::TaskId;
-use crate::ratelimit::{Limiter, RateLimit};
+use crate::ratelimit::{CreationLimiter, RateLimit};
 use crate::request::Model;
 use crate::retry::RetryPolicy;
 use crate::task::Task;
@@ -36,7 +36,9 @@ pub(crate) struct Inner {
     pub(crate) upload_base_url: Url,
     pub(crate) model: Model,
     pub(crate) credits_per_second: Option<f64>,
-    pub(crate) limiter: Option<Arc<Limiter>>,
+    pub(crate) limiter: Option<Arc<dyn CreationLimiter>>,
+    /// How long a creation's slot is leased: past its timeouts.
+    pub(crate) create_lease: Duration,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) retry: RetryPolicy,
     pub(crate) upload_path: String,

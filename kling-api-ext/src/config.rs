@@ -2,6 +2,7 @@
 //! and the TLS provider.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +12,20 @@ use url::Url;
 
 use crate::client::{Client, Inner};
 use crate::error::{Error, Field, Result};
-use crate::ratelimit::RateLimit;
+use crate::ratelimit::{AccountKey, CreationLimiter, FileLimiter, RateLimit};
+
 use crate::request::Model;
 use crate::retry::RetryPolicy;
+
+/// Where the builder's client counts creation slots.
+#[derive(Clone, Debug)]
+enum LimiterChoice {
+    Process,
+    File(PathBuf),
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+    Custom(Arc<dyn CreationLimiter>),
+}
 
 /// The `User-Agent` sent with every request: `kling-rs/<version>`. The service's
 /// proxy refuses requests without one (`docs/service-notes.md` §1).
@@ -53,6 +65,7 @@ pub struct ClientBuilder {
     model: Model,
     credits_per_second: Option<f64>,
     rate_limit: Option<RateLimit>,
+    limiter: LimiterChoice,
     retry: RetryPolicy,
     upload_path: String,
     preflight: bool,
@@ -72,6 +85,7 @@ impl fmt::Debug for ClientBuilder {
             .field("model", &self.model)
             .field("credits_per_second", &self.credits_per_second)
             .field("rate_limit", &self.rate_limit)
+            .field("limiter", &self.limiter)
             .field("retry", &self.retry)
             .field("upload_path", &self.upload_path)
             .field("preflight", &self.preflight)
@@ -93,6 +107,7 @@ impl Default for ClientBuilder {
             model: Model::default(),
             credits_per_second: None,
             rate_limit: Some(RateLimit::DEFAULT),
+            limiter: LimiterChoice::Process,
             retry: RetryPolicy::default(),
             upload_path: "kling-rs".to_owned(),
             preflight: true,
@@ -204,6 +219,44 @@ impl ClientBuilder {
     /// and limit shares one window (clones included).
     pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
         self.rate_limit = limit;
+        self
+    }
+
+    /// Counts creation slots in `dir`, in a file every process of this host
+    /// using the same key and base URL shares ([`FileLimiter`]), so that many
+    /// processes started at once keep one window. The limit is
+    /// [`rate_limit`](Self::rate_limit)'s; `rate_limit(None)` still turns
+    /// limiting off.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let client = kling_api_ext::Client::builder()
+    ///     .api_key("sk-example")
+    ///     .rate_limit_file(dir.path())
+    ///     .build()?;
+    /// # Ok::<(), kling_api_ext::Error>(())
+    /// ```
+    pub fn rate_limit_file(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.limiter = LimiterChoice::File(dir.into());
+        self
+    }
+
+    /// Counts creation slots in the PostgreSQL database at `url`, shared by
+    /// every process and host using the same key and base URL
+    /// ([`crate::PgLimiter`]); its tables are created on first use. The limit
+    /// is [`rate_limit`](Self::rate_limit)'s; `rate_limit(None)` still turns
+    /// limiting off. The URL is checked when the client is built; the
+    /// database is first reached by the first creation.
+    #[cfg(feature = "postgres")]
+    pub fn rate_limit_postgres(mut self, url: impl Into<String>) -> Self {
+        self.limiter = LimiterChoice::Postgres(url.into());
+        self
+    }
+
+    /// Counts creation slots in `limiter` (its own [`CreationLimiter::limit`]
+    /// applies). `rate_limit(None)` still turns limiting off.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn CreationLimiter>) -> Self {
+        self.limiter = LimiterChoice::Custom(limiter);
         self
     }
 
@@ -328,9 +381,30 @@ impl ClientBuilder {
             .get(USER_AGENT)
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static(DEFAULT_USER_AGENT));
-        let limiter = self
-            .rate_limit
-            .map(|limit| crate::ratelimit::shared(key_text, base_url.as_str(), limit));
+        let limiter: Option<Arc<dyn CreationLimiter>> = match (self.rate_limit, self.limiter) {
+            (None, _) => None,
+            (Some(limit), LimiterChoice::Process) => {
+                Some(crate::ratelimit::shared(key_text, base_url.as_str(), limit))
+            }
+            (Some(limit), LimiterChoice::File(dir)) => Some(Arc::new(FileLimiter::new(
+                dir,
+                &AccountKey::new(key_text, base_url.as_str()),
+                limit,
+            ))),
+            #[cfg(feature = "postgres")]
+            (Some(limit), LimiterChoice::Postgres(url)) => Some(Arc::new(
+                crate::PgLimiter::connect_lazy(
+                    &url,
+                    &AccountKey::new(key_text, base_url.as_str()),
+                    limit,
+                )
+                .map_err(|e| config(format!("the rate limit's database: {e}")))?,
+            )),
+            (Some(_), LimiterChoice::Custom(limiter)) => Some(limiter),
+        };
+        // A creation's request ends within its timeouts; its slot's lease
+        // covers that with a margin, so only a dead holder's slot lapses.
+        let create_lease = self.connect_timeout + self.request_timeout + Duration::from_secs(10);
         Ok(Client {
             inner: Arc::new(Inner {
                 api_key: key.clone(),
@@ -344,8 +418,9 @@ impl ClientBuilder {
                 upload_base_url,
                 model: self.model,
                 credits_per_second: self.credits_per_second,
+                rate_limit: limiter.as_ref().map(|l| l.limit()),
                 limiter,
-                rate_limit: self.rate_limit,
+                create_lease,
                 retry: self.retry,
                 upload_path,
                 preflight: self.preflight,

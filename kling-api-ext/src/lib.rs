@@ -91,6 +91,8 @@ mod interpret;
 mod lifecycle;
 mod media;
 mod operation;
+#[cfg(feature = "postgres")]
+mod pg;
 mod preflight;
 mod ratelimit;
 #[cfg(feature = "webhook-receiver")]
@@ -116,7 +118,14 @@ pub use error::{ApiErrorKind, Error, Field, Operation, Result, TransportKind, sa
 pub use kling_api::reqwest;
 pub use lifecycle::{InvalidTaskId, State, TaskId};
 pub use media::{AUDIO_TYPES, IMAGE_TYPES, MAX_MEDIA_BYTES, MediaFacts, MediaKind, soft_limits};
-pub use ratelimit::RateLimit;
+#[cfg(feature = "postgres")]
+pub use pg::migrate_postgres;
+#[cfg(feature = "postgres")]
+pub use ratelimit::PgLimiter;
+pub use ratelimit::{
+    AccountKey, Acquire, CreationLimiter, FileLimiter, LimitWait, LimiterError, LimiterFuture,
+    ProcessLimiter, RateLimit, SlotId,
+};
 pub use request::{
     AvatarRequest, AvatarRequestBuilder, InputBuilder, IntoMediaInput, MAX_PROMPT_CHARS, Media,
     MediaInputRaw, MediaSource, Model, input_schema,

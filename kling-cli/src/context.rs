@@ -5,7 +5,7 @@ use std::path::Path;
 use kling_api_ext::{Client, ClientBuilder};
 use kling_sim::Simulator;
 
-use crate::cli::Global;
+use crate::cli::{Global, LimitStore};
 use crate::error::CliError;
 use crate::interrupt::Interrupt;
 use crate::output::Out;
@@ -62,11 +62,21 @@ pub async fn build(
     customize: impl FnOnce(ClientBuilder) -> ClientBuilder,
 ) -> Result<Context, CliError> {
     let settings = |builder: ClientBuilder| {
-        customize(
-            builder
-                .request_timeout(global.request_timeout)
-                .rate_limit(global.rate_limit.0),
-        )
+        let builder = builder
+            .request_timeout(global.request_timeout)
+            .rate_limit(global.rate_limit.0);
+        // The embedded simulator lives and dies with this process: nothing to share.
+        let store = if global.sim {
+            &LimitStore::Process
+        } else {
+            &global.rate_limit_store
+        };
+        let builder = match (store, crate::history::state_dir()) {
+            (LimitStore::Host, Some(dir)) => builder.rate_limit_file(dir.join("ratelimit")),
+            (LimitStore::Host | LimitStore::Process, _) => builder,
+            (LimitStore::Postgres(url), _) => builder.rate_limit_postgres(url),
+        };
+        customize(builder)
     };
     if global.sim {
         let sim = Simulator::builder()

@@ -124,7 +124,7 @@ impl CliError {
                 Error::GenerationFailed { .. } => code::TASK_FAILED,
                 Error::WaitTimedOut { .. } => code::TIMED_OUT,
                 Error::SubmitOutcomeUnknown { .. } => code::OUTCOME_UNKNOWN,
-                Error::Io { .. } => code::LOCAL,
+                Error::Io { .. } | Error::Limiter { .. } => code::LOCAL,
                 _ => code::SERVICE,
             },
             CliError::Invalid { .. } => code::INVALID,

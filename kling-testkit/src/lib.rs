@@ -19,9 +19,11 @@ use kling_sim::{SimConfig, Simulator};
 use serde_json::Value;
 
 mod media;
+mod postgres;
 mod scripted;
 
 pub use media::{check_mp4, mp3, png_head, wav};
+pub use postgres::TestPg;
 pub use scripted::{Canned, Received, ScriptedServer, closed_port, resetting_server};
 
 /// A file of `examples/assets/` (`face.png`, `hello.wav`).

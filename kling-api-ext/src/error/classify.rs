@@ -16,7 +16,7 @@ impl Error {
     /// [`Error::SubmitOutcomeUnknown`], which is not retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport { .. } => true,
+            Error::Transport { .. } | Error::Limiter { .. } => true,
             Error::Api { kind, .. } => matches!(
                 kind,
                 ApiErrorKind::RateLimited | ApiErrorKind::Maintenance | ApiErrorKind::ServerError
@@ -78,7 +78,7 @@ impl Error {
     /// ```
     pub fn is_not_taken(&self) -> bool {
         match self {
-            Error::InvalidInput { .. } | Error::NotSent { .. } => true,
+            Error::InvalidInput { .. } | Error::NotSent { .. } | Error::Limiter { .. } => true,
             Error::Api {
                 kind, operation, ..
             } => match kind {
@@ -122,6 +122,7 @@ impl Error {
             | Error::Transport { operation, .. }
             | Error::UnexpectedResponse { operation, .. }
             | Error::NotSent { operation }
+            | Error::Limiter { operation, .. }
             | Error::Io { operation, .. } => Some(*operation),
             Error::SubmitOutcomeUnknown { .. } => Some(Operation::CreateTask),
             Error::WaitTimedOut { .. } | Error::Cancelled { .. } | Error::ResultMissing { .. } => {
@@ -147,7 +148,7 @@ impl Error {
             | Error::ResultMissing { task_id, .. }
             | Error::NotEnded { task_id, .. } => Some(task_id),
             Error::SubmitOutcomeUnknown { cause } => cause.task_id(),
-            Error::InvalidInput { .. } | Error::NotSent { .. } => None,
+            Error::InvalidInput { .. } | Error::NotSent { .. } | Error::Limiter { .. } => None,
         }
     }
 
@@ -219,6 +220,7 @@ impl Error {
             Error::Cancelled { .. } => "cancelled",
             Error::ResultMissing { .. } => "result_missing",
             Error::NotSent { .. } => "not_sent",
+            Error::Limiter { .. } => "limiter",
             Error::LinkExpired { .. } => "link_expired",
             Error::Io { .. } => "io",
             Error::NotEnded { .. } => "not_ended",
@@ -268,6 +270,7 @@ impl Error {
             Error::ResultMissing { detail, .. } => scrub(detail),
             Error::Transport { .. }
             | Error::NotSent { .. }
+            | Error::Limiter { .. }
             | Error::WaitTimedOut { .. }
             | Error::Cancelled { .. }
             | Error::Io { .. }

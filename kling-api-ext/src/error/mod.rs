@@ -287,6 +287,18 @@ pub enum Error {
         operation: Operation,
     },
 
+    /// The creation limiter could not be asked (its file cannot be written,
+    /// its database is unreachable), so the request was not sent: nothing
+    /// was created. Sending without it could go over the account's limit.
+    #[error("{operation}: the rate limiter failed: {source}; nothing was sent")]
+    Limiter {
+        /// The call.
+        operation: Operation,
+        /// What went wrong.
+        #[source]
+        source: crate::ratelimit::LimiterError,
+    },
+
     /// The task did not end before the deadline. It may still finish: call
     /// `wait` again with the same task id.
     #[error(

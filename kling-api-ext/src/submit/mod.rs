@@ -9,6 +9,7 @@ use crate::error::{ApiErrorKind, Error, Field, Operation, Result};
 use crate::interpret::Answer;
 use crate::lifecycle::TaskId;
 use crate::media::MediaKind;
+use crate::ratelimit::LimitWait;
 use crate::request::{AvatarRequest, BuiltInput, Media, MediaSource};
 use crate::retry::{Runner, Step};
 
@@ -295,7 +296,7 @@ impl Client {
 
         let audio = request.audio.facts().and_then(|f| f.duration);
         let policy = &self.inner.retry;
-        let limiter = self.inner.limiter.as_deref();
+        let limiter = self.inner.limiter.as_ref();
         let started = Instant::now();
         let attempt = AtomicU32::new(1);
         let not_sent = || Error::NotSent {
@@ -328,12 +329,13 @@ impl Client {
                 if options.cancelled() {
                     return Err(Step::Stop(not_sent()));
                 }
-                let _permit = match limiter {
+                let permit = match limiter {
                     Some(limiter) => {
                         let attempt = attempt.load(Ordering::Relaxed);
                         let mut too_long = None;
-                        let acquire = limiter.acquire_with(|wait, why| {
-                            if why == crate::ratelimit::LimiterWait::Paused
+                        let limit = limiter.limit();
+                        let acquire = crate::ratelimit::acquire(limiter, self.inner.create_lease, |wait, why| {
+                            if why == LimitWait::Paused
                                 && started.elapsed().saturating_add(wait) > policy.time_budget
                             {
                                 // Waiting this out would hold the caller past the budget.
@@ -341,16 +343,11 @@ impl Client {
                                 return false;
                             }
                             let reason = match why {
-                                crate::ratelimit::LimiterWait::Paused => {
-                                    SubmitWaitReason::ServicePause
-                                }
-                                crate::ratelimit::LimiterWait::Window => {
-                                    let limit = limiter.limit();
-                                    SubmitWaitReason::RateLimitWindow {
-                                        max: limit.max,
-                                        window: limit.window,
-                                    }
-                                }
+                                LimitWait::Paused => SubmitWaitReason::ServicePause,
+                                _ => SubmitWaitReason::RateLimitWindow {
+                                    max: limit.max,
+                                    window: limit.window,
+                                },
                             };
                             options.report(wait, reason, attempt);
                             true
@@ -363,6 +360,12 @@ impl Client {
                             },
                             None => acquire.await,
                         };
+                        let permit = permit.map_err(|source| {
+                            Step::Stop(Error::Limiter {
+                                operation: Operation::CreateTask,
+                                source,
+                            })
+                        })?;
                         let Some(permit) = permit else {
                             let wait = too_long.unwrap_or_default();
                             return Err(Step::Stop(Error::Api {
@@ -384,7 +387,27 @@ impl Client {
                 };
                 // Once sent, the request is never abandoned: its answer (or
                 // its timeout) decides, so a task it created is never lost.
-                match self.create_once(&body).await {
+                let outcome = self.create_once(&body).await;
+                if let (Some(limiter), Err(Error::Api { kind: ApiErrorKind::RateLimited, retry_after, .. })) =
+                    (limiter, &outcome)
+                {
+                    let paused = async {
+                        let pause = match retry_after {
+                            Some(pause) => *pause,
+                            None => limiter.rest_of_window().await?,
+                        };
+                        limiter.pause(pause).await
+                    };
+                    if let Err(error) = paused.await {
+                        // The next ask most likely fails the same way and stops the submit.
+                        tracing::warn!(%error, "could not pause the rate limiter after a 429");
+                    }
+                }
+                // The slot is given back now that the answer has arrived.
+                if let Some(permit) = permit {
+                    permit.release().await;
+                }
+                match outcome {
                     Ok(task_id) => {
                         if let Some(audio) = audio {
                             // For this task's wait: its expected generation time.
@@ -392,16 +415,8 @@ impl Client {
                         }
                         Ok(task_id)
                     }
-                    Err(error) => {
-                        if let (Some(limiter), Error::Api { kind: ApiErrorKind::RateLimited, retry_after, .. }) =
-                            (limiter, &error)
-                        {
-                            limiter.pause(retry_after.unwrap_or_else(|| limiter.rest_of_window()));
-                        }
-                        Err(verdict(error))
-                    }
+                    Err(error) => Err(verdict(error)),
                 }
-                // The permit is released here, when the answer has arrived.
             })
             .await
     }

@@ -6,6 +6,8 @@ mod e2e;
 mod edges;
 mod errors;
 mod media;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(kling_probe)]
 mod probe;
 #[cfg(feature = "fuzzing")]

@@ -95,6 +95,12 @@ pub struct Global {
     /// service's documented limit, the default), or "off"
     #[arg(long, global = true, value_name = "N/DURATION", value_parser = parse_rate_limit, default_value = "20/10s")]
     pub rate_limit: RateLimitArg,
+    /// Where creations are counted against that limit: "host" (a file in the
+    /// state directory, so every kling process of this user on this machine
+    /// shares one window), "process" (this process only), or a postgres://
+    /// URL (every process on every host using that database)
+    #[arg(long, global = true, value_name = "STORE", env = "KLING_RATE_LIMIT_STORE", value_parser = parse_limit_store, default_value = "host")]
+    pub rate_limit_store: LimitStore,
     /// One JSON document on stdout (the default when stdout is not a terminal)
     #[arg(long, global = true, overrides_with = "no_json")]
     pub json: bool,
@@ -413,6 +419,28 @@ pub struct CompletionsArgs {
 /// `--rate-limit`: a limit, or none.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimitArg(pub Option<kling_api_ext::RateLimit>);
+
+/// Where the CLI counts creation slots (`--rate-limit-store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitStore {
+    /// A file in the state directory: this host's processes share it.
+    Host,
+    /// This process only.
+    Process,
+    /// A PostgreSQL database: every host using it shares it.
+    Postgres(String),
+}
+
+fn parse_limit_store(text: &str) -> Result<LimitStore, String> {
+    match text.trim() {
+        "host" => Ok(LimitStore::Host),
+        "process" => Ok(LimitStore::Process),
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(LimitStore::Postgres(url.to_owned()))
+        }
+        _ => Err("use host, process or a postgres:// URL".into()),
+    }
+}
 
 fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
     if text.eq_ignore_ascii_case("off") {

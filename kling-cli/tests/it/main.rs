@@ -6,6 +6,7 @@ mod batch;
 mod commands;
 mod errors;
 mod history;
+mod limits;
 mod local;
 mod money;
 #[cfg(kling_probe)]

@@ -36,7 +36,12 @@ fn an_upload_retry_says_what_failed_and_how_long_it_waits() {
     sim.sim.set_faults(Default::default()).unwrap();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    assert!(
+        output.status.success(),
+        "{stderr}\nstdout: {}\nfaults: {:?}",
+        String::from_utf8_lossy(&output.stdout),
+        sim.sim.stats().faults
+    );
     assert!(
         stderr.contains(
             "  wait  upload (stream) failed: HTTP 502 instead of the envelope; attempt 3 of 5 next, in "

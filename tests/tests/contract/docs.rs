@@ -178,8 +178,17 @@ fn every_file_the_documents_name_exists() {
         root.join("bench/README.md"),
         root.join("spec/README.md"),
     ];
-    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
-        pages.push(entry.unwrap().path());
+    // docs/ and its folders (docs/design/, ...).
+    let mut folders = vec![root.join("docs")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                pages.push(path);
+            }
+        }
     }
     let mut named = 0;
     let mut missing = Vec::new();

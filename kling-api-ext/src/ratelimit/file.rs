@@ -1,0 +1,439 @@
+//! [`FileLimiter`]: creation slots counted in a file that every process of
+//! one host shares, under an OS file lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::window::{self, Entry};
+use super::{AccountKey, Acquire, CreationLimiter, LimiterError, LimiterFuture, RateLimit, SlotId};
+
+/// How long an ask waits for another process to let go of the lock before it
+/// gives up (a process stopped while holding it, say): the creation is then
+/// not sent, rather than waiting forever.
+const LOCK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// What the file holds: the slots of the last window, in milliseconds of the
+/// system clock since 1970 (every process of a host reads the same clock).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct FileState {
+    #[serde(default)]
+    next_id: u64,
+    #[serde(default)]
+    paused_until_ms: Option<u64>,
+    #[serde(default)]
+    slots: Vec<Entry<u64>>,
+}
+
+type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Counts creation slots in a file shared by every process of this host that
+/// uses the same account, so that 30 `kling` processes started by one script
+/// keep one window between them. The file is `ACCOUNT.json` in the directory
+/// given (ACCOUNT is the [`AccountKey`]: no key is written), read and
+/// rewritten under an exclusive lock on `ACCOUNT.lock` for each ask.
+///
+/// A process that dies holding a slot leaves it to its lease. A file that
+/// cannot be read as a state (cut short, say) is taken as a full window from
+/// now: slower for one window, never over the limit. A file that cannot be
+/// written fails the ask, and the creation is not sent.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use kling_api_ext::{AccountKey, Acquire, CreationLimiter, FileLimiter, RateLimit};
+/// use std::time::Duration;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let account = AccountKey::new("sk-example", "https://api.apikley.ru");
+/// // Two processes' limiters: one window between them.
+/// let one = FileLimiter::new(dir.path(), &account, RateLimit::new(1, Duration::from_secs(10)));
+/// let other = FileLimiter::new(dir.path(), &account, RateLimit::new(1, Duration::from_secs(10)));
+/// let lease = Duration::from_secs(60);
+/// assert!(matches!(one.try_acquire(lease).await.unwrap(), Acquire::Slot(_)));
+/// assert!(matches!(other.try_acquire(lease).await.unwrap(), Acquire::Wait { .. }));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct FileLimiter {
+    limit: RateLimit,
+    state: PathBuf,
+    lock: PathBuf,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for FileLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileLimiter")
+            .field("limit", &self.limit)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+fn system_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn add(at: u64, d: Duration) -> u64 {
+    at.saturating_add(ms(d))
+}
+
+fn sub(later: u64, earlier: u64) -> Duration {
+    Duration::from_millis(later.saturating_sub(earlier))
+}
+
+impl FileLimiter {
+    /// A limiter keeping `limit` for `account`, in `dir` (created if missing).
+    pub fn new(dir: impl AsRef<Path>, account: &AccountKey, limit: RateLimit) -> Self {
+        let dir = dir.as_ref();
+        FileLimiter {
+            limit,
+            state: dir.join(format!("{account}.json")),
+            lock: dir.join(format!("{account}.lock")),
+            clock: Arc::new(system_ms),
+        }
+    }
+
+    /// The file the slots are kept in.
+    pub fn path(&self) -> &Path {
+        &self.state
+    }
+
+    #[cfg(test)]
+    fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Runs `change` on the state under the lock, on a blocking thread, and
+    /// writes the state back if it says so.
+    async fn with_state<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&mut FileState, u64) -> (T, bool) + Send + 'static,
+    ) -> Result<T, LimiterError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.locked(change))
+            .await
+            .map_err(|e| LimiterError::with_source("the rate-limit file task failed", e))?
+    }
+
+    fn locked<T>(
+        &self,
+        change: impl FnOnce(&mut FileState, u64) -> (T, bool),
+    ) -> Result<T, LimiterError> {
+        let io = |what: &str, path: &Path, e: std::io::Error| {
+            LimiterError::with_source(format!("rate-limit file {}: {what}", path.display()), e)
+        };
+        if let Some(dir) = self.state.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io("cannot create its folder", dir, e))?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock)
+            .map_err(|e| io("cannot open the lock", &self.lock, e))?;
+        take_lock(&lock).map_err(|e| io("cannot take the lock", &self.lock, e))?;
+        let now = (self.clock)();
+        let mut repaired = false;
+        let mut state = match std::fs::read(&self.state) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                tracing::warn!(path = %self.state.display(), %error, "rate-limit file unreadable; counting a full window from now");
+                repaired = true;
+                self.full_window(now)
+            }),
+            Err(e) if e.kind() == ErrorKind::NotFound => FileState::default(),
+            Err(e) => return Err(io("cannot read it", &self.state, e)),
+        };
+        let (answer, changed) = change(&mut state, now);
+        // A repaired state is written even when nothing else changed: the
+        // full window counts from the first time it was found unreadable.
+        if changed || repaired {
+            let dir = self.state.parent().unwrap_or(Path::new("."));
+            let mut file = tempfile::NamedTempFile::new_in(dir)
+                .map_err(|e| io("cannot write it", &self.state, e))?;
+            let bytes = serde_json::to_vec(&state).unwrap_or_default();
+            file.write_all(&bytes)
+                .map_err(|e| io("cannot write it", &self.state, e))?;
+            file.persist(&self.state)
+                .map_err(|e| io("cannot replace it", &self.state, e.error))?;
+        }
+        // The lock goes with `lock`, after the new state is in place.
+        drop(lock);
+        Ok(answer)
+    }
+
+    /// A state saying `max` creations were answered at `now`.
+    fn full_window(&self, now: u64) -> FileState {
+        let slots = (0..u64::from(self.limit.max))
+            .map(|id| Entry {
+                id,
+                answered: Some(now),
+                lease_until: now,
+            })
+            .collect();
+        FileState {
+            next_id: u64::from(self.limit.max),
+            paused_until_ms: None,
+            slots,
+        }
+    }
+}
+
+/// One ask: a slot (the state changed: write it) or a wait (nothing to write).
+fn take(state: &mut FileState, now: u64, limit: RateLimit, lease: Duration) -> (Acquire, bool) {
+    let answer = window::decide(
+        &mut state.slots,
+        state.paused_until_ms,
+        now,
+        limit.max,
+        limit.window,
+        state.next_id,
+        add(now, lease),
+        add,
+        sub,
+    );
+    let granted = matches!(answer, Acquire::Slot(_));
+    if granted {
+        state.next_id += 1;
+    }
+    (answer, granted)
+}
+
+/// An exclusive lock on `file`, trying for [`LOCK_PATIENCE`].
+fn take_lock(file: &File) -> std::io::Result<()> {
+    let start = Instant::now();
+    let mut nap = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    format!(
+                        "another process has held it for {} s",
+                        LOCK_PATIENCE.as_secs()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+impl CreationLimiter for FileLimiter {
+    fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    fn try_acquire(&self, lease: Duration) -> LimiterFuture<'_, Acquire> {
+        let limit = self.limit;
+        Box::pin(self.with_state(move |state, now| take(state, now, limit, lease)))
+    }
+
+    fn release(&self, slot: SlotId) -> LimiterFuture<'_, ()> {
+        Box::pin(self.with_state(move |state, now| {
+            let entry = state.slots.iter_mut().find(|e| e.id == slot.get());
+            let found = entry.is_some();
+            if let Some(entry) = entry {
+                entry.answered.get_or_insert(now);
+            }
+            ((), found)
+        }))
+    }
+
+    fn pause(&self, pause: Duration) -> LimiterFuture<'_, ()> {
+        Box::pin(self.with_state(move |state, now| {
+            let until = add(now, pause);
+            let longer = state.paused_until_ms.is_none_or(|current| current < until);
+            if longer {
+                state.paused_until_ms = Some(until);
+            }
+            ((), longer)
+        }))
+    }
+
+    fn rest_of_window(&self) -> LimiterFuture<'_, Duration> {
+        let window = self.limit.window;
+        Box::pin(self.with_state(move |state, now| {
+            (window::rest(&state.slots, now, window, add, sub), false)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    struct Host {
+        dir: tempfile::TempDir,
+        now: Arc<AtomicU64>,
+        account: AccountKey,
+    }
+
+    impl Host {
+        fn new() -> Self {
+            Host {
+                dir: tempfile::tempdir().unwrap(),
+                now: Arc::new(AtomicU64::new(1_000_000)),
+                account: AccountKey::new("sk-test", "http://127.0.0.1:1"),
+            }
+        }
+
+        /// One process's limiter, on the host's clock.
+        fn process(&self, max: u32) -> FileLimiter {
+            let now = self.now.clone();
+            FileLimiter::new(
+                self.dir.path(),
+                &self.account,
+                RateLimit::new(max, Duration::from_secs(10)),
+            )
+            .with_clock(move || now.load(Ordering::SeqCst))
+        }
+
+        fn advance(&self, d: Duration) {
+            self.now.fetch_add(ms(d), Ordering::SeqCst);
+        }
+    }
+
+    fn slot(answer: Acquire) -> SlotId {
+        match answer {
+            Acquire::Slot(slot) => slot,
+            other => panic!("no slot: {other:?}"),
+        }
+    }
+
+    fn wait(answer: Acquire) -> Duration {
+        match answer {
+            Acquire::Wait { wait, .. } => wait,
+            other => panic!("a slot: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn processes_share_one_window() {
+        let host = Host::new();
+        let (a, b) = (host.process(2), host.process(2));
+        let first = slot(a.try_acquire(LEASE).await.unwrap());
+        let second = slot(b.try_acquire(LEASE).await.unwrap());
+        assert_ne!(first, second);
+        // Both in flight: the earliest a slot can free is a window from now.
+        assert_eq!(
+            wait(a.try_acquire(LEASE).await.unwrap()),
+            Duration::from_secs(10)
+        );
+        host.advance(Duration::from_secs(2));
+        b.release(first).await.unwrap();
+        host.advance(Duration::from_secs(3));
+        assert_eq!(
+            wait(b.try_acquire(LEASE).await.unwrap()),
+            Duration::from_secs(7)
+        );
+        host.advance(Duration::from_secs(7));
+        slot(a.try_acquire(LEASE).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_dead_processs_slot_frees_when_its_lease_ends() {
+        let host = Host::new();
+        let dead = host.process(1);
+        slot(dead.try_acquire(LEASE).await.unwrap());
+        drop(dead);
+        let alive = host.process(1);
+        host.advance(LEASE);
+        // The lease ended now: it counts as answered now.
+        assert_eq!(
+            wait(alive.try_acquire(LEASE).await.unwrap()),
+            Duration::from_secs(10)
+        );
+        host.advance(Duration::from_secs(10));
+        slot(alive.try_acquire(LEASE).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_pause_holds_every_process() {
+        let host = Host::new();
+        let (a, b) = (host.process(20), host.process(20));
+        a.pause(Duration::from_secs(4)).await.unwrap();
+        let answer = b.try_acquire(LEASE).await.unwrap();
+        assert_eq!(
+            answer,
+            Acquire::Wait {
+                wait: Duration::from_secs(4),
+                why: super::super::LimitWait::Paused
+            }
+        );
+        // A shorter pause does not cut a longer one short.
+        b.pause(Duration::from_secs(1)).await.unwrap();
+        host.advance(Duration::from_secs(2));
+        assert_eq!(
+            wait(a.try_acquire(LEASE).await.unwrap()),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_file_counts_as_a_full_window() {
+        let host = Host::new();
+        let a = host.process(3);
+        std::fs::write(a.path(), b"{\"slots\":[{\"id\":").unwrap();
+        assert_eq!(
+            wait(a.try_acquire(LEASE).await.unwrap()),
+            Duration::from_secs(10)
+        );
+        host.advance(Duration::from_secs(10));
+        slot(a.try_acquire(LEASE).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_folder_that_cannot_be_written_fails_the_ask() {
+        let host = Host::new();
+        let blocker = host.dir.path().join("not-a-folder");
+        std::fs::write(&blocker, b"").unwrap();
+        let limiter = FileLimiter::new(&blocker, &host.account, RateLimit::DEFAULT);
+        let error = limiter.try_acquire(LEASE).await.unwrap_err();
+        assert!(error.to_string().contains("not-a-folder"), "{error}");
+    }
+
+    #[test]
+    fn concurrent_processes_never_take_more_than_max() {
+        let host = Host::new();
+        let granted = std::sync::Mutex::new(Vec::new());
+        // Eight processes' threads asking at once, each reading and rewriting
+        // the file: without the lock, two would read the same state.
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                let limiter = host.process(5);
+                let granted = &granted;
+                scope.spawn(move || {
+                    for _ in 0..4 {
+                        let limit = limiter.limit;
+                        let answer = limiter.locked(|state, now| take(state, now, limit, LEASE));
+                        if let Acquire::Slot(slot) = answer.unwrap() {
+                            granted.lock().unwrap().push(slot);
+                        }
+                    }
+                });
+            }
+        });
+        let granted = granted.into_inner().unwrap();
+        assert_eq!(granted.len(), 5, "{granted:?}");
+        let distinct: std::collections::HashSet<_> = granted.iter().collect();
+        assert_eq!(distinct.len(), 5);
+    }
+}

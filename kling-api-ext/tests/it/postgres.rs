@@ -1,0 +1,178 @@
+//! The PostgreSQL creation limiter, on a throwaway cluster
+//! (`kling_testkit::TestPg`): what many hosts sharing one database see.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kling_api_ext::{AccountKey, Acquire, CreationLimiter, Error, LimitWait, PgLimiter, RateLimit};
+use kling_testkit::TestPg;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn account() -> AccountKey {
+    AccountKey::new("sk-test", "http://127.0.0.1:1")
+}
+
+/// One host's limiter: its own pool on the shared database.
+fn host(pg: &TestPg, max: u32, window: Duration) -> PgLimiter {
+    PgLimiter::connect_lazy(pg.url(), &account(), RateLimit::new(max, window)).unwrap()
+}
+
+fn slot(answer: Acquire) -> kling_api_ext::SlotId {
+    match answer {
+        Acquire::Slot(slot) => slot,
+        other => panic!("no slot: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hosts_share_one_window_counted_from_the_answers() {
+    let Some(pg) = TestPg::start("hosts_share_one_window_counted_from_the_answers") else {
+        return;
+    };
+    let window = Duration::from_secs(2);
+    let (a, b) = (host(&pg, 2, window), host(&pg, 2, window));
+    let first = slot(a.try_acquire(LEASE).await.unwrap());
+    let second = slot(b.try_acquire(LEASE).await.unwrap());
+    assert_ne!(first, second);
+    // Both in flight: one answered now would free a window from now.
+    match a.try_acquire(LEASE).await.unwrap() {
+        Acquire::Wait {
+            wait,
+            why: LimitWait::Window,
+        } => {
+            assert!(wait <= window && wait > window / 2, "{wait:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    b.release(first).await.unwrap();
+    let wait = match a.try_acquire(LEASE).await.unwrap() {
+        Acquire::Wait { wait, .. } => wait,
+        other => panic!("a slot a window would not allow: {other:?}"),
+    };
+    assert!(wait <= window, "{wait:?}");
+    tokio::time::sleep(wait).await;
+    slot(a.try_acquire(LEASE).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_asks_from_many_hosts_never_take_more_than_max() {
+    let Some(pg) = TestPg::start("concurrent_asks_from_many_hosts_never_take_more_than_max") else {
+        return;
+    };
+    let hosts: Vec<Arc<PgLimiter>> = (0..8)
+        .map(|_| Arc::new(host(&pg, 5, Duration::from_secs(600))))
+        .collect();
+    let asks: Vec<_> = (0..400)
+        .map(|i| {
+            let limiter = hosts[i % hosts.len()].clone();
+            tokio::spawn(async move { limiter.try_acquire(LEASE).await.unwrap() })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for ask in asks {
+        if let Acquire::Slot(slot) = ask.await.unwrap() {
+            granted.push(slot);
+        }
+    }
+    granted.sort_by_key(|s| s.get());
+    granted.dedup();
+    assert_eq!(granted.len(), 5, "{granted:?}");
+}
+
+#[tokio::test]
+async fn a_dead_hosts_slot_frees_itself_when_its_lease_ends() {
+    let Some(pg) = TestPg::start("a_dead_hosts_slot_frees_itself_when_its_lease_ends") else {
+        return;
+    };
+    let window = Duration::from_millis(500);
+    let lease = Duration::from_millis(800);
+    let dead = host(&pg, 1, window);
+    slot(dead.try_acquire(lease).await.unwrap());
+    drop(dead); // never released
+    let alive = host(&pg, 1, window);
+    let wait = match alive.try_acquire(lease).await.unwrap() {
+        Acquire::Wait { wait, .. } => wait,
+        other => panic!("the dead host's slot is still leased: {other:?}"),
+    };
+    assert!(wait <= window, "{wait:?}");
+    // The lease ends, then the window after it: free.
+    tokio::time::sleep(lease + window).await;
+    slot(alive.try_acquire(lease).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_pause_holds_every_host_and_only_grows() {
+    let Some(pg) = TestPg::start("a_pause_holds_every_host_and_only_grows") else {
+        return;
+    };
+    let (a, b) = (
+        host(&pg, 20, Duration::from_secs(10)),
+        host(&pg, 20, Duration::from_secs(10)),
+    );
+    a.pause(Duration::from_secs(30)).await.unwrap();
+    b.pause(Duration::from_secs(1)).await.unwrap();
+    match b.try_acquire(LEASE).await.unwrap() {
+        Acquire::Wait {
+            wait,
+            why: LimitWait::Paused,
+        } => {
+            assert!(
+                wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+                "{wait:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        a.rest_of_window().await.unwrap(),
+        Duration::from_secs(10),
+        "no answer in the window yet"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fails_the_submit_and_nothing_is_sent() {
+    let Some(mut pg) =
+        TestPg::start("an_unreachable_database_fails_the_submit_and_nothing_is_sent")
+    else {
+        return;
+    };
+    let sim = kling_testkit::sim("sk-test", |_| {}).await;
+    let client = kling_api_ext::Client::builder()
+        .api_key("sk-test")
+        .base_url(sim.base_url())
+        .upload_base_url(sim.upload_base_url())
+        .rate_limit_postgres(pg.url())
+        .preflight(false)
+        .build()
+        .unwrap();
+    let request = kling_api_ext::AvatarRequest::builder()
+        .image("https://cdn.example.com/face.png")
+        .audio("https://cdn.example.com/hello.mp3")
+        .build()
+        .unwrap();
+    // Reachable: the schema is created on first use and the task is created.
+    client.submit(&request).await.unwrap();
+    pg.stop();
+    let error = client.submit(&request).await.unwrap_err();
+    assert!(matches!(error, Error::Limiter { .. }), "{error:?}");
+    assert!(error.is_not_taken(), "nothing was sent: {error}");
+    assert!(error.to_string().contains("nothing was sent"), "{error}");
+    assert_eq!(sim.stats().tasks_created, 1);
+    pg.restart();
+    client.submit(&request).await.unwrap();
+    assert_eq!(sim.stats().tasks_created, 2);
+}
+
+#[test]
+fn a_url_that_cannot_be_read_is_refused_without_repeating_it() {
+    let error = kling_api_ext::Client::builder()
+        .api_key("sk-test")
+        .rate_limit_postgres("postgres://user:s3cret@host:notaport/db")
+        .build()
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("database URL"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+}
