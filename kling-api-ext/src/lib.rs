@@ -119,7 +119,7 @@ pub use kling_api::reqwest;
 pub use lifecycle::{InvalidTaskId, State, TaskId};
 pub use media::{AUDIO_TYPES, IMAGE_TYPES, MAX_MEDIA_BYTES, MediaFacts, MediaKind, soft_limits};
 #[cfg(feature = "postgres")]
-pub use pg::migrate_postgres;
+pub use pg::{migrate_postgres, postgres_pool};
 #[cfg(feature = "postgres")]
 pub use ratelimit::PgLimiter;
 pub use ratelimit::{

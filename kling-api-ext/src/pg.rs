@@ -60,8 +60,19 @@ pub async fn migrate_postgres(pool: &PgPool) -> Result<(), LimiterError> {
         .map_err(|e| LimiterError::with_source("cannot create or migrate the kling schema", e))
 }
 
-/// A lazily connected pool on the database at `url`, each statement bounded.
-pub(crate) fn pool(url: &str) -> Result<PgPool, LimiterError> {
+/// A lazily connected pool on the database at `url`: at most 4 connections,
+/// each statement bounded by 10 s and each wait for a connection too, so an
+/// outage fails calls instead of hanging them. The error never repeats the
+/// URL (it may hold a password).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// assert!(kling_api_ext::postgres_pool("postgres:///kling?host=/run/postgresql").is_ok());
+/// let error = kling_api_ext::postgres_pool("postgres://u:s3cret@h:port/db").unwrap_err();
+/// assert!(!error.to_string().contains("s3cret"));
+/// # }
+/// ```
+pub fn postgres_pool(url: &str) -> Result<PgPool, LimiterError> {
     let options = PgConnectOptions::from_str(url).map_err(|_| {
         // Not the URL itself: it may hold a password.
         LimiterError::new(

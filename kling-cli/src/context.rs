@@ -66,10 +66,10 @@ pub async fn build(
             .request_timeout(global.request_timeout)
             .rate_limit(global.rate_limit.0);
         // The embedded simulator lives and dies with this process: nothing to share.
-        let store = if global.sim {
-            &LimitStore::Process
-        } else {
-            &global.rate_limit_store
+        let store = match &global.rate_limit_store {
+            _ if global.sim => &LimitStore::Process,
+            Some(store) => store,
+            None => &LimitStore::Host,
         };
         let builder = match (store, crate::history::state_dir()) {
             (LimitStore::Host, Some(dir)) => builder.rate_limit_file(dir.join("ratelimit")),

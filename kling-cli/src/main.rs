@@ -199,6 +199,13 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::Sim(args) => return cmd::sim::sim(&out, args).await,
         // Reading the history needs no key; refreshing it does.
         Command::History(args) if !args.refresh => return cmd::history::history(&out, &args),
+        // The fleet's state, from its store alone: no key needed.
+        Command::Batch(args) if args.status => {
+            return match batch::status(out, &args).await {
+                Ok(code) => code,
+                Err(failure) => out.failure(&failure),
+            };
+        }
         _ => {}
     }
     let preflight = match &cli.command {
@@ -206,7 +213,21 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::Submit(args) => !args.inputs.no_preflight,
         _ => true,
     };
-    let ctx = match context::build(&global, out, |b| b.preflight(preflight)).await {
+    // A fleet's workers count the rate limit in their store too, unless told otherwise.
+    let fleet_store = match &cli.command {
+        Command::Batch(args) if global.rate_limit_store.is_none() && !global.sim => {
+            args.store.clone()
+        }
+        _ => None,
+    };
+    let customize = |b: kling_api_ext::ClientBuilder| {
+        let b = b.preflight(preflight);
+        match &fleet_store {
+            Some(url) => b.rate_limit_postgres(url),
+            None => b,
+        }
+    };
+    let ctx = match context::build(&global, out, customize).await {
         Ok(ctx) => ctx,
         Err(e) => return out.error(&e),
     };

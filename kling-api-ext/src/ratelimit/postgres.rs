@@ -55,7 +55,11 @@ impl PgLimiter {
         account: &AccountKey,
         limit: RateLimit,
     ) -> Result<Self, LimiterError> {
-        Ok(PgLimiter::new(crate::pg::pool(url)?, account, limit))
+        Ok(PgLimiter::new(
+            crate::pg::postgres_pool(url)?,
+            account,
+            limit,
+        ))
     }
 
     /// The pool it uses.

@@ -13,8 +13,10 @@ use crate::ratelimit::LimitWait;
 use crate::request::{AvatarRequest, BuiltInput, Media, MediaSource};
 use crate::retry::{Runner, Step};
 
+mod options;
 mod prepare;
 
+pub use options::{SubmitOptions, SubmitWait, SubmitWaitReason};
 pub use prepare::{PrepareEvent, PrepareOptions};
 
 /// The createTask body: typed, or JSON when it carries an `input` field the
@@ -22,126 +24,6 @@ pub use prepare::{PrepareEvent, PrepareOptions};
 enum CreateBody {
     Typed(kling_api::types::KlingAiAvatarV1ProBody),
     Json(serde_json::Value),
-}
-
-/// What a submit reports while it waits, and how it can be stopped before its
-/// request is sent.
-///
-/// ```
-/// use kling_api_ext::SubmitOptions;
-/// use kling_api_ext::CancellationToken;
-///
-/// let stop = CancellationToken::new();
-/// let options = SubmitOptions::new()
-///     .cancel_token(stop.clone())
-///     .on_wait(|w| eprintln!("waiting {:.0?}: {}", w.wait, w.reason));
-/// # let _ = options;
-/// ```
-#[derive(Clone, Default)]
-#[non_exhaustive]
-pub struct SubmitOptions {
-    cancel: Option<tokio_util::sync::CancellationToken>,
-    on_wait: Option<WaitReport>,
-}
-
-type WaitReport = std::sync::Arc<dyn Fn(&SubmitWait) + Send + Sync>;
-
-impl std::fmt::Debug for SubmitOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SubmitOptions")
-            .field("cancel", &self.cancel)
-            .field("on_wait", &self.on_wait.as_ref().map(|_| "Fn"))
-            .finish()
-    }
-}
-
-impl SubmitOptions {
-    /// No token, no reports.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Cancelling the token stops the submit *before* its request is sent
-    /// (while it waits for the rate limiter or between attempts):
-    /// [`Error::NotSent`], nothing created. A request already on the wire is
-    /// never abandoned: its answer is awaited (within the request timeout), so
-    /// a task it created is never lost.
-    pub fn cancel_token(mut self, token: tokio_util::sync::CancellationToken) -> Self {
-        self.cancel = Some(token);
-        self
-    }
-
-    /// Called before each wait of the submit (the rate-limit window, a pause
-    /// the service asked for, a retry's backoff), with why and for how long.
-    pub fn on_wait(mut self, report: impl Fn(&SubmitWait) + Send + Sync + 'static) -> Self {
-        self.on_wait = Some(std::sync::Arc::new(report));
-        self
-    }
-
-    fn cancelled(&self) -> bool {
-        self.cancel
-            .as_ref()
-            .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
-    }
-
-    fn report(&self, wait: Duration, reason: SubmitWaitReason, attempt: u32) {
-        if let Some(report) = &self.on_wait {
-            report(&SubmitWait {
-                wait,
-                reason,
-                attempt,
-            });
-        }
-    }
-}
-
-/// One wait of a submit, as [`SubmitOptions::on_wait`] reports it.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct SubmitWait {
-    /// How long (at least) it waits.
-    pub wait: Duration,
-    /// Why.
-    pub reason: SubmitWaitReason,
-    /// The attempt about to be made (1 for the first).
-    pub attempt: u32,
-}
-
-/// Why a submit waits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SubmitWaitReason {
-    /// The client's own limit (so many creations per window) is reached.
-    RateLimitWindow {
-        /// Creations allowed per window.
-        max: u32,
-        /// The window.
-        window: Duration,
-    },
-    /// The service answered 429: creation pauses for what it asked
-    /// (`Retry-After`) or the rest of the window.
-    ServicePause,
-    /// The last attempt was certainly not taken (this error); it is sent again.
-    Retry {
-        /// The error, as text.
-        error: String,
-    },
-}
-
-impl std::fmt::Display for SubmitWaitReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SubmitWaitReason::RateLimitWindow { max, window } => write!(
-                f,
-                "rate limit: {max} creations per {} s",
-                window.as_secs_f64()
-            ),
-            SubmitWaitReason::ServicePause => {
-                f.write_str("the service answered 429 (rate limited): pausing creation")
-            }
-            SubmitWaitReason::Retry { error } => write!(f, "not taken ({error}); sending again"),
-        }
-    }
 }
 
 crate::interpret::envelope! {
@@ -299,6 +181,7 @@ impl Client {
         let limiter = self.inner.limiter.as_ref();
         let started = Instant::now();
         let attempt = AtomicU32::new(1);
+        let intent_recorded = std::sync::atomic::AtomicBool::new(false);
         let not_sent = || Error::NotSent {
             operation: Operation::CreateTask,
         };
@@ -385,6 +268,13 @@ impl Client {
                     }
                     None => None,
                 };
+                if let Some(hook) = &options.before_send
+                    && !intent_recorded.swap(true, Ordering::SeqCst)
+                    && let Err(reason) = hook().await
+                {
+                    tracing::warn!(%reason, "createTask not sent: the intent could not be recorded");
+                    return Err(Step::Stop(not_sent()));
+                }
                 // Once sent, the request is never abandoned: its answer (or
                 // its timeout) decides, so a task it created is never lost.
                 let outcome = self.create_once(&body).await;

@@ -633,3 +633,59 @@ async fn create_task_is_not_sent_on_a_reused_connection() {
     }
     assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// The intent hook runs once, after the limiter's slot and before the
+/// request; its error sends nothing.
+#[tokio::test]
+async fn before_send_runs_once_just_before_the_request_and_its_error_sends_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    let server = MockServer::start_async().await;
+    let create = any_create(&server);
+    let client = builder(&server)
+        .preflight(false)
+        .rate_limit(Some(kling_api_ext::RateLimit::new(
+            1,
+            Duration::from_millis(300),
+        )))
+        .build()
+        .unwrap();
+    let request = crate::support::url_request();
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let options = kling_api_ext::SubmitOptions::new().before_send(move || {
+        let seen = seen.clone();
+        async move {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    client.submit_with(&request, options.clone()).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    create.assert_calls(1);
+
+    // The second submit waits for the window first; the hook only after it.
+    let waited = Arc::new(std::sync::Mutex::new(None));
+    let (waited_in_hook, started) = (waited.clone(), std::time::Instant::now());
+    let options = kling_api_ext::SubmitOptions::new().before_send(move || {
+        let waited = waited_in_hook.clone();
+        async move {
+            *waited.lock().unwrap() = Some(started.elapsed());
+            Ok(())
+        }
+    });
+    client.submit_with(&request, options).await.unwrap();
+    let waited = waited.lock().unwrap().expect("the hook ran");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "the hook ran before the slot: {waited:?}"
+    );
+
+    let refusing =
+        kling_api_ext::SubmitOptions::new().before_send(|| async { Err("disk full".to_owned()) });
+    let error = client.submit_with(&request, refusing).await.unwrap_err();
+    assert!(matches!(error, Error::NotSent { .. }), "{error:?}");
+    create.assert_calls(2);
+}

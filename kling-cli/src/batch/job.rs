@@ -9,6 +9,7 @@ use kling_api_ext::WaitOptions;
 use kling_api_ext::{Error, PrepareEvent, PrepareOptions, SubmitOptions, TaskId};
 use serde_json::json;
 
+use super::store::StoreError;
 use crate::output::shell_quote;
 use journal::{Event, now_ms};
 use manifest::Job;
@@ -33,7 +34,18 @@ impl Run {
         sub(&self.counts.running);
         match waited {
             Ok(task) => {
-                let target = self.args.out_dir.join(format!("{}.mp4", job.id));
+                // In a fleet, a worker whose lease ran out while it waited
+                // leaves the download to the one that has the job now.
+                if let super::store::Store::Postgres(pg) = &self.store
+                    && !pg.holds(&job.id).await.unwrap_or(true)
+                {
+                    self.say(&format!(
+                        "job {}: another worker has it now; not downloaded here",
+                        job.id
+                    ));
+                    return;
+                }
+                let target = self.args.out_dir().join(format!("{}.mp4", job.id));
                 // A download is free and restartable: a signal stops it.
                 let saved = tokio::select! {
                     saved = self.ctx.client.download(&task, &target) => saved,
@@ -42,7 +54,8 @@ impl Run {
                 match saved {
                     Ok(saved) => {
                         add(&self.counts.done);
-                        self.finished(&job.id, ResultLine::done(&job.id, &task, &saved));
+                        self.finished(&job.id, ResultLine::done(&job.id, &task, &saved))
+                            .await;
                     }
                     Err(e) => self.not_ended(&job, Some(&task_id), &e, "download"),
                 }
@@ -72,7 +85,8 @@ impl Run {
                 self.finished(
                     &job.id,
                     ResultLine::failed(&job.id, &task_id, fail_code, fail_msg),
-                );
+                )
+                .await;
             }
             Err(Error::Cancelled { .. }) => add(&self.counts.left_running),
             Err(e @ Error::WaitTimedOut { .. }) => {
@@ -149,7 +163,7 @@ impl Run {
                 // final (`--retry-rejected` submits it again); anything else
                 // (a rate limit, no credits, no connection) leaves it to do.
                 if e.is_final() {
-                    self.reject(job, &e);
+                    self.reject(job, &e).await;
                 } else {
                     self.not_ended(job, None, &e, "upload");
                 }
@@ -159,16 +173,16 @@ impl Run {
         if !self.may_submit() {
             return None;
         }
-        if !self.record(&Event::Intent {
+        // The intent is recorded once a rate-limit slot is granted, just
+        // before createTask is sent: a crash while the submit waits for the
+        // limiter leaves the job to do, not "outcome unknown".
+        let intent = Event::Intent {
             id: job.id.clone(),
             input: job.input.clone(),
             at: now_ms(),
-        }) {
-            // Without the intent on disk, a crash could not be resumed safely.
-            sub(&self.counts.pending);
-            add(&self.counts.errors);
-            return None;
-        }
+        };
+        let refused: Arc<std::sync::Mutex<Option<StoreError>>> = Arc::default();
+        let recorder = (self.clone(), intent, refused.clone());
         let run = Arc::downgrade(self);
         let options = SubmitOptions::new()
             .cancel_token(self.cancel.clone())
@@ -176,13 +190,23 @@ impl Run {
                 if let Some(run) = run.upgrade() {
                     run.submit_waits(w.wait, &w.reason);
                 }
+            })
+            .before_send(move || {
+                let (run, intent, refused) = recorder.clone();
+                async move {
+                    run.record(&intent).await.map_err(|e| {
+                        let reason = e.to_string();
+                        *refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        reason
+                    })
+                }
             });
         let reference = self.ctx.history.intent(
             client.base_url().as_str(),
             &job.request,
             Some(
                 self.args
-                    .out_dir
+                    .out_dir()
                     .join(format!("{}.mp4", job.id))
                     .display()
                     .to_string(),
@@ -196,27 +220,36 @@ impl Run {
         self.ctx.history.outcome(&reference, &created);
         *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = None;
         sub(&self.counts.pending);
+        let refused = refused.lock().unwrap_or_else(|p| p.into_inner()).take();
         match created {
             Ok(task_id) => {
                 self.journal_task(job, &task_id).await;
                 Some(task_id)
             }
+            // The intent could not be recorded: nothing was sent. Another
+            // worker of the fleet has the job, or the store refused (said).
+            Err(Error::NotSent { .. }) if refused.is_some() => {
+                if !matches!(refused, Some(StoreError::LeaseLost { .. })) {
+                    add(&self.counts.errors);
+                }
+                None
+            }
             Err(e @ Error::SubmitOutcomeUnknown { .. }) => {
-                self.ambiguous(job, &e);
+                self.ambiguous(job, &e).await;
                 None
             }
             Err(e) if e.is_not_taken() && e.is_final() => {
-                self.reject(job, &e);
+                self.reject(job, &e).await;
                 None
             }
             Err(e) if e.is_not_taken() => {
-                self.not_taken(job, &e);
+                self.not_taken(job, &e).await;
                 None
             }
             // Not vouched for either way (an unknown code): treated as maybe
             // taken, never resent blindly.
             Err(e) => {
-                self.ambiguous(job, &e);
+                self.ambiguous(job, &e).await;
                 None
             }
         }
@@ -232,7 +265,7 @@ impl Run {
         };
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=5 {
-            match self.journal.record(&event) {
+            match self.store.record(&event).await {
                 Ok(()) => {
                     if attempt > 1 {
                         self.say(&format!(
@@ -244,10 +277,10 @@ impl Run {
                 }
                 Err(e) => {
                     self.say(&format!(
-                        "job {} (line {}): task {task_id} was created, but the journal {} cannot be written ({e}); retrying",
+                        "job {} (line {}): task {task_id} was created, but {} cannot be written ({e}); retrying",
                         job.id,
                         job.line,
-                        self.journal.path().display()
+                        self.store.describe()
                     ));
                 }
             }
@@ -261,7 +294,7 @@ impl Run {
             shell_quote(
                 &self
                     .args
-                    .out_dir
+                    .out_dir()
                     .join(format!("{}.mp4", job.id))
                     .display()
                     .to_string()

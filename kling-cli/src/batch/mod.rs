@@ -10,14 +10,18 @@
 //! `--resubmit-ambiguous`. A job whose manifest line changed since it was
 //! submitted is reported, not silently taken for the old one.
 
+mod fleet;
 mod job;
 mod journal;
 mod manifest;
+mod plan;
 mod report;
 mod result;
+mod store;
 
 use report::{Counts, add, sub};
 
+pub use fleet::status;
 pub use result::ResultLine;
 
 use std::path::Path;
@@ -38,8 +42,9 @@ use crate::dirlock::{DirLock, LockError};
 use crate::error::CliError;
 use crate::error::code;
 use crate::output::{Failure, shell_quote};
-use journal::{JobState, Journal, Results, rewrite_results_with};
+use journal::{Journal, Results, rewrite_results_with};
 use manifest::Job;
+use plan::Decision;
 
 fn io_error(path: &Path, source: std::io::Error) -> CliError {
     CliError::local(path, source)
@@ -53,7 +58,7 @@ enum Plan {
 
 struct Run {
     ctx: Arc<Context>,
-    journal: Journal,
+    store: store::Store,
     results: Results,
     counts: Counts,
     bar: ProgressBar,
@@ -76,8 +81,12 @@ struct Run {
     resume: String,
 }
 
-pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
-    let out = ctx.out;
+/// Reads and checks the manifest: its jobs and its invalid lines (said);
+/// with `--strict`, any invalid line stops the run here.
+fn load_manifest(
+    out: crate::output::Out,
+    args: &BatchArgs,
+) -> Result<(Vec<Job>, Vec<manifest::BadLine>), CliError> {
     let text = std::fs::read_to_string(&args.manifest).map_err(|e| CliError::Invalid {
         field: Field::File,
         subject: Some(args.manifest.display().to_string()),
@@ -100,22 +109,30 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
                 "{} invalid line(s) and --strict: nothing was sent",
                 bad.len()
             ),
-        }
-        .into());
+        });
     }
-    std::fs::create_dir_all(&args.out_dir).map_err(|e| io_error(&args.out_dir, e))?;
+    Ok((jobs, bad))
+}
+
+pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
+    let out = ctx.out;
+    let (jobs, bad) = load_manifest(out, &args)?;
+    std::fs::create_dir_all(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
+    if args.store.is_some() {
+        return fleet::run(ctx, args, jobs, bad).await;
+    }
     // Before the journal is read: a second process on this directory would
     // replay it too and submit every pending job again.
-    let _lock = DirLock::acquire(&args.out_dir).map_err(|e| match e {
+    let _lock = DirLock::acquire(args.out_dir()).map_err(|e| match e {
         LockError::Held { .. } => CliError::Invalid {
             field: Field::File,
-            subject: Some(args.out_dir.display().to_string()),
+            subject: Some(args.out_dir().display().to_string()),
             reason: e.to_string(),
         },
         LockError::Io(path, source) => io_error(&path, source),
     })?;
     let (journal, states, damage) =
-        Journal::open(&args.out_dir).map_err(|e| io_error(&args.out_dir, e))?;
+        Journal::open(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
     if !damage.is_empty() {
         let lines: Vec<String> = damage.lines.iter().map(ToString::to_string).collect();
         out.warn(&format!(
@@ -125,12 +142,12 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
             lines.join(", ")
         ));
     }
-    let results = Results::open(&args.out_dir).map_err(|e| io_error(&args.out_dir, e))?;
+    let results = Results::open(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
 
     let resume = format!(
         "kling batch {} --out-dir {}",
         shell_quote(&args.manifest.display().to_string()),
-        shell_quote(&args.out_dir.display().to_string())
+        shell_quote(&args.out_dir().display().to_string())
     );
     let counts = Counts::default();
     let mut waits = Vec::new();
@@ -138,164 +155,96 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let mut ambiguous_jobs = Vec::new();
     let mut skipped = 0usize;
     for job in jobs {
-        let record = states.get(&job.id);
-        let state = record.map_or(JobState::New, |r| r.state.clone());
-        let changed = record
-            .and_then(|r| r.input.as_deref())
-            .is_some_and(|input| input != job.input);
-        // Only where a task exists or may exist: a line fixed after a refusal
-        // has nothing to protect and simply runs.
-        let task_at_stake = matches!(
-            state,
-            JobState::Interrupted { .. }
-                | JobState::Unknown { .. }
-                | JobState::Submitted { .. }
-                | JobState::Finished { .. }
-        );
-        if changed && matches!(state, JobState::Rejected { .. }) {
-            out.say(&format!(
-                "job {} (line {}): the line changed since it was refused: submitting it",
-                job.id, job.line
-            ));
-            add(&counts.pending);
-            submits.push(Plan::Submit(job));
-            continue;
-        }
-        if changed && task_at_stake {
-            let tasks = record.map(|r| r.task_ids.join(", ")).unwrap_or_default();
-            let tasks = if tasks.is_empty() {
-                String::new()
-            } else {
-                format!(" (task {tasks})")
-            };
-            if !args.rerun_changed {
-                add(&counts.changed);
-                out.say(&format!(
-                    "job {} (line {}): the line changed since the job was submitted{tasks}: left as it was; rerun with --rerun-changed to submit the new version (a new, paid task)",
-                    job.id, job.line
-                ));
-                continue;
-            }
-            out.say(&format!(
-                "job {} (line {}): the line changed: submitting the new version as a new task; the earlier one{tasks} is not replaced on the service",
-                job.id, job.line
-            ));
-            add(&counts.pending);
-            submits.push(Plan::Submit(job));
-            continue;
-        }
-        match state {
-            JobState::Interrupted { .. } | JobState::Unknown { .. } if !args.resubmit_ambiguous => {
-                ambiguous_jobs.push(job.id.clone());
-                add(&counts.ambiguous);
-            }
-            JobState::Finished { result }
-                if args.retry_failed
-                    && ResultLine::read(&result).is_some_and(|r| r.is_failed()) =>
-            {
-                out.say(&format!(
-                    "job {} (line {}): its task failed; submitting it again (a new task, paid if it succeeds)",
-                    job.id, job.line
-                ));
+        match plan::decide(&job, states.get(&job.id), &args) {
+            Decision::Submit { note } => {
+                if let Some(note) = note {
+                    out.say(&note);
+                }
                 add(&counts.pending);
                 submits.push(Plan::Submit(job));
             }
-            JobState::Finished { result } => {
-                skipped += 1;
-                if ResultLine::read(&result).is_some_and(|r| r.is_done()) {
-                    add(&counts.done);
-                } else {
-                    add(&counts.failed);
-                }
-            }
-            JobState::Rejected { .. } if !args.retry_rejected => {
-                skipped += 1;
-                add(&counts.rejected);
-            }
-            JobState::Submitted { task_id } => {
+            Decision::Wait(task_id) => {
                 let task_id = TaskId::new(task_id).map_err(Error::from)?;
                 waits.push(Plan::Wait(job, task_id));
             }
-            _ => {
-                add(&counts.pending);
-                submits.push(Plan::Submit(job));
+            Decision::Ended(ended) => {
+                skipped += 1;
+                counts.ended(ended);
+            }
+            Decision::Changed { note } => {
+                add(&counts.changed);
+                out.say(&note);
+            }
+            Decision::Ambiguous => {
+                ambiguous_jobs.push(job.id.clone());
+                add(&counts.ambiguous);
             }
         }
     }
-    if !ambiguous_jobs.is_empty() {
-        out.warn(&format!(
-            "{} job(s) whose earlier submit outcome is unknown are left alone (their task may exist and be paid for): {}; \
-             rerun with --resubmit-ambiguous to submit them again",
-            ambiguous_jobs.len(),
-            ambiguous_jobs.join(", ")
-        ));
-    }
-    if skipped > 0 {
-        out.say(&format!(
-            "{skipped} job(s) already ended in an earlier run: skipped"
-        ));
-    }
-    // The guard on spending: the jobs to submit, estimated one by one.
-    let estimates: Vec<(String, Option<f64>)> = submits
+    announce(out, &ambiguous_jobs, skipped);
+    let to_submit: Vec<&Job> = submits
         .iter()
         .map(|plan| match plan {
-            Plan::Submit(job) | Plan::Wait(job, _) => {
-                (job.id.clone(), ctx.client.estimate_credits(&job.request))
-            }
+            Plan::Submit(job) | Plan::Wait(job, _) => job,
         })
         .collect();
-    let unknown = estimates.iter().filter(|(_, e)| e.is_none()).count();
-    let total = estimates
-        .iter()
-        .filter_map(|(_, e)| *e)
-        .reduce(|a, b| a + b)
-        .map(|t| (t * 100.0).round() / 100.0);
-    let what = format!("this batch ({} job(s) to submit)", submits.len());
-    let (go, balance) = crate::guard::check(&ctx, &args.spend, total, &what).await?;
-    if go == crate::guard::Go::DryRun {
-        for (id, estimate) in &estimates {
-            out.say(&format!(
-                "job {id}: {}",
-                estimate.map_or("cost unknown (no audio length)".to_owned(), |e| format!(
-                    "about {e} credits"
-                ))
-            ));
-        }
-        let unknown_note = if unknown > 0 {
-            format!(" ({unknown} job(s) of unknown cost not counted)")
-        } else {
-            String::new()
-        };
-        if out.json {
-            out.document(&json!({
-                "dryRun": true,
-                "jobs": estimates.iter().map(|(id, e)| json!({"id": id, "estimatedCredits": e})).collect::<Vec<_>>(),
-                "estimatedCredits": total,
-                "unknownEstimates": unknown,
-                "balance": balance,
-                "toWait": waits.len(),
-                "invalidLines": bad.len(),
-            }));
-        } else {
-            out.text(&format!(
-                "dry run: {} job(s) to submit, about {} credits in all{unknown_note}; {} to wait for; nothing was uploaded or submitted",
-                submits.len(),
-                total.unwrap_or(0.0),
-                waits.len()
-            ));
-        }
-        return Ok(if bad.is_empty() {
-            code::OK
-        } else {
-            code::INVALID
-        });
+    if let Some(code) = guard(&ctx, &args, &to_submit, waits.len(), bad.len()).await? {
+        return Ok(code);
     }
     // Tasks that exist first: their videos come soonest and they need no slot
     // of the rate limit.
     let plans: Vec<Plan> = waits.into_iter().chain(submits).collect();
 
+    let store = store::Store::Journal(journal);
+    let (run, ticker) = start(ctx, args, store, results, counts, resume, plans.len());
+    let cancel = run.cancel.clone();
+    // The set is owned here, outside any select!: no job is dropped by a
+    // cancellation. A signal cancels the token; each job then stops at its next
+    // safe point (never with a createTask on the wire).
+    let semaphore = Arc::new(Semaphore::new(run.args.concurrency as usize));
+    let mut set = JoinSet::new();
+    for plan in plans {
+        let permit = tokio::select! {
+            permit = semaphore.clone().acquire_owned() => permit.expect("never closed"),
+            _ = cancel.cancelled() => break,
+        };
+        let run = run.clone();
+        set.spawn(async move {
+            let _permit = permit;
+            run.job(plan).await;
+        });
+        while set.try_join_next().is_some() {}
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined {
+            run.ctx
+                .out
+                .warn(&format!("a job's task ended abnormally: {e}"));
+        }
+    }
+    let interrupted = cancel.is_cancelled();
+    stop_bar(&run, ticker);
+    // One line per ended job, whatever crashes or retries happened.
+    if let Err(e) = rewrite_results_with(run.args.out_dir(), &invalid_lines(&bad)) {
+        out.warn(&format!("cannot rewrite results.jsonl: {e}"));
+    }
+    Ok(run.summary(interrupted, bad.len(), &ambiguous_jobs))
+}
+
+/// Builds the run and its progress bar (of `total` jobs), ticking on a
+/// steady clock on a terminal.
+fn start(
+    ctx: Context,
+    args: BatchArgs,
+    store: store::Store,
+    results: Results,
+    counts: Counts,
+    resume: String,
+    total: usize,
+) -> (Arc<Run>, Option<tokio::task::JoinHandle<()>>) {
+    let out = ctx.out;
     let bar = if out.interactive() {
-        let bar = ProgressBar::new(plans.len() as u64);
+        let bar = ProgressBar::new(total as u64);
         bar.set_style(
             ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} [{elapsed}]")
                 .expect("valid")
@@ -310,7 +259,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let ctx = Arc::new(ctx);
     let run = Arc::new(Run {
         ctx: ctx.clone(),
-        journal,
+        store,
         results,
         counts,
         bar,
@@ -341,42 +290,96 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         })
     });
 
-    // The set is owned here, outside any select!: no job is dropped by a
-    // cancellation. A signal cancels the token; each job then stops at its next
-    // safe point (never with a createTask on the wire).
-    let semaphore = Arc::new(Semaphore::new(run.args.concurrency as usize));
-    let mut set = JoinSet::new();
-    for plan in plans {
-        let permit = tokio::select! {
-            permit = semaphore.clone().acquire_owned() => permit.expect("never closed"),
-            _ = cancel.cancelled() => break,
-        };
-        let run = run.clone();
-        set.spawn(async move {
-            let _permit = permit;
-            run.job(plan).await;
-        });
-        while set.try_join_next().is_some() {}
-    }
-    while let Some(joined) = set.join_next().await {
-        if let Err(e) = joined {
-            run.ctx
-                .out
-                .warn(&format!("a job's task ended abnormally: {e}"));
-        }
-    }
-    let interrupted = cancel.is_cancelled();
+    (run, ticker)
+}
+
+fn stop_bar(run: &Run, ticker: Option<tokio::task::JoinHandle<()>>) {
     if let Some(ticker) = ticker {
         ticker.abort();
     }
     run.bar.finish_and_clear();
-    // One line per ended job, whatever crashes or retries happened.
-    let invalid: Vec<ResultLine> = bad
-        .iter()
+}
+
+/// The result lines of the manifest's invalid lines.
+fn invalid_lines(bad: &[manifest::BadLine]) -> Vec<ResultLine> {
+    bad.iter()
         .map(|b| ResultLine::invalid(b.line, &b.reason))
-        .collect();
-    if let Err(e) = rewrite_results_with(&run.args.out_dir, &invalid) {
-        out.warn(&format!("cannot rewrite results.jsonl: {e}"));
+        .collect()
+}
+
+/// Says which jobs are left alone and how many ended before.
+fn announce(out: crate::output::Out, ambiguous_jobs: &[String], skipped: usize) {
+    if !ambiguous_jobs.is_empty() {
+        out.warn(&format!(
+            "{} job(s) whose earlier submit outcome is unknown are left alone (their task may exist and be paid for): {}; \
+             rerun with --resubmit-ambiguous to submit them again",
+            ambiguous_jobs.len(),
+            ambiguous_jobs.join(", ")
+        ));
     }
-    Ok(run.summary(interrupted, bad.len(), &ambiguous_jobs))
+    if skipped > 0 {
+        out.say(&format!(
+            "{skipped} job(s) already ended in an earlier run: skipped"
+        ));
+    }
+}
+
+/// The guard on spending over the jobs to submit; `Some(exit code)` for a dry
+/// run (said), `None` to go on.
+async fn guard(
+    ctx: &Context,
+    args: &BatchArgs,
+    submits: &[&Job],
+    waits: usize,
+    bad: usize,
+) -> Result<Option<u8>, Failure> {
+    // The guard on spending: the jobs to submit, estimated one by one.
+    let estimates: Vec<(String, Option<f64>)> = submits
+        .iter()
+        .map(|job| (job.id.clone(), ctx.client.estimate_credits(&job.request)))
+        .collect();
+    let unknown = estimates.iter().filter(|(_, e)| e.is_none()).count();
+    let total = estimates
+        .iter()
+        .filter_map(|(_, e)| *e)
+        .reduce(|a, b| a + b)
+        .map(|t| (t * 100.0).round() / 100.0);
+    let what = format!("this batch ({} job(s) to submit)", submits.len());
+    let (go, balance) = crate::guard::check(ctx, &args.spend, total, &what).await?;
+    let out = ctx.out;
+    if go == crate::guard::Go::DryRun {
+        for (id, estimate) in &estimates {
+            out.say(&format!(
+                "job {id}: {}",
+                estimate.map_or("cost unknown (no audio length)".to_owned(), |e| format!(
+                    "about {e} credits"
+                ))
+            ));
+        }
+        let unknown_note = if unknown > 0 {
+            format!(" ({unknown} job(s) of unknown cost not counted)")
+        } else {
+            String::new()
+        };
+        if out.json {
+            out.document(&json!({
+                "dryRun": true,
+                "jobs": estimates.iter().map(|(id, e)| json!({"id": id, "estimatedCredits": e})).collect::<Vec<_>>(),
+                "estimatedCredits": total,
+                "unknownEstimates": unknown,
+                "balance": balance,
+                "toWait": waits,
+                "invalidLines": bad,
+            }));
+        } else {
+            out.text(&format!(
+                "dry run: {} job(s) to submit, about {} credits in all{unknown_note}; {} to wait for; nothing was uploaded or submitted",
+                submits.len(),
+                total.unwrap_or(0.0),
+                waits
+            ));
+        }
+        return Ok(Some(if bad == 0 { code::OK } else { code::INVALID }));
+    }
+    Ok(None)
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use kling_api_ext::{Error, SubmitWaitReason};
 use serde_json::{Value, json};
 
+use super::store::StoreError;
 use crate::error::code;
 use journal::{Event, now_ms};
 use manifest::Job;
@@ -44,6 +45,16 @@ pub(super) fn sub(n: &AtomicUsize) {
 }
 
 impl Counts {
+    /// Counts a job that ended in an earlier run.
+    pub(super) fn ended(&self, ended: super::plan::Ended) {
+        use super::plan::Ended;
+        add(match ended {
+            Ended::Done => &self.done,
+            Ended::Failed => &self.failed,
+            Ended::Rejected => &self.rejected,
+        });
+    }
+
     pub(super) fn line(&self) -> String {
         format!(
             "to do {} · running {} · done {} · failed {}",
@@ -56,17 +67,18 @@ impl Counts {
 }
 
 impl Run {
-    pub(super) fn record(&self, event: &Event) -> bool {
-        match self.journal.record(event) {
-            Ok(()) => true,
-            Err(e) => {
-                self.say(&format!(
-                    "warning: cannot write the journal {}: {e}",
-                    self.journal.path().display()
-                ));
-                false
-            }
+    /// Records an event in the store, saying why when it cannot.
+    pub(super) async fn record(&self, event: &Event) -> Result<(), StoreError> {
+        let recorded = self.store.record(event).await;
+        match &recorded {
+            Ok(()) => {}
+            Err(e @ StoreError::LeaseLost { .. }) => self.say(&e.to_string()),
+            Err(e) => self.say(&format!(
+                "warning: cannot write {}: {e}",
+                self.store.describe()
+            )),
         }
+        recorded
     }
 
     pub(super) fn say(&self, text: &str) {
@@ -113,9 +125,9 @@ impl Run {
     }
 
     /// Journals that the job ended, then appends its result line.
-    pub(super) fn end(&self, event: Event, result: ResultLine) {
+    pub(super) async fn end(&self, event: Event, result: ResultLine) {
         let result = result.to_value();
-        if self.record(&event)
+        if self.record(&event).await.is_ok()
             && let Err(e) = self.results.append(&result)
         {
             self.say(&format!("warning: cannot write results.jsonl: {e}"));
@@ -124,7 +136,7 @@ impl Run {
         self.tick();
     }
 
-    pub(super) fn finished(&self, id: &str, result: ResultLine) {
+    pub(super) async fn finished(&self, id: &str, result: ResultLine) {
         self.end(
             Event::Finished {
                 id: id.to_owned(),
@@ -132,16 +144,19 @@ impl Run {
                 at: now_ms(),
             },
             result,
-        );
+        )
+        .await;
     }
 
-    pub(super) fn ambiguous(&self, job: &Job, error: &Error) {
+    pub(super) async fn ambiguous(&self, job: &Job, error: &Error) {
         add(&self.counts.ambiguous);
-        self.record(&Event::Unknown {
-            id: job.id.clone(),
-            error: error.to_string(),
-            at: now_ms(),
-        });
+        let _ = self
+            .record(&Event::Unknown {
+                id: job.id.clone(),
+                error: error.to_string(),
+                at: now_ms(),
+            })
+            .await;
         self.say(&format!(
             "job {} (line {}): {error}; left alone on rerun unless --resubmit-ambiguous",
             job.id, job.line
@@ -150,14 +165,16 @@ impl Run {
     }
 
     /// No task was created, and the job is to do again on the next run.
-    pub(super) fn not_taken(&self, job: &Job, error: &Error) {
+    pub(super) async fn not_taken(&self, job: &Job, error: &Error) {
         add(&self.counts.not_taken);
-        self.record(&Event::NotTaken {
-            id: job.id.clone(),
-            kind: error.kind().into(),
-            message: error.to_string(),
-            at: now_ms(),
-        });
+        let _ = self
+            .record(&Event::NotTaken {
+                id: job.id.clone(),
+                kind: error.kind().into(),
+                message: error.to_string(),
+                at: now_ms(),
+            })
+            .await;
         if matches!(error, Error::NotSent { .. }) {
             // Interrupted while waiting to send: said once by the summary.
             return;
@@ -182,7 +199,7 @@ impl Run {
     }
 
     /// A refusal that would be the same next time: final, with its result line.
-    pub(super) fn reject(&self, job: &Job, error: &Error) {
+    pub(super) async fn reject(&self, job: &Job, error: &Error) {
         add(&self.counts.rejected);
         let event = Event::Rejected {
             id: job.id.clone(),
@@ -192,7 +209,7 @@ impl Run {
             at: now_ms(),
         };
         let result = ResultLine::rejected(&job.id, error.kind(), &error.to_string());
-        self.end(event, result);
+        self.end(event, result).await;
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -233,7 +250,7 @@ impl Run {
             "unfinished": unfinished,
             "unjournaled": unjournaled,
             "resume": (left > 0 || interrupted).then_some(&self.resume),
-            "results": self.args.out_dir.join(crate::batch::journal::RESULTS).display().to_string(),
+            "results": self.args.out_dir().join(crate::batch::journal::RESULTS).display().to_string(),
         });
         let out = &self.ctx.out;
         if out.json {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kling_api_ext::Model;
 
+mod batch;
 mod values;
+pub use batch::BatchArgs;
 pub use values::{parse_model, parse_set};
 
 pub const EXIT_CODES: &str = "\
@@ -99,8 +101,9 @@ pub struct Global {
     /// state directory, so every kling process of this user on this machine
     /// shares one window), "process" (this process only), or a postgres://
     /// URL (every process on every host using that database)
-    #[arg(long, global = true, value_name = "STORE", env = "KLING_RATE_LIMIT_STORE", value_parser = parse_limit_store, default_value = "host")]
-    pub rate_limit_store: LimitStore,
+    /// (default: host; with `batch --store`, that database)
+    #[arg(long, global = true, value_name = "STORE", env = "KLING_RATE_LIMIT_STORE", value_parser = parse_limit_store, hide_env_values = true)]
+    pub rate_limit_store: Option<LimitStore>,
     /// One JSON document on stdout (the default when stdout is not a terminal)
     #[arg(long, global = true, overrides_with = "no_json")]
     pub json: bool,
@@ -314,47 +317,6 @@ pub struct DownloadArgs {
 pub struct UploadArgs {
     /// The file
     pub path: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct BatchArgs {
-    /// The manifest: one JSON object per line,
-    /// {"id": "...", "image": "...", "audio": "...", "prompt": "..."}
-    /// (optional: "callbackUrl", "model"). Paths are relative to the manifest;
-    /// ids name the videos (ID.mp4): letters, digits, '.', '_', '-'.
-    pub manifest: PathBuf,
-    /// Where videos (ID.mp4), results.jsonl and the journal go
-    #[arg(long, value_name = "DIR")]
-    pub out_dir: PathBuf,
-    /// Jobs in progress at once (uploading, submitted, running or downloading)
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub concurrency: u32,
-    /// Stop before sending anything if any line is invalid
-    #[arg(long)]
-    pub strict: bool,
-    /// Submit again the jobs whose earlier submit outcome is unknown (their task
-    /// may exist and be paid for twice)
-    #[arg(long)]
-    pub resubmit_ambiguous: bool,
-    /// Submit again the jobs the service rejected before (no task exists for them)
-    #[arg(long)]
-    pub retry_rejected: bool,
-    /// Submit again the jobs whose task failed (a new task, paid if it succeeds)
-    #[arg(long)]
-    pub retry_failed: bool,
-    /// Submit as a new job (a new, paid task) every job whose manifest line
-    /// changed since it was submitted; without it such jobs are reported and
-    /// left as they were
-    #[arg(long)]
-    pub rerun_changed: bool,
-    /// How long to wait for each task
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
-    pub timeout: Duration,
-    /// The model for lines that name none (default: kling/ai-avatar-v1-pro)
-    #[arg(long, value_name = "ID", value_parser = parse_model)]
-    pub model: Option<Model>,
-    #[command(flatten)]
-    pub spend: Spend,
 }
 
 pub const SIM_HELP: &str = "\

@@ -5,6 +5,7 @@
 mod batch;
 mod commands;
 mod errors;
+mod fleet;
 mod history;
 mod limits;
 mod local;

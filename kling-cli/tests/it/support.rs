@@ -58,6 +58,8 @@ pub fn kling_std() -> std::process::Command {
         .env_remove("RUST_LOG")
         .env_remove("KLING_PROFILE")
         .env_remove("KLING_CONFIG")
+        .env_remove("KLING_STORE")
+        .env_remove("KLING_RATE_LIMIT_STORE")
         // What the CLI keeps between runs stays out of the user's home.
         .env(
             "KLING_STATE_DIR",

@@ -1,0 +1,350 @@
+//! `kling batch --store postgres://…`: the same manifest run by several
+//! workers (processes, hosts) sharing the jobs through PostgreSQL. Each
+//! worker loads the manifest (idempotently), then claims jobs one at a time
+//! until every job has ended or is left alone; every job is submitted once
+//! and downloaded once, to the `--out-dir` of the worker that finished it.
+//! See docs/design/shared-store.md.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use kling_api_ext::TaskId;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::manifest::{BadLine, Job};
+use super::plan::{Decision, decide};
+use super::report::{Counts, add};
+use super::store::{Claimed, PgJobs, Store, StoreError};
+use super::{Plan, Run, announce, guard, invalid_lines, start, stop_bar};
+use crate::cli::BatchArgs;
+use crate::context::Context;
+use crate::error::{CliError, code};
+use crate::output::{Failure, Out, shell_quote};
+
+fn store_error(error: StoreError) -> Failure {
+    CliError::Invalid {
+        field: kling_api_ext::Field::Config,
+        subject: Some("--store".into()),
+        reason: error.to_string(),
+    }
+    .into()
+}
+
+/// This worker's name in the store: host, process and a random suffix.
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}:{}:{:04x}", std::process::id(), fastrand::u16(..))
+}
+
+/// The store's URL as it may be shown: without its password.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "postgres://…".into(),
+    }
+}
+
+pub(super) async fn run(
+    ctx: Context,
+    args: BatchArgs,
+    jobs: Vec<Job>,
+    bad: Vec<BadLine>,
+) -> Result<u8, Failure> {
+    let out = ctx.out;
+    let url = args.store.clone().unwrap_or_default();
+    if args.lease < Duration::from_secs(1) {
+        return Err(CliError::Invalid {
+            field: kling_api_ext::Field::Config,
+            subject: Some("--lease".into()),
+            reason: "a lease shorter than 1 s cannot be renewed in time: give 1s or more".into(),
+        }
+        .into());
+    }
+    let pg = PgJobs::open_with(&url, &args.batch_name(), &worker_name(), args.lease)
+        .await
+        .map_err(store_error)?;
+    let manifest: Vec<(String, usize, String)> = jobs
+        .iter()
+        .map(|j| (j.id.clone(), j.line, j.input.clone()))
+        .collect();
+    let added = pg.load(&manifest).await.map_err(store_error)?;
+    pg.sweep().await.map_err(store_error)?;
+    let rows = pg.rows().await.map_err(store_error)?;
+    out.say(&format!(
+        "batch {:?} in {}: {} job(s), {added} new; worker {}",
+        args.batch_name(),
+        shown_url(&url),
+        rows.len(),
+        pg.worker()
+    ));
+
+    let counts = Counts::default();
+    let mut ambiguous = Vec::new();
+    let mut skipped = 0usize;
+    let mut to_submit = Vec::new();
+    let mut to_wait = 0usize;
+    for job in &jobs {
+        let row = rows.get(&job.id);
+        // A job another live worker holds right now is theirs.
+        if row.is_some_and(|r| {
+            r.leased && matches!(r.state.as_str(), "todo" | "submitting" | "running")
+        }) {
+            continue;
+        }
+        match decide(job, row.map(|r| r.record()).as_ref(), &args) {
+            Decision::Submit { note } => {
+                let state = row.map_or("todo", |r| r.state.as_str());
+                let again = state != "todo" || row.is_some_and(|r| r.input != job.input);
+                // Conditional on the state read: of workers loading at once, one sets it.
+                if again
+                    && !pg
+                        .again(&job.id, state, &job.input)
+                        .await
+                        .map_err(store_error)?
+                {
+                    continue;
+                }
+                if let Some(note) = note {
+                    out.say(&note);
+                }
+                to_submit.push(job);
+            }
+            Decision::Wait(_) => to_wait += 1,
+            Decision::Ended(ended) => {
+                skipped += 1;
+                counts.ended(ended);
+            }
+            Decision::Changed { note } => {
+                add(&counts.changed);
+                out.say(&note);
+            }
+            Decision::Ambiguous => {
+                ambiguous.push(job.id.clone());
+                add(&counts.ambiguous);
+            }
+        }
+    }
+    announce(out, &ambiguous, skipped);
+    if let Some(code) = guard(&ctx, &args, &to_submit, to_wait, bad.len()).await? {
+        return Ok(code);
+    }
+    let total = to_submit.len() + to_wait;
+    let by_id: HashMap<String, Job> = jobs.into_iter().map(|j| (j.id.clone(), j)).collect();
+    let results = super::journal::Results::open(args.out_dir())
+        .map_err(|e| Failure::from(CliError::local(args.out_dir(), e)))?;
+    let resume = format!(
+        "kling batch {} --out-dir {} --store {}",
+        shell_quote(&args.manifest.display().to_string()),
+        shell_quote(&args.out_dir().display().to_string()),
+        shell_quote(&shown_url(&url))
+    );
+    let (run, ticker) = start(
+        ctx,
+        args,
+        Store::Postgres(pg),
+        results,
+        counts,
+        resume,
+        total,
+    );
+    drive(&run, Arc::new(by_id)).await;
+    let interrupted = run.cancel.is_cancelled();
+    stop_bar(&run, ticker);
+    let Store::Postgres(pg) = &run.store else {
+        unreachable!("a fleet run keeps its jobs in the database")
+    };
+    // Its waits are anyone's at once, not after the lease.
+    pg.release_all().await;
+    // The fleet's results, not only this worker's: one line per ended job.
+    match pg.rows().await {
+        Ok(rows) => {
+            let mut lines: Vec<Value> = rows
+                .values()
+                .filter(|r| matches!(r.state.as_str(), "finished" | "rejected"))
+                .filter_map(|r| r.result.clone())
+                .collect();
+            lines.extend(invalid_lines(&bad).iter().map(super::ResultLine::to_value));
+            let mut text = Vec::new();
+            for line in &lines {
+                text.extend(line.to_string().into_bytes());
+                text.push(b'\n');
+            }
+            let path = run.args.out_dir().join(super::journal::RESULTS);
+            if let Err(e) = crate::atomic::write(&path, &text, crate::atomic::Access::Shared) {
+                out.warn(&format!("cannot rewrite results.jsonl: {e}"));
+            }
+        }
+        Err(e) => out.warn(&format!("cannot read the fleet's results: {e}")),
+    }
+    Ok(run.summary(interrupted, bad.len(), &ambiguous))
+}
+
+/// Claims and runs jobs until none is left that this worker could still get:
+/// every job has ended, is left alone, or was tried here in this run.
+async fn drive(run: &Arc<Run>, by_id: Arc<HashMap<String, Job>>) {
+    let Store::Postgres(pg) = &run.store else {
+        return;
+    };
+    // Each job at most once per run and worker: a wait that did not end here
+    // (timed out, a download error) is left to another worker or a rerun.
+    let tried: Arc<Mutex<Vec<String>>> = Arc::default();
+    let semaphore = Arc::new(Semaphore::new(run.args.concurrency as usize));
+    let mut set = JoinSet::new();
+    let mut idle = Duration::from_millis(100);
+    loop {
+        let permit = tokio::select! {
+            permit = semaphore.clone().acquire_owned() => permit.expect("never closed"),
+            _ = run.cancel.cancelled() => break,
+        };
+        let skip = tried.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let submit = run.may_submit();
+        match pg.claim(&skip, submit).await {
+            Ok(Some(claimed)) => {
+                idle = Duration::from_millis(100);
+                let (id, plan) = match claimed {
+                    Claimed::Submit(id) => match by_id.get(&id) {
+                        Some(job) => {
+                            add(&run.counts.pending);
+                            (id, Some(Plan::Submit(job.clone())))
+                        }
+                        None => (id, None),
+                    },
+                    Claimed::Wait(id, task_id) => match (by_id.get(&id), TaskId::new(task_id)) {
+                        (Some(job), Ok(task_id)) => (id, Some(Plan::Wait(job.clone(), task_id))),
+                        _ => (id, None),
+                    },
+                };
+                tried
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(id.clone());
+                let run = run.clone();
+                set.spawn(async move {
+                    let _permit = permit;
+                    match plan {
+                        Some(plan) => run.clone().job(plan).await,
+                        // Not in this worker's manifest: left to a worker that has it.
+                        None => run.say(&format!(
+                            "job {id}: not in this manifest; left to the workers that have it"
+                        )),
+                    }
+                    if let Store::Postgres(pg) = &run.store {
+                        let _ = pg.release(&id).await;
+                    }
+                });
+            }
+            Ok(None) => {
+                drop(permit);
+                match pg.open_jobs(&skip, submit).await {
+                    // Nothing more for this worker: its own jobs end, then it stops.
+                    Ok(0) => break,
+                    // Others hold what is left: one of them may stop before it ends.
+                    Ok(_) => {}
+                    Err(e) => run.say(&format!("warning: {e}")),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = run.cancel.cancelled() => break,
+                }
+                idle = (idle * 2).min(Duration::from_secs(2));
+                if let Err(e) = pg.sweep().await {
+                    run.say(&format!("warning: {e}"));
+                }
+            }
+            Err(e) => {
+                drop(permit);
+                run.say(&format!("warning: {e}; trying again in 2 s"));
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = run.cancel.cancelled() => break,
+                }
+            }
+        }
+        while set.try_join_next().is_some() {}
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined {
+            run.ctx
+                .out
+                .warn(&format!("a job's task ended abnormally: {e}"));
+        }
+    }
+}
+
+/// `kling batch MANIFEST --store URL --status`: every job's state across the
+/// fleet, from the store alone (no key, nothing sent).
+pub async fn status(out: Out, args: &BatchArgs) -> Result<u8, Failure> {
+    let url = args.store.clone().unwrap_or_default();
+    let pg = PgJobs::open(&url, &args.batch_name(), &worker_name())
+        .await
+        .map_err(store_error)?;
+    let rows = pg.rows().await.map_err(store_error)?;
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut jobs = Vec::new();
+    for (id, row) in &rows {
+        *counts.entry(row.state.as_str()).or_default() += 1;
+        let output = row
+            .result
+            .as_ref()
+            .and_then(|r| r["output"].as_str())
+            .map(str::to_owned);
+        jobs.push(json!({
+            "id": id,
+            "line": row.line,
+            "state": row.state,
+            "taskId": row.task_id,
+            "tasks": row.task_ids,
+            "worker": row.leased.then_some(row.owner.clone()).flatten(),
+            "output": output,
+            "error": row.error,
+            "status": row.result.as_ref().and_then(|r| r["status"].as_str()),
+        }));
+    }
+    if out.json {
+        out.document(&json!({"batch": args.batch_name(), "counts": counts, "jobs": jobs}));
+    } else {
+        for job in &jobs {
+            let detail = match job["state"].as_str() {
+                Some("finished") => format!(
+                    "{} {}",
+                    job["status"].as_str().unwrap_or("?"),
+                    job["output"].as_str().unwrap_or("")
+                ),
+                Some("unknown") => job["error"].as_str().unwrap_or("").to_owned(),
+                Some("todo" | "submitting" | "running") => job["worker"]
+                    .as_str()
+                    .map_or(String::new(), |w| format!("held by {w}")),
+                _ => String::new(),
+            };
+            out.text(&format!(
+                "{:<24} {:<10} {:<28} {detail}",
+                job["id"].as_str().unwrap_or(""),
+                job["state"].as_str().unwrap_or(""),
+                job["taskId"].as_str().unwrap_or("-"),
+            ));
+        }
+        let line: Vec<String> = counts
+            .iter()
+            .map(|(state, n)| format!("{state} {n}"))
+            .collect();
+        out.text(&format!(
+            "batch {:?}: {} job(s): {}",
+            args.batch_name(),
+            rows.len(),
+            line.join(" · ")
+        ));
+    }
+    Ok(code::OK)
+}

@@ -1,0 +1,60 @@
+//! Where a batch keeps its jobs: the journal file in the output directory
+//! (the default, one process per directory) or a PostgreSQL database shared
+//! by a fleet of workers (`--store postgres://…`).
+
+pub mod postgres;
+
+use super::journal::{Event, Journal};
+pub use postgres::{Claimed, PgJobs};
+
+/// A store that could not record or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The journal file.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A database statement.
+    #[error("the job store: {what}: {source}")]
+    Db {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema.
+    #[error("the job store: cannot create or migrate its tables: {source}")]
+    Migrate {
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The connection (the SDK's pool and schema).
+    #[error("the job store: {0}")]
+    Limiter(#[source] kling_api_ext::LimiterError),
+    /// This worker no longer holds the job: its lease ran out and another
+    /// worker may have it. Nothing is sent for it from here.
+    #[error("job {id}: this worker's lease on it ran out; another worker has it")]
+    LeaseLost { id: String },
+}
+
+/// The store a run records its events in.
+pub enum Store {
+    Journal(Journal),
+    Postgres(PgJobs),
+}
+
+impl Store {
+    /// Records an event before the run acts on it.
+    pub async fn record(&self, event: &Event) -> Result<(), StoreError> {
+        match self {
+            Store::Journal(journal) => Ok(journal.record(event)?),
+            Store::Postgres(jobs) => jobs.record(event).await,
+        }
+    }
+
+    /// What to call it in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Journal(journal) => format!("the journal {}", journal.path().display()),
+            Store::Postgres(jobs) => format!("the job store (worker {})", jobs.worker()),
+        }
+    }
+}

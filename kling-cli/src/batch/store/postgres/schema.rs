@@ -1,0 +1,94 @@
+//! A job's row as the rest of the CLI reads it, and the CLI's tables.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::batch::journal::{JobRecord, JobState};
+use crate::batch::store::StoreError;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "jobs",
+    include_str!("../../../../migrations/0001_jobs.sql"),
+)];
+
+/// One job's row, as planning reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub line: i32,
+    pub state: String,
+    pub input: String,
+    pub task_id: Option<String>,
+    pub task_ids: Vec<String>,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub owner: Option<String>,
+    /// Whether `owner`'s lease is still running.
+    pub leased: bool,
+}
+
+impl Row {
+    /// The same facts as the journal's record of the job.
+    pub fn record(&self) -> JobRecord {
+        let state = match self.state.as_str() {
+            "submitting" => JobState::Interrupted {
+                input: self.input.clone(),
+            },
+            "running" => JobState::Submitted {
+                task_id: self.task_id.clone().unwrap_or_default(),
+            },
+            "unknown" => JobState::Unknown {
+                error: self.error.clone().unwrap_or_default(),
+            },
+            "rejected" => {
+                let error = self.result.as_ref().map(|r| &r["error"]);
+                JobState::Rejected {
+                    kind: error
+                        .and_then(|e| e["kind"].as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    message: error
+                        .and_then(|e| e["message"].as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                }
+            }
+            "finished" => JobState::Finished {
+                result: self.result.clone().unwrap_or(Value::Null),
+            },
+            _ => JobState::New,
+        };
+        JobRecord {
+            state,
+            input: Some(self.input.clone()),
+            task_ids: self.task_ids.clone(),
+        }
+    }
+}
+
+/// The CLI's tables, in the `kling` schema beside the SDK's; recorded in
+/// `kling._cli_migrations`.
+pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let mut migrator = Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    std::borrow::Cow::Borrowed(*name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    );
+    migrator.create_schema("kling");
+    migrator.dangerous_set_table_name("kling._cli_migrations");
+    migrator
+        .run(pool)
+        .await
+        .map_err(|source| StoreError::Migrate { source })
+}
