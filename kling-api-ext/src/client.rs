@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     pub(crate) model: Model,
     pub(crate) credits_per_second: Option<f64>,
     pub(crate) limiter: Option<Arc<dyn CreationLimiter>>,
+    /// Lets one submit at a time ask the limiter (clones share it).
+    pub(crate) limiter_gate: tokio::sync::Mutex<()>,
     /// How long a creation's slot is leased: past its timeouts.
     pub(crate) create_lease: Duration,
     pub(crate) rate_limit: Option<RateLimit>,

@@ -420,6 +420,7 @@ impl ClientBuilder {
                 credits_per_second: self.credits_per_second,
                 rate_limit: limiter.as_ref().map(|l| l.limit()),
                 limiter,
+                limiter_gate: tokio::sync::Mutex::new(()),
                 create_lease,
                 retry: self.retry,
                 upload_path,

@@ -217,7 +217,11 @@ impl Client {
                         let attempt = attempt.load(Ordering::Relaxed);
                         let mut too_long = None;
                         let limit = limiter.limit();
-                        let acquire = crate::ratelimit::acquire(limiter, self.inner.create_lease, |wait, why| {
+                        // One submit of this client asks the limiter at a time (the
+                        // others queue here, in order): a shared limiter is asked
+                        // once per process per freed slot, not once per waiting job.
+                        let gate = &self.inner.limiter_gate;
+                        let ask = crate::ratelimit::acquire(limiter, self.inner.create_lease, |wait, why| {
                             if why == LimitWait::Paused
                                 && started.elapsed().saturating_add(wait) > policy.time_budget
                             {
@@ -236,6 +240,10 @@ impl Client {
                             true
                         });
                         // Waiting for a slot sends nothing: safe to stop.
+                        let acquire = async {
+                            let _turn = gate.lock().await;
+                            ask.await
+                        };
                         let permit = match &options.cancel {
                             Some(token) => tokio::select! {
                                 permit = acquire => permit,

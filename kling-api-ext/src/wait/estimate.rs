@@ -14,6 +14,8 @@ use crate::lifecycle::TaskId;
 #[derive(Debug, Default)]
 pub struct DurationModel {
     ratios: Mutex<Vec<f64>>,
+    /// Learned by this client's own waits and not yet taken ([`DurationModel::take_learned`]).
+    fresh: Mutex<Vec<f64>>,
 }
 
 impl DurationModel {
@@ -25,11 +27,34 @@ impl DurationModel {
         if audio.is_zero() || generation.is_zero() {
             return;
         }
+        let ratio = generation.as_secs_f64() / audio.as_secs_f64();
         let mut ratios = self.ratios.lock().unwrap_or_else(|p| p.into_inner());
-        ratios.push(generation.as_secs_f64() / audio.as_secs_f64());
+        ratios.push(ratio);
         if ratios.len() > Self::KEEP {
             ratios.remove(0);
         }
+        drop(ratios);
+        let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        fresh.push(ratio);
+        let excess = fresh.len().saturating_sub(Self::KEEP);
+        fresh.drain(..excess);
+    }
+
+    /// The samples this client's own waits learned since the last call (at
+    /// most the last 32), not those given with
+    /// [`extend_samples`](Self::extend_samples): what to share with other
+    /// processes, so that each sample is shared once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let model = kling_api_ext::DurationModel::default();
+    /// model.extend_samples([2.0]);
+    /// model.learn(Duration::from_secs(10), Duration::from_secs(30));
+    /// assert_eq!(model.take_learned(), vec![3.0]);
+    /// assert!(model.take_learned().is_empty());
+    /// ```
+    pub fn take_learned(&self) -> Vec<f64> {
+        std::mem::take(&mut *self.fresh.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// What has been learned, oldest first (seconds of generation per second of

@@ -159,7 +159,23 @@ pub(super) async fn run(
         resume,
         total,
     );
+    // What each worker's waits learn about generation speed, every worker
+    // uses: the fleet's polls land near each task's end together.
+    let sharer = {
+        let run = run.clone();
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                share_speed(&run, &mut seen).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
     drive(&run, Arc::new(by_id)).await;
+    sharer.abort();
+    // The last samples go to the store; nothing more is taken.
+    let mut taken_all = i64::MAX;
+    share_speed(&run, &mut taken_all).await;
     let interrupted = run.cancel.is_cancelled();
     stop_bar(&run, ticker);
     let Store::Postgres(pg) = &run.store else {
@@ -189,6 +205,22 @@ pub(super) async fn run(
         Err(e) => out.warn(&format!("cannot read the fleet's results: {e}")),
     }
     Ok(run.summary(interrupted, bad.len(), &ambiguous))
+}
+
+/// One exchange of generation-speed samples with the store (trouble is
+/// logged and otherwise ignored: polling works without it).
+async fn share_speed(run: &Run, seen: &mut i64) {
+    if let Store::Postgres(pg) = &run.store {
+        let client = &run.ctx.client;
+        let shared = pg
+            .share_speed(client.base_url().as_str(), client.duration_model(), seen)
+            .await;
+        match shared {
+            Ok(taken) if taken > 0 => tracing::debug!(taken, "generation speed from the fleet"),
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, "generation speed not shared"),
+        }
+    }
 }
 
 /// Claims and runs jobs until none is left that this worker could still get:

@@ -60,7 +60,7 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(super) fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Db { what, source }
 }
 
@@ -422,5 +422,6 @@ async fn renew(
 }
 
 mod schema;
+mod speed;
 #[cfg(test)]
 mod tests;

@@ -6,11 +6,18 @@ use sqlx::PgPool;
 use crate::batch::journal::{JobRecord, JobState};
 use crate::batch::store::StoreError;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "jobs",
-    include_str!("../../../../migrations/0001_jobs.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "jobs",
+        include_str!("../../../../migrations/0001_jobs.sql"),
+    ),
+    (
+        2,
+        "speed",
+        include_str!("../../../../migrations/0002_speed.sql"),
+    ),
+];
 
 /// One job's row, as planning reads it.
 #[derive(Clone, Debug, PartialEq)]
