@@ -162,18 +162,23 @@ impl TestPg {
     /// Stops the server at once (as a crash would), leaving the data: the
     /// database is unreachable until [`TestPg::restart`].
     pub fn stop(&mut self) {
+        let args = self.stop_args();
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        self.run("pg_ctl", &args);
+    }
+
+    /// `pg_ctl`'s arguments for an immediate stop.
+    fn stop_args(&self) -> Vec<std::ffi::OsString> {
         let data = self.dir.path().join("data");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-m".as_ref(),
-                "immediate".as_ref(),
-                "-w".as_ref(),
-                "stop".as_ref(),
-            ],
-        );
+        [
+            "-D".into(),
+            data.into_os_string(),
+            "-m".into(),
+            "immediate".into(),
+            "-w".into(),
+            "stop".into(),
+        ]
+        .into()
     }
 
     /// Starts the server (again, after [`TestPg::stop`]) on the same data.
@@ -204,18 +209,7 @@ impl TestPg {
 
 impl Drop for TestPg {
     fn drop(&mut self) {
-        let data = self.dir.path().join("data");
         // Already stopped (TestPg::stop) is fine: the answer is not checked.
-        let _ = self
-            .command("pg_ctl")
-            .args([
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-m".as_ref(),
-                "immediate".as_ref(),
-                "-w".as_ref(),
-                "stop".as_ref(),
-            ])
-            .output();
+        let _ = self.command("pg_ctl").args(self.stop_args()).output();
     }
 }

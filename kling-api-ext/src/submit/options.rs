@@ -50,7 +50,7 @@ impl SubmitOptions {
 
     /// Cancelling the token stops the submit *before* its request is sent
     /// (while it waits for the rate limiter or between attempts):
-    /// [`Error::NotSent`], nothing created. A request already on the wire is
+    /// [`Error::NotSent`](crate::Error::NotSent), nothing created. A request already on the wire is
     /// never abandoned: its answer is awaited (within the request timeout), so
     /// a task it created is never lost.
     pub fn cancel_token(mut self, token: tokio_util::sync::CancellationToken) -> Self {
@@ -69,7 +69,7 @@ impl SubmitOptions {
     /// the first createTask request is sent: the place to record the intent
     /// to create (a journal line, a database row), so that a crash while the
     /// submit waits for the limiter leaves no intent behind. An error stops
-    /// the submit with [`Error::NotSent`]: nothing was sent.
+    /// the submit with [`Error::NotSent`](crate::Error::NotSent): nothing was sent.
     ///
     /// ```
     /// let options = kling_api_ext::SubmitOptions::new().before_send(|| async {

@@ -91,8 +91,7 @@ pub(super) async fn run(
     ));
 
     let counts = Counts::default();
-    let mut ambiguous = Vec::new();
-    let mut skipped = 0usize;
+    let mut tally = super::plan::Tally::new(&counts);
     let mut to_submit = Vec::new();
     let mut to_wait = 0usize;
     for job in &jobs {
@@ -103,8 +102,12 @@ pub(super) async fn run(
         }) {
             continue;
         }
-        match decide(job, row.map(|r| r.record()).as_ref(), &args) {
-            Decision::Submit { note } => {
+        match tally.take(
+            job,
+            decide(job, row.map(|r| r.record()).as_ref(), &args),
+            out,
+        ) {
+            Some(Decision::Submit { note }) => {
                 let state = row.map_or("todo", |r| r.state.as_str());
                 let again = state != "todo" || row.is_some_and(|r| r.input != job.input);
                 // Conditional on the state read: of workers loading at once, one sets it.
@@ -121,21 +124,11 @@ pub(super) async fn run(
                 }
                 to_submit.push(job);
             }
-            Decision::Wait(_) => to_wait += 1,
-            Decision::Ended(ended) => {
-                skipped += 1;
-                counts.ended(ended);
-            }
-            Decision::Changed { note } => {
-                add(&counts.changed);
-                out.say(&note);
-            }
-            Decision::Ambiguous => {
-                ambiguous.push(job.id.clone());
-                add(&counts.ambiguous);
-            }
+            Some(Decision::Wait(_)) => to_wait += 1,
+            _ => {}
         }
     }
+    let (ambiguous, skipped) = (std::mem::take(&mut tally.ambiguous), tally.skipped);
     announce(out, &ambiguous, skipped);
     if let Some(code) = guard(&ctx, &args, &to_submit, to_wait, bad.len()).await? {
         return Ok(code);

@@ -152,35 +152,24 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let counts = Counts::default();
     let mut waits = Vec::new();
     let mut submits = Vec::new();
-    let mut ambiguous_jobs = Vec::new();
-    let mut skipped = 0usize;
+    let mut tally = plan::Tally::new(&counts);
     for job in jobs {
-        match plan::decide(&job, states.get(&job.id), &args) {
-            Decision::Submit { note } => {
+        match tally.take(&job, plan::decide(&job, states.get(&job.id), &args), out) {
+            Some(Decision::Submit { note }) => {
                 if let Some(note) = note {
                     out.say(&note);
                 }
                 add(&counts.pending);
                 submits.push(Plan::Submit(job));
             }
-            Decision::Wait(task_id) => {
+            Some(Decision::Wait(task_id)) => {
                 let task_id = TaskId::new(task_id).map_err(Error::from)?;
                 waits.push(Plan::Wait(job, task_id));
             }
-            Decision::Ended(ended) => {
-                skipped += 1;
-                counts.ended(ended);
-            }
-            Decision::Changed { note } => {
-                add(&counts.changed);
-                out.say(&note);
-            }
-            Decision::Ambiguous => {
-                ambiguous_jobs.push(job.id.clone());
-                add(&counts.ambiguous);
-            }
+            _ => {}
         }
     }
+    let (ambiguous_jobs, skipped) = (std::mem::take(&mut tally.ambiguous), tally.skipped);
     announce(out, &ambiguous_jobs, skipped);
     let to_submit: Vec<&Job> = submits
         .iter()

@@ -4,6 +4,7 @@
 use super::ResultLine;
 use super::journal::{JobRecord, JobState};
 use super::manifest::Job;
+use super::report::{Counts, add};
 use crate::cli::BatchArgs;
 
 /// How a job that ended in an earlier run ended.
@@ -100,5 +101,51 @@ pub fn decide(job: &Job, record: Option<&JobRecord>, args: &BatchArgs) -> Decisi
         JobState::Rejected { .. } if !args.retry_rejected => Decision::Ended(Ended::Rejected),
         JobState::Submitted { task_id } => Decision::Wait(task_id),
         _ => Decision::Submit { note: None },
+    }
+}
+
+/// What planning tells and counts of the jobs it leaves as they are, the
+/// same for the journal and for the fleet's store.
+pub struct Tally<'a> {
+    pub counts: &'a Counts,
+    /// Jobs left alone: their earlier submit's outcome is unknown.
+    pub ambiguous: Vec<String>,
+    /// Jobs that ended in an earlier run.
+    pub skipped: usize,
+}
+
+impl<'a> Tally<'a> {
+    pub fn new(counts: &'a Counts) -> Self {
+        Tally {
+            counts,
+            ambiguous: Vec::new(),
+            skipped: 0,
+        }
+    }
+
+    /// Counts (and says) a job left as it is; gives back a decision that
+    /// has the caller act (submit, wait).
+    pub fn take(
+        &mut self,
+        job: &Job,
+        decision: Decision,
+        out: crate::output::Out,
+    ) -> Option<Decision> {
+        match decision {
+            Decision::Ended(ended) => {
+                self.skipped += 1;
+                self.counts.ended(ended);
+            }
+            Decision::Changed { note } => {
+                add(&self.counts.changed);
+                out.say(&note);
+            }
+            Decision::Ambiguous => {
+                self.ambiguous.push(job.id.clone());
+                add(&self.counts.ambiguous);
+            }
+            act => return Some(act),
+        }
+        None
     }
 }
