@@ -50,6 +50,14 @@ pub enum CliError {
         source: std::io::Error,
     },
 
+    /// The job store (`batch --store`) could not be reached or used; nothing
+    /// more was sent.
+    #[error("the job store: {message}")]
+    Store {
+        /// What went wrong, with its cause (never the URL's password).
+        message: String,
+    },
+
     /// The balance is below what the run is estimated to cost; nothing was
     /// uploaded or submitted.
     #[error(
@@ -98,6 +106,7 @@ impl CliError {
             CliError::Sdk(error) => error.kind(),
             CliError::Invalid { .. } => "invalid_input",
             CliError::Local { .. } => "io",
+            CliError::Store { .. } => "store",
             CliError::BalanceTooLow { .. } => "insufficient_credits",
         }
     }
@@ -128,7 +137,7 @@ impl CliError {
                 _ => code::SERVICE,
             },
             CliError::Invalid { .. } => code::INVALID,
-            CliError::Local { .. } => code::LOCAL,
+            CliError::Local { .. } | CliError::Store { .. } => code::LOCAL,
             CliError::BalanceTooLow { .. } => code::SERVICE,
         }
     }

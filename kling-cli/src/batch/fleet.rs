@@ -25,12 +25,17 @@ use crate::error::{CliError, code};
 use crate::output::{Failure, Out, shell_quote};
 
 fn store_error(error: StoreError) -> Failure {
-    CliError::Invalid {
-        field: kling_api_ext::Field::Config,
-        subject: Some("--store".into()),
-        reason: error.to_string(),
+    // The whole chain: "cannot migrate" says little without "connection refused".
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = inner.source();
     }
-    .into()
+    CliError::Store { message }.into()
 }
 
 /// This worker's name in the store: host, process and a random suffix.

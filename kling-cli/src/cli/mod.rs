@@ -15,7 +15,7 @@ pub use values::{parse_model, parse_set};
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
-  1    a local error (a file could not be written)
+  1    a local error (a file could not be written, the job store cannot be reached)
   2    usage or invalid input: nothing was sent
   3    service error: authentication, credits, rejected, unreachable
   4    the task failed

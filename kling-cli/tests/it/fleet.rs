@@ -233,3 +233,38 @@ fn workers_whose_clocks_differ_change_nothing() {
         [None, Some("+1h"), Some("-25m")],
     );
 }
+
+#[test]
+fn an_unreachable_store_is_said_with_its_cause_and_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path());
+    let url = format!(
+        "postgres://kling:s3cret@localhost/kling?host={}",
+        dir.path().join("no-server").display()
+    );
+    let out = dir.path().join("out").display().to_string();
+    for args in [vec!["--status"], vec!["--out-dir", out.as_str(), "--yes"]] {
+        let output = crate::support::kling()
+            .env("APIKLEY_API_KEY", "sk-test")
+            // Nothing may reach a service: a closed loopback port if anything tried.
+            .args([
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--upload-base-url",
+                "http://127.0.0.1:9",
+            ])
+            .env("KLING_STORE", &url)
+            .args(["--json", "batch"])
+            .arg(&manifest)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(doc["error"]["kind"], "store", "{text}");
+        assert!(text.contains("No such file"), "the cause is said: {text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+}

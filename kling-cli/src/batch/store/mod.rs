@@ -14,20 +14,20 @@ pub enum StoreError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// A database statement.
-    #[error("the job store: {what}: {source}")]
+    #[error("{what}: {source}")]
     Db {
         what: &'static str,
         #[source]
         source: sqlx::Error,
     },
     /// The schema.
-    #[error("the job store: cannot create or migrate its tables: {source}")]
+    #[error("cannot create or migrate its tables: {source}")]
     Migrate {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
     /// The connection (the SDK's pool and schema).
-    #[error("the job store: {0}")]
+    #[error("{0}")]
     Limiter(#[source] kling_api_ext::LimiterError),
     /// This worker no longer holds the job: its lease ran out and another
     /// worker may have it. Nothing is sent for it from here.
