@@ -181,7 +181,6 @@ impl Client {
         let limiter = self.inner.limiter.as_ref();
         let started = Instant::now();
         let attempt = AtomicU32::new(1);
-        let intent_recorded = std::sync::atomic::AtomicBool::new(false);
         let not_sent = || Error::NotSent {
             operation: Operation::CreateTask,
         };
@@ -277,7 +276,6 @@ impl Client {
                     None => None,
                 };
                 if let Some(hook) = &options.before_send
-                    && !intent_recorded.swap(true, Ordering::SeqCst)
                     && let Err(reason) = hook().await
                 {
                     tracing::warn!(%reason, "createTask not sent: the intent could not be recorded");
@@ -313,7 +311,15 @@ impl Client {
                         }
                         Ok(task_id)
                     }
-                    Err(error) => Err(verdict(error)),
+                    Err(error) => {
+                        let step = verdict(error);
+                        if let (Step::Again(error), Some(hook)) = (&step, &options.after_not_taken)
+                            && let Err(reason) = hook(error).await
+                        {
+                            tracing::warn!(%reason, "could not record that createTask was not taken");
+                        }
+                        Err(step)
+                    }
                 }
             })
             .await

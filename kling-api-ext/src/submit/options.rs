@@ -22,9 +22,13 @@ pub struct SubmitOptions {
     pub(super) cancel: Option<tokio_util::sync::CancellationToken>,
     on_wait: Option<WaitReport>,
     pub(super) before_send: Option<BeforeSend>,
+    pub(super) after_not_taken: Option<AfterNotTaken>,
 }
 
 type WaitReport = std::sync::Arc<dyn Fn(&SubmitWait) + Send + Sync>;
+type HookFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send>>;
+type AfterNotTaken = std::sync::Arc<dyn Fn(&crate::Error) -> HookFuture + Send + Sync>;
 type BeforeSend = std::sync::Arc<
     dyn Fn() -> std::pin::Pin<
             Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send>,
@@ -38,6 +42,10 @@ impl std::fmt::Debug for SubmitOptions {
             .field("cancel", &self.cancel)
             .field("on_wait", &self.on_wait.as_ref().map(|_| "Fn"))
             .field("before_send", &self.before_send.as_ref().map(|_| "Fn"))
+            .field(
+                "after_not_taken",
+                &self.after_not_taken.as_ref().map(|_| "Fn"),
+            )
             .finish()
     }
 }
@@ -65,11 +73,11 @@ impl SubmitOptions {
         self
     }
 
-    /// Called once, when the rate limiter has granted a slot and just before
-    /// the first createTask request is sent: the place to record the intent
-    /// to create (a journal line, a database row), so that a crash while the
-    /// submit waits for the limiter leaves no intent behind. An error stops
-    /// the submit with [`Error::NotSent`](crate::Error::NotSent): nothing was sent.
+    /// Called before every createTask request, once the rate limiter has
+    /// granted its slot: the place to record the intent to create (a journal
+    /// line, a database row), so that a crash while the submit waits for the
+    /// limiter or a retry leaves no intent behind. An error stops the submit
+    /// with [`Error::NotSent`](crate::Error::NotSent): nothing was sent.
     ///
     /// ```
     /// let options = kling_api_ext::SubmitOptions::new().before_send(|| async {
@@ -84,6 +92,33 @@ impl SubmitOptions {
         Fut: std::future::Future<Output = std::result::Result<(), String>> + Send + 'static,
     {
         self.before_send = Some(std::sync::Arc::new(move || Box::pin(hook())));
+        self
+    }
+
+    /// Called after each createTask attempt the service certainly did not
+    /// take (no connection made, 429, 455), before the submit waits to try
+    /// again: the place to record that no task exists yet, so that a crash
+    /// during that wait leaves the job to do rather than "outcome unknown".
+    /// [`before_send`](Self::before_send) runs again before the next attempt.
+    /// An error is logged; the submit goes on.
+    ///
+    /// ```
+    /// let options = kling_api_ext::SubmitOptions::new().after_not_taken(|error| {
+    ///     let why = error.kind();
+    ///     async move {
+    ///         // write and sync "not taken ({why}), none exists" here
+    ///         let _ = why;
+    ///         Ok(())
+    ///     }
+    /// });
+    /// # let _ = options;
+    /// ```
+    pub fn after_not_taken<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(&crate::Error) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = std::result::Result<(), String>> + Send + 'static,
+    {
+        self.after_not_taken = Some(std::sync::Arc::new(move |error| Box::pin(hook(error))));
         self
     }
 

@@ -634,10 +634,10 @@ async fn create_task_is_not_sent_on_a_reused_connection() {
     assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
-/// The intent hook runs once, after the limiter's slot and before the
+/// The intent hook runs after the limiter's slot and before the
 /// request; its error sends nothing.
 #[tokio::test]
-async fn before_send_runs_once_just_before_the_request_and_its_error_sends_nothing() {
+async fn before_send_runs_just_before_the_request_and_its_error_sends_nothing() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
@@ -688,4 +688,55 @@ async fn before_send_runs_once_just_before_the_request_and_its_error_sends_nothi
     let error = client.submit_with(&request, refusing).await.unwrap_err();
     assert!(matches!(error, Error::NotSent { .. }), "{error:?}");
     create.assert_calls(2);
+}
+
+/// Around an attempt the service did not take: the intent hook runs before
+/// each attempt and the not-taken hook between them, in that order.
+#[tokio::test]
+async fn an_attempt_not_taken_is_recorded_before_the_next_intent() {
+    use std::sync::{Arc, Mutex};
+
+    let server = kling_testkit::ScriptedServer::start(vec![
+        kling_testkit::Canned::json(
+            200,
+            &json!({"code": 455, "msg": "Service unavailable (maintenance)", "data": null}),
+        ),
+        kling_testkit::Canned::json(200, &created("t-after-455")),
+    ])
+    .await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(&server.url)
+        .upload_base_url(&server.url)
+        .retry(crate::support::fast_retry())
+        .rate_limit(None)
+        .preflight(false)
+        .build()
+        .unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (before, after) = (events.clone(), events.clone());
+    let options = kling_api_ext::SubmitOptions::new()
+        .before_send(move || {
+            let events = before.clone();
+            async move {
+                events.lock().unwrap().push("intent".to_owned());
+                Ok(())
+            }
+        })
+        .after_not_taken(move |error| {
+            let (events, kind) = (after.clone(), error.kind());
+            async move {
+                events.lock().unwrap().push(format!("not taken: {kind}"));
+                Ok(())
+            }
+        });
+    let task = client
+        .submit_with(&crate::support::url_request(), options)
+        .await
+        .unwrap();
+    assert_eq!(task.as_str(), "t-after-455");
+    assert_eq!(
+        *events.lock().unwrap(),
+        ["intent", "not taken: maintenance", "intent"]
+    );
 }

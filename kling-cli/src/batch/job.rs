@@ -200,6 +200,22 @@ impl Run {
                         reason
                     })
                 }
+            })
+            // Certainly not taken, and tried again after a wait: recorded, so a
+            // crash during that wait leaves the job to do.
+            .after_not_taken({
+                let (run, id) = (self.clone(), job.id.clone());
+                move |error| {
+                    let event = Event::NotTaken {
+                        id: id.clone(),
+                        kind: error.kind().into(),
+                        message: error.to_string(),
+                        retrying: true,
+                        at: now_ms(),
+                    };
+                    let run = run.clone();
+                    async move { run.record(&event).await.map_err(|e| e.to_string()) }
+                }
             });
         let reference = self.ctx.history.intent(
             client.base_url().as_str(),

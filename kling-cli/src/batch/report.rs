@@ -172,6 +172,7 @@ impl Run {
                 id: job.id.clone(),
                 kind: error.kind().into(),
                 message: error.to_string(),
+                retrying: false,
                 at: now_ms(),
             })
             .await;

@@ -56,6 +56,10 @@ pub enum Event {
         id: String,
         kind: String,
         message: String,
+        /// The submit tries again (after its backoff): the job is still this
+        /// run's, only no task exists for it yet.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retrying: bool,
         at: u64,
     },
     /// The job was refused before any task existed (by a check or the service).

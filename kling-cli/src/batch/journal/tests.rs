@@ -183,6 +183,7 @@ fn not_taken_returns_a_job_to_do() {
             id: "a".into(),
             kind: "maintenance".into(),
             message: "455".into(),
+            retrying: false,
             at: 2,
         })
         .unwrap();

@@ -311,6 +311,13 @@ impl PgJobs {
                 .bind(error),
                 true,
             ),
+            // Between two attempts: to do again, still this worker's (its
+            // next intent follows); a kill now leaves it to do, not unknown.
+            Event::NotTaken { retrying: true, .. } => (
+                base("UPDATE kling.jobs SET state = 'todo', updated_at = clock_timestamp() \
+                      WHERE batch = $1 AND id = $2 AND owner = $3 AND state = 'submitting'"),
+                false,
+            ),
             Event::NotTaken { .. } => (
                 base("UPDATE kling.jobs SET state = 'todo', owner = NULL, lease_until = NULL, updated_at = clock_timestamp() \
                       WHERE batch = $1 AND id = $2 AND owner = $3 AND state IN ('submitting', 'todo')"),

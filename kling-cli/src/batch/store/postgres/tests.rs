@@ -248,3 +248,37 @@ async fn workers_share_what_their_waits_learn_each_sample_once() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_kill_while_waiting_to_retry_an_attempt_not_taken_leaves_the_job_to_do() {
+    let Some(pg) =
+        TestPg::start("a_kill_while_waiting_to_retry_an_attempt_not_taken_leaves_the_job_to_do")
+    else {
+        return;
+    };
+    let dead = worker(&pg, "dead", DEAD).await;
+    dead.load(&manifest(1)).await.unwrap();
+    dead.claim(&[], true).await.unwrap().unwrap();
+    dead.record(&intent("job-01")).await.unwrap();
+    let not_taken = Event::NotTaken {
+        id: "job-01".into(),
+        kind: "maintenance".into(),
+        message: "455".into(),
+        retrying: true,
+        at: now_ms(),
+    };
+    dead.record(&not_taken).await.unwrap();
+    // Still this worker's: its next attempt records its intent again.
+    let other = worker(&pg, "other", DEAD).await;
+    assert_eq!(other.claim(&[], true).await.unwrap(), None);
+    dead.record(&intent("job-01")).await.unwrap();
+    dead.record(&not_taken).await.unwrap();
+    drop(dead); // killed during the backoff
+    tokio::time::sleep(PAST).await;
+    other.sweep().await.unwrap();
+    assert_eq!(
+        other.claim(&[], true).await.unwrap(),
+        Some(Claimed::Submit("job-01".into())),
+        "to do, not unknown"
+    );
+}
