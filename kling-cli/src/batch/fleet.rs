@@ -184,11 +184,13 @@ pub(super) async fn run(
     // The fleet's results, not only this worker's: one line per ended job.
     match pg.rows().await {
         Ok(rows) => {
-            let mut lines: Vec<Value> = rows
+            // In the manifest's order, as the journal's results are.
+            let mut ended: Vec<_> = rows
                 .values()
                 .filter(|r| matches!(r.state.as_str(), "finished" | "rejected"))
-                .filter_map(|r| r.result.clone())
                 .collect();
+            ended.sort_by_key(|r| r.line);
+            let mut lines: Vec<Value> = ended.iter().filter_map(|r| r.result.clone()).collect();
             lines.extend(invalid_lines(&bad).iter().map(super::ResultLine::to_value));
             let mut text = Vec::new();
             for line in &lines {
@@ -323,7 +325,9 @@ pub async fn status(out: Out, args: &BatchArgs) -> Result<u8, Failure> {
     let rows = pg.rows().await.map_err(store_error)?;
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut jobs = Vec::new();
-    for (id, row) in &rows {
+    let mut in_order: Vec<_> = rows.iter().collect();
+    in_order.sort_by_key(|(_, row)| row.line);
+    for (id, row) in in_order {
         *counts.entry(row.state.as_str()).or_default() += 1;
         let output = row
             .result
