@@ -1,8 +1,13 @@
 //! Callbacks: when a task with `callBackUrl` ends, one POST of the documented
 //! body, signed when an HMAC key is configured (`docs/service-notes.md` §5). Sent once, never
-//! retried, as far as anyone knows of the real service.
+//! retried, as far as anyone knows of the real service; `faults.callback` makes
+//! them lost, duplicated, delayed or reordered, as a network between the
+//! service and a receiver can. A task whose create answer never reached the
+//! client (the `resetAfter` and `slowAfter` faults) is called back like any
+//! other: the service took it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
@@ -40,6 +45,44 @@ fn loopback(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| crate::shared::is_loopback(&u))
 }
 
+/// What the callback faults decided for one callback.
+struct Fate {
+    lost: bool,
+    duplicated: bool,
+    delay: Option<Duration>,
+    reordered: bool,
+}
+
+fn fate(shared: &Shared) -> Fate {
+    let f = shared.faults().callback;
+    let mut rng = shared.fault_rng.lock().unwrap_or_else(|p| p.into_inner());
+    let (lost, duplicated, delayed, reordered) = (rng.f64(), rng.f64(), rng.f64(), rng.f64());
+    let [low, high] = f.delay_ms;
+    let delay_ms = low + (high.saturating_sub(low) as f64 * rng.f64()) as u64;
+    Fate {
+        lost: lost < f.lost,
+        duplicated: duplicated < f.duplicated,
+        delay: (delayed < f.delayed).then(|| Duration::from_millis(delay_ms)),
+        reordered: reordered < f.reordered,
+    }
+}
+
+fn count_fault(shared: &Shared, name: &str) {
+    *shared
+        .lock()
+        .faults
+        .entry(format!("callback.{name}"))
+        .or_default() += 1;
+}
+
+/// Sleeps `delay`; `false` if the simulator stopped first.
+async fn pause(shared: &Shared, delay: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = shared.cancel.cancelled() => false,
+    }
+}
+
 pub(crate) async fn deliver(shared: Arc<Shared>, task: Task) {
     let Some(url) = task.callback_url.clone() else {
         return;
@@ -56,6 +99,7 @@ pub(crate) async fn deliver(shared: Arc<Shared>, task: Task) {
         status: None,
         error: None,
         signed: key.is_some(),
+        fault: None,
     };
     if !loopback(&url) && !shared.config.callbacks_off_loopback {
         record.error =
@@ -63,21 +107,71 @@ pub(crate) async fn deliver(shared: Arc<Shared>, task: Task) {
         shared.lock().callbacks.push(record);
         return;
     }
+    let fate = fate(&shared);
+    if fate.lost {
+        count_fault(&shared, "lost");
+        record.fault = Some("lost".into());
+        record.error = Some("not sent: lost (faults.callback.lost)".into());
+        shared.lock().callbacks.push(record);
+        return;
+    }
+    if let Some(delay) = fate.delay {
+        count_fault(&shared, "delayed");
+        record.fault = Some(format!("delayed {} ms", delay.as_millis()));
+        if !pause(&shared, delay).await {
+            return;
+        }
+    }
+    if fate.reordered {
+        count_fault(&shared, "reordered");
+        record.fault = Some("reordered".into());
+        let longest = Duration::from_millis(shared.faults().callback.delay_ms[1].max(1));
+        let another = shared.callback_sent.notified();
+        tokio::select! {
+            _ = another => {}
+            _ = tokio::time::sleep(longest) => {}
+            _ = shared.cancel.cancelled() => return,
+        }
+    }
     let body = body(&task, &shared.base_url);
-    let mut request = shared.http.post(&url).json(&body);
-    if let Some(key) = &key {
-        let timestamp = now_ms() / 1000;
-        request = request
-            .header("X-Webhook-Timestamp", timestamp.to_string())
-            .header("X-Webhook-Signature", signature(key, &task.id, timestamp));
+    let timestamp = now_ms() / 1000;
+    let send = |copy: &CallbackRecord| {
+        let mut request = shared.http.post(&url).json(&body);
+        if let Some(key) = &key {
+            request = request
+                .header("X-Webhook-Timestamp", timestamp.to_string())
+                .header("X-Webhook-Signature", signature(key, &task.id, timestamp));
+        }
+        let mut copy = copy.clone();
+        copy.sent = true;
+        async move {
+            match request.send().await {
+                Ok(response) => copy.status = Some(response.status().as_u16()),
+                Err(e) => copy.error = Some(e.to_string()),
+            }
+            copy
+        }
+    };
+    let first = send(&record).await;
+    tracing::debug!(task_id = %task.id, status = ?first.status, "callback sent");
+    shared.lock().callbacks.push(first);
+    shared.callback_sent.notify_waiters();
+    if fate.duplicated {
+        count_fault(&shared, "duplicated");
+        if !pause(
+            &shared,
+            Duration::from_millis(shared.faults().callback.duplicate_after_ms),
+        )
+        .await
+        {
+            return;
+        }
+        let mut again = record.clone();
+        again.fault = Some("duplicate".into());
+        let again = send(&again).await;
+        shared.lock().callbacks.push(again);
+        shared.callback_sent.notify_waiters();
     }
-    record.sent = true;
-    match request.send().await {
-        Ok(response) => record.status = Some(response.status().as_u16()),
-        Err(e) => record.error = Some(e.to_string()),
-    }
-    tracing::debug!(task_id = %task.id, status = ?record.status, "callback sent");
-    shared.lock().callbacks.push(record);
 }
 
 #[cfg(test)]

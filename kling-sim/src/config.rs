@@ -8,7 +8,8 @@
 //!   "lifecycle": {"seed": 1, "waitingMs": [300, 800], "queuingMs": [500, 1500],
 //!                 "generatingMs": [2000, 5000], "failFraction": 0.05},
 //!   "webhookHmacKey": "secret",
-//!   "faults": {"seed": 7, "createTask": {"resetAfter": 0.05}, "recordInfo": {"html502": 0.1}}
+//!   "faults": {"seed": 7, "createTask": {"resetAfter": 0.05}, "recordInfo": {"html502": 0.1},
+//!              "callback": {"lost": 0.1, "duplicated": 0.05, "delayed": 0.1, "delayMs": [500, 3000]}}
 //! }
 //! ```
 
@@ -199,6 +200,44 @@ pub struct FaultConfig {
     pub slow_ms: u64,
     /// Whether the `rateLimited` fault sends `Retry-After`.
     pub retry_after_on_fault: bool,
+    /// What happens to callbacks on their way.
+    pub callback: CallbackFaults,
+}
+
+/// Probabilities (0 to 1) of what can happen to a task's callback, drawn per
+/// task when it ends (from the fault generator, so seeded). Several can strike
+/// the same callback, except that a lost one is not sent at all.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallbackFaults {
+    /// Never sent (recorded as not sent).
+    pub lost: f64,
+    /// Sent twice: the same request (headers, signature and body) again,
+    /// `duplicateAfterMs` after the first.
+    pub duplicated: f64,
+    /// Sent late, by a delay drawn from `delayMs`.
+    pub delayed: f64,
+    /// Held back until another task's callback has been sent (or until
+    /// `delayMs`'s upper bound has passed), so it arrives after a callback
+    /// of a task that ended later.
+    pub reordered: f64,
+    /// The delay of a delayed callback, drawn uniformly from `[min, max]` ms.
+    pub delay_ms: RangeMs,
+    /// How long after the first a duplicate is sent, in ms.
+    pub duplicate_after_ms: u64,
+}
+
+impl Default for CallbackFaults {
+    fn default() -> Self {
+        CallbackFaults {
+            lost: 0.0,
+            duplicated: 0.0,
+            delayed: 0.0,
+            reordered: 0.0,
+            delay_ms: [500, 3000],
+            duplicate_after_ms: 200,
+        }
+    }
 }
 
 /// Probabilities (0 to 1) of each fault on one endpoint. Faults that stop a
@@ -295,6 +334,10 @@ impl SimConfig {
             ("nullRecord", f.null_record),
             ("unknownState", f.unknown_state),
             ("failCodeInt", f.fail_code_int),
+            ("callback.lost", f.callback.lost),
+            ("callback.duplicated", f.callback.duplicated),
+            ("callback.delayed", f.callback.delayed),
+            ("callback.reordered", f.callback.reordered),
             ("lifecycle.failFraction", self.lifecycle.fail_fraction),
         ] {
             if !(0.0..=1.0).contains(&p) {

@@ -12,8 +12,11 @@
 //! creation limit (20 per 10 s by default) answered as HTTP 429 or as code 429;
 //! credits charged per generated second; tasks that go
 //! `waiting → queuing → generating → success | fail` on a seeded schedule; a
-//! real MP4 as the result; signed callbacks; and faults injected per endpoint
-//! with seeded probabilities.
+//! real MP4 as the result; signed callbacks, also for tasks whose create
+//! answer was cut or stalled (the task exists, so the service calls back);
+//! faults injected per endpoint with seeded probabilities; and callbacks lost,
+//! duplicated, delayed or reordered on their way (`faults.callback`), counted
+//! per task in [`TaskStats::callbacks`].
 //!
 //! ```no_run
 //! use kling_sim::{SimConfig, Simulator};

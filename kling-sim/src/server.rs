@@ -140,6 +140,7 @@ impl SimulatorBuilder {
             base_url: base_url.clone(),
             http,
             cancel: cancel.clone(),
+            callback_sent: tokio::sync::Notify::new(),
         });
         let router = handlers::router(shared.clone());
         tokio::spawn(accept_loop(listener, router, cancel.clone()));

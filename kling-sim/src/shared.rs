@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub fault_rng: Mutex<fastrand::Rng>,
     pub http: reqwest::Client,
     pub cancel: CancellationToken,
+    /// Woken after each callback is sent (reordered callbacks wait for one).
+    pub callback_sent: Notify,
 }
 
 impl Shared {

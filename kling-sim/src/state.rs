@@ -150,6 +150,9 @@ pub struct CallbackRecord {
     pub error: Option<String>,
     /// Whether it was signed.
     pub signed: bool,
+    /// What the callback faults did to it: `lost`, `duplicate` (the second
+    /// copy), `delayed <ms> ms`, `reordered`.
+    pub fault: Option<String>,
 }
 
 /// One task, as tests see it.
@@ -170,6 +173,9 @@ pub struct TaskStats {
     pub ended: bool,
     /// From its end to the first recordInfo answer that showed it ended, in ms.
     pub detection_lag_ms: Option<u64>,
+    /// Callback POSTs made for it (a duplicated callback counts twice, a lost
+    /// one not at all).
+    pub callbacks: u32,
 }
 
 /// Counters and records for tests and benchmarks (`Simulator::stats`, or
@@ -336,6 +342,11 @@ impl SimState {
                     seen.saturating_duration_since(t.created + t.end)
                         .as_millis() as u64
                 }),
+                callbacks: self
+                    .callbacks
+                    .iter()
+                    .filter(|c| c.sent && c.task_id == t.id)
+                    .count() as u32,
             })
             .collect();
         Stats {
