@@ -136,11 +136,11 @@ pub use task::Task;
 pub use upload::{MAX_BASE64_BYTES, ProgressFn, UploadedFile};
 pub use wait::{
     AdaptivePoll, CancellationToken, DEFAULT_DEADLINE, DEFAULT_NOT_VISIBLE_GRACE, DurationModel,
-    ExponentialPoll, PollContext, PollPolicy, ProgressCallback, WaitEvent, WaitOptions,
+    ExponentialPoll, PollContext, PollPolicy, ProgressCallback, SafetyPoll, WaitEvent, WaitOptions,
 };
 pub use webhook::{
-    Callback, SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyOptions, WebhookError, sign_callback,
-    verify_callback,
+    Callback, CallbackHub, CallbackNotice, SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyOptions,
+    WebhookError, callback_url, new_nonce, sign_callback, verify_callback,
 };
 
 /// The generated client this crate is built on, for raw access.

@@ -72,10 +72,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::client::Client;
-use crate::lifecycle::TaskId;
-use crate::task::Task;
-use crate::webhook::{Callback, TIMESTAMP_HEADER, VerifyOptions, WebhookError, verify_callback};
+use crate::webhook::hub::nonce_in_path;
+use crate::webhook::{
+    Callback, CallbackHub, CallbackNotice, TIMESTAMP_HEADER, VerifyOptions, WebhookError,
+    verify_callback,
+};
+#[cfg(doc)]
+use crate::{Client, WaitOptions};
 
 /// How the receiver checks callbacks.
 #[derive(Clone, Debug)]
@@ -127,30 +130,15 @@ impl ReceiverConfig {
     }
 }
 
-/// A callback that passed the checks: which task it is about, and nothing
-/// the unsigned body says about it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CallbackNotice {
-    /// The task (covered by the signature when `signed`).
-    pub task_id: TaskId,
-    /// Whether the signature was checked.
-    pub signed: bool,
-    /// The callback's timestamp header (Unix seconds), if it had one.
-    pub timestamp: Option<i64>,
-}
-
-impl CallbackNotice {
-    /// The task as the service reports it now: the state, the result URLs or
-    /// the failure, from recordInfo (retried on transient errors).
-    pub async fn confirm(&self, client: &Client) -> crate::Result<Task> {
-        client.get(&self.task_id).await
-    }
+/// Where notices go.
+enum Sink {
+    Channel(mpsc::Sender<CallbackNotice>),
+    Hub(CallbackHub),
 }
 
 struct Shared {
     config: ReceiverConfig,
-    events: mpsc::Sender<CallbackNotice>,
+    events: Sink,
     /// Callbacks seen recently, by task id and timestamp (or body digest).
     seen: Mutex<HashMap<String, Instant>>,
 }
@@ -169,27 +157,58 @@ fn answer(status: StatusCode, code: u16, msg: &str) -> Response {
     (status, axum::Json(json!({"code": code, "msg": msg}))).into_response()
 }
 
-/// A router with `POST /` that receives callbacks (mount it where your
-/// `callBackUrl` points, e.g. `Router::new().nest("/kling/callback", app)`),
-/// and the bounded channel its notices arrive on.
+/// A router that receives callbacks on `POST /` and `POST /<anything>/<nonce>`
+/// (mount it where your `callBackUrl` points, e.g.
+/// `Router::new().nest("/kling/callback", app)`), and the bounded channel its
+/// notices arrive on.
 pub fn router(config: ReceiverConfig) -> (Router, mpsc::Receiver<CallbackNotice>) {
     let (events, receiver) = mpsc::channel(config.channel_capacity.max(1));
+    (routes(config, Sink::Channel(events)), receiver)
+}
+
+/// A router like [`router`]'s whose notices go to `hub`, where waits with
+/// [`WaitOptions::callbacks`] and
+/// [`Client::recover`] find them.
+///
+/// ```no_run
+/// use kling_api_ext::CallbackHub;
+/// use kling_api_ext::receiver::{ReceiverConfig, hub_router};
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let hub = CallbackHub::new();
+/// let app = hub_router(ReceiverConfig::unsigned(), hub.clone());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// tokio::spawn(async move { axum::serve(listener, app).await });
+/// # Ok(()) }
+/// ```
+pub fn hub_router(config: ReceiverConfig, hub: CallbackHub) -> Router {
+    routes(config, Sink::Hub(hub))
+}
+
+fn routes(config: ReceiverConfig, events: Sink) -> Router {
     let shared = Arc::new(Shared {
         config,
         events,
         seen: Mutex::new(HashMap::new()),
     });
-    let app = Router::new().route(
-        "/",
-        post(move |headers: HeaderMap, body: Body| {
-            let shared = shared.clone();
-            async move { receive(&shared, &headers, body).await }
-        }),
-    );
-    (app, receiver)
+    let handler = move |uri: axum::http::Uri, headers: HeaderMap, body: Body| {
+        let shared = shared.clone();
+        async move {
+            let nonce = nonce_in_path(uri.path());
+            receive(&shared, &headers, body, nonce).await
+        }
+    };
+    Router::new()
+        .route("/", post(handler.clone()))
+        .route("/{*rest}", post(handler))
 }
 
-async fn receive(shared: &Shared, headers: &HeaderMap, body: Body) -> Response {
+async fn receive(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+    nonce: Option<String>,
+) -> Response {
     let config = &shared.config;
     let bytes = match tokio::time::timeout(
         config.read_timeout,
@@ -246,8 +265,16 @@ async fn receive(shared: &Shared, headers: &HeaderMap, body: Body) -> Response {
         task_id,
         signed: config.key.is_some(),
         timestamp,
+        nonce,
     };
-    match shared.events.try_send(notice) {
+    let events = match &shared.events {
+        Sink::Hub(hub) => {
+            hub.deliver(&notice);
+            return answer(StatusCode::OK, 200, "success");
+        }
+        Sink::Channel(events) => events,
+    };
+    match events.try_send(notice) {
         Ok(()) => answer(StatusCode::OK, 200, "success"),
         Err(mpsc::error::TrySendError::Full(notice)) => {
             tracing::warn!(task_id = %notice.task_id, "callback channel full: answered 503");

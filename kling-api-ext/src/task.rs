@@ -42,6 +42,9 @@ pub struct Task {
     pub credits_consumed: Option<f64>,
     /// Progress in percent, when reported (some models only).
     pub progress: Option<i64>,
+    /// The `callBackUrl` the task was created with, as the service echoes it
+    /// in the record's `param` (the request it received), when it does.
+    pub callback_url: Option<String>,
 }
 
 impl Task {
@@ -125,8 +128,19 @@ impl Task {
             complete_time: record.complete_time.and_then(from_millis),
             credits_consumed: record.credits_consumed,
             progress: record.progress,
+            callback_url: record.param.as_deref().and_then(callback_url_in_param),
         })
     }
+}
+
+/// The `callBackUrl` of a record's `param` (the request as a JSON string).
+pub(crate) fn callback_url_in_param(param: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(param).ok()?;
+    value
+        .get("callBackUrl")
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// Unix milliseconds from the service as a time, if representable.

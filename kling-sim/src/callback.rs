@@ -14,7 +14,8 @@ use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 
 use crate::shared::Shared;
-use crate::state::{CallbackRecord, Outcome, Task, now_ms};
+use crate::state::{Outcome, Task, now_ms};
+use crate::stats::CallbackRecord;
 
 /// `base64(HMAC-SHA256(taskId + "." + timestamp, key))`, the documented scheme.
 pub fn signature(key: &str, task_id: &str, timestamp: i64) -> String {

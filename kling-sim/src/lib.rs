@@ -57,6 +57,7 @@ mod handlers;
 mod server;
 mod shared;
 mod state;
+mod stats;
 
 pub use callback::signature;
 pub use config::{
@@ -64,4 +65,4 @@ pub use config::{
 };
 pub use handlers::{JSON_BODY_LIMIT, RESULT_VIDEO};
 pub use server::{HEADER_READ_TIMEOUT, Simulator, SimulatorBuilder};
-pub use state::{CallbackRecord, Stats, TaskStats};
+pub use stats::{CallbackRecord, Stats, TaskStats};

@@ -18,7 +18,8 @@ use tower_service::Service as _;
 use crate::config::SimConfig;
 use crate::handlers;
 use crate::shared::{ConnControl, Shared};
-use crate::state::{SimState, Stats};
+use crate::state::SimState;
+use crate::stats::Stats;
 
 /// How long a request's headers may take to arrive.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

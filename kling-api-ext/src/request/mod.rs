@@ -119,6 +119,14 @@ impl AvatarRequest {
         self.callback_url.as_ref()
     }
 
+    /// The same request with another callback URL (checked as the builder's
+    /// is: absolute http or https), e.g. one per intent with a nonce
+    /// ([`callback_url`](crate::callback_url)).
+    pub fn with_callback_url(mut self, url: Url) -> crate::Result<Self> {
+        self.callback_url = Some(check_http_url(Field::CallbackUrl, url.as_str())?);
+        Ok(self)
+    }
+
     /// The model chosen for this request; `None` means the client's
     /// ([`ClientBuilder::model`](crate::ClientBuilder::model),
     /// [`Client::model_for`](crate::Client::model_for)).

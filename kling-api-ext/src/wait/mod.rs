@@ -11,10 +11,13 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{State, TaskId};
 use crate::task::Task;
 
+mod callbacks;
 pub(crate) mod estimate;
 mod options;
 mod policy;
 
+pub use callbacks::SafetyPoll;
+use callbacks::Woke;
 pub use estimate::DurationModel;
 pub use options::{
     DEFAULT_DEADLINE, DEFAULT_NOT_VISIBLE_GRACE, ProgressCallback, WaitEvent, WaitOptions,
@@ -87,6 +90,32 @@ impl Client {
         // Status requests in a row that failed in transit: each lost a look at
         // the task, so the next comes sooner than the policy's delay.
         let mut failed_in_a_row = 0u32;
+        // With callbacks: the schedule is the safety poll's, `arrivals` counts
+        // the callbacks acted on, `via_callback` says the next look confirms
+        // one, and `rechecks` counts the quick looks after a confirmation
+        // that showed the task still running.
+        let policy = match &options.callbacks {
+            Some(_) => options.safety.clone(),
+            None => options.policy.clone(),
+        };
+        let mut arrivals = 0u32;
+        let mut via_callback = false;
+        let mut rechecks = 0u32;
+        if options.callbacks.is_some() {
+            // A look right after createTask tells nothing: the first comes
+            // with a callback (at once if one came already) or the safety poll.
+            let wake = later(policy.next_delay(&context));
+            let wake = deadline.map_or(wake, |d| wake.min(d));
+            match self.pause(&options, wake, task_id, &mut arrivals).await {
+                Woke::Cancelled => {
+                    return Err(Error::Cancelled {
+                        task_id: task_id.clone(),
+                    });
+                }
+                Woke::Callback => via_callback = true,
+                Woke::Time => {}
+            }
+        }
         loop {
             if options
                 .cancel
@@ -155,7 +184,17 @@ impl Client {
                         context.generating_since = Some(context.elapsed);
                     }
                     context.state = Some(task.state.clone());
-                    self.report(&options, task_id, &context, previous.as_ref(), None);
+                    self.report(
+                        &options,
+                        task_id,
+                        &context,
+                        previous.as_ref(),
+                        None,
+                        via_callback,
+                    );
+                    if via_callback {
+                        tracing::info!(task_id = %task_id, state = %task.state, "callback confirmed by recordInfo");
+                    }
                     match task.state {
                         State::Success => {
                             tracing::info!(task_id = %task_id, polls = context.polls, "task succeeded");
@@ -199,9 +238,20 @@ impl Client {
                     &context,
                     previous.as_ref(),
                     Some(message),
+                    via_callback,
                 );
             }
-            let mut delay = options.policy.next_delay(&context);
+            let mut delay = policy.next_delay(&context);
+            // Still running although called back: 2, 4, 8 s, then the safety poll.
+            rechecks = match (via_callback, rechecks) {
+                (true, _) => 1,
+                (false, 0) => 0,
+                (false, n) if n < 3 => n + 1,
+                _ => 0,
+            };
+            if rechecks > 0 {
+                delay = delay.min(Duration::from_secs(2) * (1 << (rechecks - 1)));
+            }
             if retry_after.is_none() && lost_a_look && failed_in_a_row > 0 {
                 // 0.5 s, 1 s, 2 s... but never later than the policy would look.
                 let quick =
@@ -213,43 +263,23 @@ impl Client {
             if let Some(after) = retry_after {
                 delay = delay.max(after);
             }
-            // A policy may return anything: an overflowing wake-up means "much later".
-            let wake = Instant::now()
-                .checked_add(delay)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+            let mut wake = later(delay);
             if let Some(deadline) = deadline {
                 if Instant::now() >= deadline {
                     return Err(timed_out(task_id, &context));
                 }
-                if wake > deadline {
-                    // One last look exactly at the deadline.
-                    if !self.sleep(&options, deadline).await {
-                        return Err(Error::Cancelled {
-                            task_id: task_id.clone(),
-                        });
-                    }
-                    continue;
+                // One last look exactly at the deadline.
+                wake = wake.min(deadline);
+            }
+            via_callback = match self.pause(&options, wake, task_id, &mut arrivals).await {
+                Woke::Cancelled => {
+                    return Err(Error::Cancelled {
+                        task_id: task_id.clone(),
+                    });
                 }
-            }
-            if !self.sleep(&options, wake).await {
-                return Err(Error::Cancelled {
-                    task_id: task_id.clone(),
-                });
-            }
-        }
-    }
-
-    /// Sleeps until `until`; `false` if cancelled first.
-    async fn sleep(&self, options: &WaitOptions, until: Instant) -> bool {
-        match &options.cancel {
-            Some(token) => tokio::select! {
-                _ = tokio::time::sleep_until(until) => true,
-                _ = token.cancelled() => false,
-            },
-            None => {
-                tokio::time::sleep_until(until).await;
-                true
-            }
+                Woke::Callback => true,
+                Woke::Time => false,
+            };
         }
     }
 
@@ -260,6 +290,7 @@ impl Client {
         context: &PollContext,
         previous: Option<&State>,
         transient_error: Option<String>,
+        via_callback: bool,
     ) {
         let Some(progress) = &options.progress else {
             return;
@@ -271,6 +302,7 @@ impl Client {
             elapsed: context.elapsed,
             polls: context.polls,
             transient_error,
+            via_callback,
         });
     }
 
@@ -283,6 +315,14 @@ impl Client {
         let task_id = self.submit(request).await?;
         self.wait(&task_id, options).await
     }
+}
+
+/// `delay` from now; a policy may return anything, and an overflowing
+/// wake-up means "much later".
+fn later(delay: Duration) -> Instant {
+    Instant::now()
+        .checked_add(delay)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400))
 }
 
 /// The first delay after a status request failed in transit (it doubles while

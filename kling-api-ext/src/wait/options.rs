@@ -9,6 +9,7 @@ use std::time::Duration;
 pub use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::webhook::CallbackHub;
 
 /// The default overall deadline: 30 minutes.
 ///
@@ -41,6 +42,8 @@ pub struct WaitEvent {
     pub polls: u32,
     /// A transient error this poll met (the wait goes on).
     pub transient_error: Option<String>,
+    /// This poll confirms a callback ([`WaitOptions::callbacks`]).
+    pub via_callback: bool,
 }
 
 /// Called on every poll with what it found.
@@ -77,6 +80,8 @@ pub struct WaitOptions {
     pub(super) expected_generation_range: Option<(Duration, Duration)>,
     pub(super) expected_total: Option<Duration>,
     pub(super) audio: Option<Duration>,
+    pub(super) callbacks: Option<CallbackHub>,
+    pub(super) safety: Arc<dyn PollPolicy>,
 }
 
 impl fmt::Debug for WaitOptions {
@@ -91,6 +96,8 @@ impl fmt::Debug for WaitOptions {
             .field("expected_generation_range", &self.expected_generation_range)
             .field("expected_total", &self.expected_total)
             .field("audio", &self.audio)
+            .field("callbacks", &self.callbacks.is_some())
+            .field("safety", &self.safety)
             .finish()
     }
 }
@@ -107,6 +114,8 @@ impl Default for WaitOptions {
             expected_generation_range: None,
             expected_total: None,
             audio: None,
+            callbacks: None,
+            safety: Arc::new(SafetyPoll::default()),
         }
     }
 }
@@ -177,6 +186,25 @@ impl WaitOptions {
     /// for tasks this client submitted: it remembers their audio.
     pub fn audio_duration(mut self, audio: Duration) -> Self {
         self.audio = Some(audio);
+        self
+    }
+
+    /// Ends the wait on the task's callback, as `hub` receives it: the first
+    /// look comes when a callback arrives (one recordInfo confirms it: the
+    /// body is not signed, so it is never trusted alone), and the safety poll
+    /// ([`safety_poll`](Self::safety_poll), [`SafetyPoll`] by default)
+    /// replaces the [`policy`](Self::policy) to catch a callback that never
+    /// comes. A callback whose confirmation shows the task still running (a
+    /// replay, or a record a moment behind) is looked at again after 2, 4 and
+    /// 8 s, then left to the safety poll.
+    pub fn callbacks(mut self, hub: CallbackHub) -> Self {
+        self.callbacks = Some(hub);
+        self
+    }
+
+    /// The schedule of looks while waiting for a callback (see [`callbacks`](Self::callbacks)).
+    pub fn safety_poll(mut self, policy: impl PollPolicy + 'static) -> Self {
+        self.safety = Arc::new(policy);
         self
     }
 }

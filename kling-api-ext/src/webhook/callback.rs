@@ -86,6 +86,10 @@ impl Callback {
             complete_time: millis("completeTime"),
             credits_consumed: number("creditsConsumed").or_else(|| number("consumeCredits")),
             progress: data.get("progress").and_then(Value::as_i64),
+            callback_url: data
+                .get("param")
+                .and_then(Value::as_str)
+                .and_then(crate::task::callback_url_in_param),
         };
         Ok(Callback {
             code,

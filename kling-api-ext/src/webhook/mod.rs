@@ -13,9 +13,11 @@ use crate::error::Result;
 use crate::task::Task;
 
 mod callback;
+pub(crate) mod hub;
 
 pub use callback::Callback;
 use callback::task_id_of;
+pub use hub::{CallbackHub, CallbackNotice, callback_url, new_nonce};
 
 /// The timestamp header.
 pub const TIMESTAMP_HEADER: &str = "x-webhook-timestamp";

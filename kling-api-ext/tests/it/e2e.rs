@@ -13,11 +13,11 @@ use kling_testkit::{asset, check_mp4};
 /// The simulator's key in these tests.
 const KEY: &str = "sim-test-key";
 
-async fn sim(change: impl FnOnce(&mut kling_sim::SimConfig)) -> Simulator {
+pub(crate) async fn sim(change: impl FnOnce(&mut kling_sim::SimConfig)) -> Simulator {
     kling_testkit::sim(KEY, change).await
 }
 
-fn client(sim: &Simulator) -> Client {
+pub(crate) fn client(sim: &Simulator) -> Client {
     Client::builder()
         .api_key(KEY)
         .base_url(sim.base_url())

@@ -1,6 +1,8 @@
 //! Integration tests of the SDK against httpmock, scripted servers and the
 //! simulator (`e2e`), all on 127.0.0.1.
 
+#[cfg(feature = "webhook-receiver")]
+mod callbacks;
 mod download;
 mod e2e;
 mod edges;

@@ -12,7 +12,7 @@ async fn serve(
     config: ReceiverConfig,
 ) -> (
     String,
-    tokio::sync::mpsc::Receiver<kling_api_ext::receiver::CallbackNotice>,
+    tokio::sync::mpsc::Receiver<kling_api_ext::CallbackNotice>,
 ) {
     let (app, events) = router(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,325 @@
+//! Waits that end on callbacks, against the simulator: one confirming look,
+//! duplicates and replays ignored, lost callbacks caught by the safety poll,
+//! bad signatures refused, and a lost createTask answer recovered by its nonce.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kling_api_ext::receiver::{ReceiverConfig, hub_router};
+use kling_api_ext::{
+    AvatarRequest, CallbackHub, Error, SafetyPoll, State, TaskId, WaitEvent, WaitOptions,
+    callback_url, new_nonce,
+};
+use kling_sim::Simulator;
+use kling_testkit::asset;
+use url::Url;
+
+use crate::e2e::{client, sim};
+
+/// A receiver on a free loopback port feeding a hub; its public URL.
+async fn receiver(config: ReceiverConfig) -> (CallbackHub, Url) {
+    let hub = CallbackHub::new();
+    let app = hub_router(config, hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (hub, url.parse().unwrap())
+}
+
+fn request(public: &Url, nonce: &str) -> AvatarRequest {
+    AvatarRequest::builder()
+        .image(asset("face.png"))
+        .audio(asset("hello.wav"))
+        .callback_url(callback_url(public, nonce).as_str())
+        .build()
+        .unwrap()
+}
+
+fn polls(sim: &Simulator, id: &TaskId) -> u32 {
+    let stats = sim.stats();
+    stats
+        .tasks
+        .iter()
+        .find(|t| t.task_id == id.as_str())
+        .unwrap()
+        .polls
+}
+
+/// The events a wait reported.
+fn recorder() -> (
+    Arc<Mutex<Vec<WaitEvent>>>,
+    impl Fn(&WaitEvent) + Send + Sync + 'static,
+) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    (events, move |e: &WaitEvent| {
+        sink.lock().unwrap().push(e.clone())
+    })
+}
+
+/// A safety poll that would not look for a minute: only a callback ends the
+/// wait sooner.
+fn patient() -> SafetyPoll {
+    SafetyPoll::default().cold_first(Duration::from_secs(60))
+}
+
+async fn until_callbacks(sim: &Simulator, n: usize) {
+    for _ in 0..1000 {
+        if sim.stats().callbacks.len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} callbacks were not recorded");
+}
+
+#[tokio::test]
+async fn a_callback_ends_a_wait_with_one_confirming_look() {
+    let (hub, public) = receiver(ReceiverConfig::signed("hook-key").unwrap()).await;
+    let sim = sim(|c| c.webhook_hmac_key = Some("hook-key".into())).await;
+    let client = client(&sim);
+    let id = client
+        .submit(&request(&public, &new_nonce()))
+        .await
+        .unwrap();
+    let (events, record) = recorder();
+    let options = WaitOptions::new()
+        .callbacks(hub.clone())
+        .safety_poll(patient())
+        .on_progress(record);
+    let task = tokio::time::timeout(Duration::from_secs(20), client.wait(&id, options))
+        .await
+        .expect("the callback ended the wait long before the safety poll")
+        .unwrap();
+    assert_eq!(task.state, State::Success);
+    assert_eq!(polls(&sim, &id), 1, "one recordInfo: the confirmation");
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].via_callback);
+}
+
+#[tokio::test]
+async fn a_duplicated_or_replayed_callback_does_nothing() {
+    let (hub, public) = receiver(ReceiverConfig::signed("hook-key").unwrap()).await;
+    let sim = sim(|c| {
+        c.webhook_hmac_key = Some("hook-key".into());
+        c.faults.callback.duplicated = 1.0;
+        c.faults.callback.duplicate_after_ms = 300;
+    })
+    .await;
+    let client = client(&sim);
+    let nonce = new_nonce();
+    let id = client.submit(&request(&public, &nonce)).await.unwrap();
+    let options = WaitOptions::new()
+        .callbacks(hub.clone())
+        .safety_poll(patient());
+    client.wait(&id, options).await.unwrap();
+    until_callbacks(&sim, 2).await;
+    // A replay: the same signed callback posted again by someone else.
+    let body = serde_json::json!({"code": 200, "msg": "ok", "data": {"taskId": id.as_str(), "state": "success", "resultJson": "{\"resultUrls\":[\"https://x.example/v.mp4\"]}"}});
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 100; // another second than the simulator's, inside the replay window
+    let replay = || {
+        reqwest::Client::new()
+            .post(callback_url(&public, &nonce))
+            .header("x-webhook-timestamp", ts.to_string())
+            .header(
+                "x-webhook-signature",
+                kling_api_ext::sign_callback(b"hook-key", id.as_str(), ts),
+            )
+            .json(&body)
+            .send()
+    };
+    assert_eq!(replay().await.unwrap().status(), 200);
+    assert_eq!(
+        replay().await.unwrap().status(),
+        200,
+        "answered, not handed over"
+    );
+    let stats = sim.stats();
+    let task = stats
+        .tasks
+        .iter()
+        .find(|t| t.task_id == id.as_str())
+        .unwrap();
+    assert_eq!(task.callbacks, 2, "the simulator sent it twice");
+    // The duplicate was dropped by the receiver; the replay, signed for
+    // another second, is handed over once.
+    assert_eq!(hub.callbacks_for(&id), 2);
+    // Later waits on the ended task, or nobody waiting: no extra look.
+    assert_eq!(polls(&sim, &id), 1);
+}
+
+#[tokio::test]
+async fn a_lost_callback_is_caught_by_the_safety_poll() {
+    let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
+    let sim = sim(|c| c.faults.callback.lost = 1.0).await;
+    let client = client(&sim);
+    let id = client
+        .submit(&request(&public, &new_nonce()))
+        .await
+        .unwrap();
+    let (events, record) = recorder();
+    let safety = SafetyPoll::default()
+        .cold_first(Duration::from_millis(800))
+        .then(Duration::from_millis(300));
+    let options = WaitOptions::new()
+        .callbacks(hub.clone())
+        .safety_poll(safety)
+        .on_progress(record);
+    let task = client.wait(&id, options).await.unwrap();
+    assert_eq!(task.state, State::Success);
+    assert_eq!(hub.callbacks_for(&id), 0);
+    assert_eq!(sim.stats().callbacks[0].fault.as_deref(), Some("lost"));
+    let events = events.lock().unwrap();
+    assert!(events.iter().all(|e| !e.via_callback));
+    // The task lasts 160-320 ms: the first safety look at 800 ms sees it ended.
+    assert_eq!(polls(&sim, &id), 1, "{events:?}");
+}
+
+#[tokio::test]
+async fn a_bad_signature_is_refused_and_does_not_end_the_wait() {
+    let (hub, public) = receiver(ReceiverConfig::signed("our-key").unwrap()).await;
+    let sim = sim(|c| c.webhook_hmac_key = Some("someone-elses-key".into())).await;
+    let client = client(&sim);
+    let id = client
+        .submit(&request(&public, &new_nonce()))
+        .await
+        .unwrap();
+    let (events, record) = recorder();
+    let safety = SafetyPoll::default().cold_first(Duration::from_secs(2));
+    let options = WaitOptions::new()
+        .callbacks(hub.clone())
+        .safety_poll(safety)
+        .on_progress(record);
+    let started = std::time::Instant::now();
+    let task = client.wait(&id, options).await.unwrap();
+    assert_eq!(task.state, State::Success);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "ended by the safety poll"
+    );
+    assert_eq!(sim.stats().callbacks[0].status, Some(401));
+    assert_eq!(hub.callbacks_for(&id), 0);
+    assert!(events.lock().unwrap().iter().all(|e| !e.via_callback));
+}
+
+#[tokio::test]
+async fn an_unsigned_callback_is_confirmed_before_it_counts() {
+    let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
+    // Tasks of 1.5 s: a forged callback comes long before the end.
+    let sim = sim(|c| c.lifecycle.generating_ms = [1500, 1500]).await;
+    let client = client(&sim);
+    let nonce = new_nonce();
+    let id = client.submit(&request(&public, &nonce)).await.unwrap();
+    let (events, record) = recorder();
+    let options = WaitOptions::new()
+        .callbacks(hub.clone())
+        .safety_poll(patient())
+        .on_progress(record);
+    let wait = tokio::spawn({
+        let (client, id) = (client.clone(), id.clone());
+        async move { client.wait(&id, options).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let forged = serde_json::json!({"code": 200, "msg": "ok", "data": {"taskId": id.as_str(), "state": "success", "resultJson": "{\"resultUrls\":[\"https://evil.example/v.mp4\"]}"}});
+    let answer = reqwest::Client::new()
+        .post(callback_url(&public, &nonce))
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let task = wait.await.unwrap().unwrap();
+    assert_eq!(task.state, State::Success);
+    assert!(
+        task.video_url()
+            .unwrap()
+            .as_str()
+            .starts_with(sim.base_url()),
+        "the video comes from the service, not the forged body: {:?}",
+        task.video_url()
+    );
+    let events = events.lock().unwrap();
+    let first = &events[0];
+    assert!(first.via_callback);
+    assert_ne!(
+        first.state,
+        Some(State::Success),
+        "the forgery was not believed"
+    );
+    assert!(
+        events.last().unwrap().via_callback,
+        "the real callback ended it"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_create_answer_is_recovered_by_its_nonce() {
+    let (hub, public) = receiver(ReceiverConfig::signed("hook-key").unwrap()).await;
+    let sim = sim(|c| {
+        c.webhook_hmac_key = Some("hook-key".into());
+        c.faults.create_task.reset_after = 1.0;
+    })
+    .await;
+    let client = client(&sim);
+    let nonce = new_nonce();
+    let outcome = client.submit(&request(&public, &nonce)).await;
+    assert!(
+        matches!(outcome, Err(Error::SubmitOutcomeUnknown { .. })),
+        "{outcome:?}"
+    );
+    let options = WaitOptions::new().deadline(Some(Duration::from_secs(20)));
+    let task = client
+        .recover(&hub, &nonce, &options)
+        .await
+        .unwrap()
+        .expect("the callback named the task");
+    let stats = sim.stats();
+    assert_eq!(stats.tasks_created, 1, "created once, never sent again");
+    assert_eq!(task.task_id.as_str(), stats.tasks[0].task_id);
+    assert!(task.callback_url.unwrap().ends_with(&nonce));
+    let waited = client
+        .wait(
+            &task.task_id,
+            WaitOptions::new().callbacks(hub).safety_poll(patient()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(waited.state, State::Success);
+}
+
+#[tokio::test]
+async fn recovery_passes_over_a_task_created_with_another_nonce() {
+    let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
+    let sim = sim(|_| {}).await;
+    let client = client(&sim);
+    // Another intent's task, genuinely ended.
+    let other = client
+        .submit(&request(&public, &new_nonce()))
+        .await
+        .unwrap();
+    client
+        .wait(&other, WaitOptions::new().callbacks(hub.clone()))
+        .await
+        .unwrap();
+    // Its callback, replayed to this intent's nonce URL.
+    let nonce = new_nonce();
+    let body = serde_json::json!({"code": 200, "msg": "ok", "data": {"taskId": other.as_str(), "state": "success"}});
+    reqwest::Client::new()
+        .post(callback_url(&public, &nonce))
+        .header("x-webhook-timestamp", "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let options = WaitOptions::new().deadline(Some(Duration::from_millis(500)));
+    let found = client.recover(&hub, &nonce, &options).await.unwrap();
+    assert!(
+        found.is_none(),
+        "the replay did not adopt another task: {found:?}"
+    );
+}
