@@ -51,6 +51,17 @@ pub enum Entry {
         output: Option<String>,
         /// `generate`, `submit`, or `batch JOB_ID`.
         by: String,
+        /// The nonce in its callBackUrl (webhook mode, `--listen`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// createTask's answer was lost, and the task's callback named it.
+    #[serde(rename_all = "camelCase")]
+    Recovered {
+        #[serde(rename = "ref")]
+        reference: String,
+        at: u64,
+        task_id: String,
     },
     /// createTask answered with a task.
     #[serde(rename_all = "camelCase")]
@@ -146,6 +157,7 @@ impl History {
         request: &AvatarRequest,
         output: Option<String>,
         by: String,
+        nonce: Option<&str>,
     ) -> String {
         // Random enough to join a request's lines (std's hasher keys are random).
         let reference = {
@@ -163,8 +175,18 @@ impl History {
             audio: shown(request.audio().source()),
             output,
             by,
+            nonce: nonce.map(str::to_owned),
         });
         reference
+    }
+
+    /// Records the task a lost createTask answer left, as its callback named it.
+    pub fn recovered(&self, reference: &str, task_id: &str) {
+        self.append(&Entry::Recovered {
+            reference: reference.to_owned(),
+            at: now_ms(),
+            task_id: task_id.to_owned(),
+        });
     }
 
     /// Records what createTask answered.
@@ -210,8 +232,9 @@ pub struct Record {
     pub at: String,
     #[serde(skip)]
     pub at_ms: u64,
-    /// `submitted`, a task state read later, `outcome unknown`,
-    /// `interrupted` (no answer was recorded), or `not taken`.
+    /// `submitted`, `recovered` (the answer was lost, the callback named the
+    /// task), a task state read later, `outcome unknown`, `interrupted` (no
+    /// answer was recorded), or `not taken`.
     pub state: String,
     pub task_id: Option<String>,
     pub error: Option<String>,
@@ -244,6 +267,7 @@ pub fn read() -> Vec<Record> {
                 audio,
                 output,
                 by,
+                ..
             } => {
                 let when = UNIX_EPOCH + Duration::from_millis(at);
                 records.insert(
@@ -269,6 +293,14 @@ pub fn read() -> Vec<Record> {
             } => {
                 if let Some(r) = records.get_mut(&reference) {
                     r.state = "submitted".into();
+                    r.task_id = Some(task_id);
+                }
+            }
+            Entry::Recovered {
+                reference, task_id, ..
+            } => {
+                if let Some(r) = records.get_mut(&reference) {
+                    r.state = "recovered".into();
                     r.task_id = Some(task_id);
                 }
             }

@@ -18,6 +18,7 @@ mod interrupt;
 mod output;
 mod speed;
 mod ui;
+mod webhook;
 
 use std::process::ExitCode;
 

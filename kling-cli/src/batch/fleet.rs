@@ -148,15 +148,14 @@ pub(super) async fn run(
         shell_quote(&args.out_dir().display().to_string()),
         shell_quote(&shown_url(&url))
     );
-    let (run, ticker) = start(
-        ctx,
-        args,
-        Store::Postgres(pg),
+    let parts = super::Parts {
+        store: Store::Postgres(pg),
         results,
         counts,
         resume,
-        total,
-    );
+        hooks: None,
+    };
+    let (run, ticker) = start(ctx, args, parts, total);
     // What each worker's waits learn about generation speed, every worker
     // uses: the fleet's polls land near each task's end together.
     let sharer = {

@@ -6,7 +6,15 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kling_api_ext::WaitOptions;
-use kling_api_ext::{Error, PrepareEvent, PrepareOptions, SubmitOptions, TaskId};
+use kling_api_ext::{Error, PrepareEvent, PrepareOptions, SubmitOptions, Task, TaskId};
+
+/// What a submit left.
+pub(super) enum Created {
+    /// createTask answered with the task.
+    Answered(TaskId),
+    /// Its answer was lost; the task's callback named it, and it was read.
+    Recovered(Box<Task>),
+}
 use serde_json::json;
 
 use super::store::StoreError;
@@ -18,10 +26,16 @@ use super::*;
 
 impl Run {
     pub(super) async fn job(self: Arc<Self>, plan: Plan) {
-        let (job, task_id) = match plan {
-            Plan::Wait(job, task_id) => (job, task_id),
+        // A recovered task was just read: when it has ended, no wait.
+        let (job, task_id, known) = match plan {
+            Plan::Wait(job, task_id) => (job, task_id, None),
             Plan::Submit(job) => match self.submit(&job).await {
-                Some(task_id) => (job, task_id),
+                Some(Created::Answered(task_id)) => (job, task_id, None),
+                Some(Created::Recovered(task)) => (job, task.task_id.clone(), Some(*task)),
+                None => return,
+            },
+            Plan::Listen(job, nonce, stop) => match self.recover(&job, &nonce, stop, None).await {
+                Some(task) => (job, task.task_id.clone(), Some(task)),
                 None => return,
             },
         };
@@ -30,7 +44,14 @@ impl Run {
         let options = WaitOptions::new()
             .deadline(Some(self.args.timeout))
             .cancel_token(self.cancel.clone());
-        let waited = self.ctx.client.wait(&task_id, options).await;
+        let options = match &self.hooks {
+            Some(hooks) => hooks.wait_options(options),
+            None => options,
+        };
+        let waited = match known {
+            Some(task) if task.state.is_terminal() => task.into_result(),
+            _ => self.ctx.client.wait(&task_id, options).await,
+        };
         sub(&self.counts.running);
         match waited {
             Ok(task) => {
@@ -130,7 +151,7 @@ impl Run {
     }
 
     /// Upload and check, journal the intent, create the task, journal its id.
-    pub(super) async fn submit(self: &Arc<Self>, job: &Job) -> Option<TaskId> {
+    pub(super) async fn submit(self: &Arc<Self>, job: &Job) -> Option<Created> {
         if !self.may_submit() {
             return None;
         }
@@ -151,8 +172,24 @@ impl Run {
                 run.waits(r.wait, why);
             }
         });
+        // Webhook mode: a fresh nonce in the callBackUrl, recorded with the
+        // intent (a line with its own callbackUrl keeps it, and is polled).
+        let (request, nonce) = match (&self.hooks, job.request.callback_url()) {
+            (Some(hooks), None) => {
+                let (nonce, url) = hooks.new_intent();
+                match job.request.clone().with_callback_url(url) {
+                    Ok(request) => (request, Some(nonce)),
+                    Err(e) => {
+                        sub(&self.counts.pending);
+                        self.not_ended(job, None, &e, "submit");
+                        return None;
+                    }
+                }
+            }
+            _ => (job.request.clone(), None),
+        };
         let prepared = tokio::select! {
-            prepared = client.prepare_with(&job.request, options) => prepared,
+            prepared = client.prepare_with(&request, options) => prepared,
             _ = self.cancel.cancelled() => return None,
         };
         let prepared = match prepared {
@@ -179,6 +216,7 @@ impl Run {
         let intent = Event::Intent {
             id: job.id.clone(),
             input: job.input.clone(),
+            nonce: nonce.clone(),
             at: now_ms(),
         };
         let refused: Arc<std::sync::Mutex<Option<StoreError>>> = Arc::default();
@@ -228,6 +266,7 @@ impl Run {
                     .to_string(),
             ),
             format!("batch {}", job.id),
+            nonce.as_deref(),
         );
         let created = {
             let _sending = self.ctx.interrupt.sending();
@@ -240,7 +279,7 @@ impl Run {
         match created {
             Ok(task_id) => {
                 self.journal_task(job, &task_id).await;
-                Some(task_id)
+                Some(Created::Answered(task_id))
             }
             // The intent could not be recorded: nothing was sent. Another
             // worker of the fleet has the job, or the store refused (said).
@@ -252,7 +291,13 @@ impl Run {
             }
             Err(e @ Error::SubmitOutcomeUnknown { .. }) => {
                 self.ambiguous(job, &e).await;
-                None
+                match &nonce {
+                    Some(nonce) => self
+                        .recover(job, nonce, self.cancel.clone(), Some(&reference))
+                        .await
+                        .map(|task| Created::Recovered(Box::new(task))),
+                    None => None,
+                }
             }
             Err(e) if e.is_not_taken() && e.is_final() => {
                 self.reject(job, &e).await;
@@ -271,13 +316,70 @@ impl Run {
         }
     }
 
+    /// After an unknown outcome: waits for the callback on the intent's
+    /// nonce (until the job's timeout or `stop`), and journals the task it
+    /// names as recovered.
+    pub(super) async fn recover(
+        &self,
+        job: &Job,
+        nonce: &str,
+        stop: CancellationToken,
+        reference: Option<&str>,
+    ) -> Option<Task> {
+        let hooks = self.hooks.as_ref()?;
+        let options = WaitOptions::new()
+            .deadline(Some(self.args.timeout))
+            .cancel_token(stop);
+        match self.ctx.client.recover(&hooks.hub, nonce, &options).await {
+            Ok(Some(task)) => {
+                let task_id = task.task_id.clone();
+                self.journal_event(job, &task_id, true).await;
+                if let Some(reference) = reference {
+                    self.ctx.history.recovered(reference, task_id.as_str());
+                }
+                sub(&self.counts.ambiguous);
+                add(&self.counts.recovered);
+                self.recovered
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(job.id.clone());
+                self.say(&format!(
+                    "job {} (line {}): recovered task {task_id} (createTask's answer was lost; its callback named it)",
+                    job.id, job.line
+                ));
+                self.tick();
+                Some(task)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.say(&format!(
+                    "job {} (line {}): a callback came for it, but its task could not be read: {e}",
+                    job.id, job.line
+                ));
+                None
+            }
+        }
+    }
+
     /// Journals a created task's id; a refused write is retried, and the id is
     /// said on stderr either way, so it is never lost.
     pub(super) async fn journal_task(&self, job: &Job, task_id: &TaskId) {
-        let event = Event::Submitted {
-            id: job.id.clone(),
-            task_id: task_id.to_string(),
-            at: now_ms(),
+        self.journal_event(job, task_id, false).await;
+    }
+
+    async fn journal_event(&self, job: &Job, task_id: &TaskId, recovered: bool) {
+        let event = if recovered {
+            Event::Recovered {
+                id: job.id.clone(),
+                task_id: task_id.to_string(),
+                at: now_ms(),
+            }
+        } else {
+            Event::Submitted {
+                id: job.id.clone(),
+                task_id: task_id.to_string(),
+                at: now_ms(),
+            }
         };
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=5 {

@@ -54,6 +54,9 @@ fn io_error(path: &Path, source: std::io::Error) -> CliError {
 enum Plan {
     Submit(Job),
     Wait(Job, TaskId),
+    /// An unknown outcome from an earlier run: listen for its nonce's
+    /// callback until `stop` (the rest of the run is done).
+    Listen(Job, String, CancellationToken),
 }
 
 struct Run {
@@ -79,6 +82,10 @@ struct Run {
     failures: Mutex<Vec<String>>,
     /// The command that resumes this batch.
     resume: String,
+    /// The callback receiver (`--listen`).
+    hooks: Option<crate::webhook::Webhooks>,
+    /// Jobs whose unknown outcome a callback resolved this run.
+    recovered: Mutex<Vec<String>>,
 }
 
 /// Reads and checks the manifest: its jobs and its invalid lines (said);
@@ -119,6 +126,13 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let (jobs, bad) = load_manifest(out, &args)?;
     std::fs::create_dir_all(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
     if args.store.is_some() {
+        if args.webhook.listen.is_some() {
+            return Err(CliError::config(
+                Some("--listen".into()),
+                "not with --store yet: a fleet's workers poll (run webhook mode with the journal, without --store)",
+            )
+            .into());
+        }
         return fleet::run(ctx, args, jobs, bad).await;
     }
     // Before the journal is read: a second process on this directory would
@@ -153,8 +167,11 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let mut waits = Vec::new();
     let mut submits = Vec::new();
     let mut tally = plan::Tally::new(&counts);
+    let mut ambiguous = Vec::new();
     for job in jobs {
-        match tally.take(&job, plan::decide(&job, states.get(&job.id), &args), out) {
+        let decision = plan::decide(&job, states.get(&job.id), &args);
+        let left_alone = decision == Decision::Ambiguous;
+        match tally.take(&job, decision, out) {
             Some(Decision::Submit { note }) => {
                 if let Some(note) = note {
                     out.say(&note);
@@ -166,6 +183,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
                 let task_id = TaskId::new(task_id).map_err(Error::from)?;
                 waits.push(Plan::Wait(job, task_id));
             }
+            _ if left_alone => ambiguous.push(job),
             _ => {}
         }
     }
@@ -174,7 +192,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let to_submit: Vec<&Job> = submits
         .iter()
         .map(|plan| match plan {
-            Plan::Submit(job) | Plan::Wait(job, _) => job,
+            Plan::Submit(job) | Plan::Wait(job, _) | Plan::Listen(job, ..) => job,
         })
         .collect();
     if let Some(code) = guard(&ctx, &args, &to_submit, waits.len(), bad.len()).await? {
@@ -184,9 +202,40 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     // of the rate limit.
     let plans: Vec<Plan> = waits.into_iter().chain(submits).collect();
 
-    let store = store::Store::Journal(journal);
-    let (run, ticker) = start(ctx, args, store, results, counts, resume, plans.len());
+    let hooks = crate::webhook::start(&out, &args.webhook, None).await?;
+    // Webhook mode: the jobs left alone whose intent carried a nonce are
+    // listened for while the rest of the run goes on.
+    let listening = CancellationToken::new();
+    let listens: Vec<Plan> = match &hooks {
+        Some(_) => ambiguous
+            .into_iter()
+            .filter_map(|job| {
+                let nonce = states.get(&job.id)?.nonce.clone()?;
+                Some(Plan::Listen(job, nonce, listening.clone()))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    if !listens.is_empty() {
+        out.say(&format!(
+            "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
+            listens.len()
+        ));
+    }
+    let parts = Parts {
+        store: store::Store::Journal(journal),
+        results,
+        counts,
+        resume,
+        hooks,
+    };
+    let (run, ticker) = start(ctx, args, parts, plans.len() + listens.len());
     let cancel = run.cancel.clone();
+    let mut listeners = JoinSet::new();
+    for plan in listens {
+        let run = run.clone();
+        listeners.spawn(async move { run.job(plan).await });
+    }
     // The set is owned here, outside any select!: no job is dropped by a
     // cancellation. A signal cancels the token; each job then stops at its next
     // safe point (never with a createTask on the wire).
@@ -211,6 +260,10 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
                 .warn(&format!("a job's task ended abnormally: {e}"));
         }
     }
+    // The rest is done: stop listening (a job recovered meanwhile goes on
+    // to its video).
+    listening.cancel();
+    while listeners.join_next().await.is_some() {}
     let interrupted = cancel.is_cancelled();
     stop_bar(&run, ticker);
     // One line per ended job, whatever crashes or retries happened.
@@ -220,17 +273,30 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     Ok(run.summary(interrupted, bad.len(), &ambiguous_jobs))
 }
 
+/// What a run is made of, besides the context and the arguments.
+struct Parts {
+    store: store::Store,
+    results: Results,
+    counts: Counts,
+    resume: String,
+    hooks: Option<crate::webhook::Webhooks>,
+}
+
 /// Builds the run and its progress bar (of `total` jobs), ticking on a
 /// steady clock on a terminal.
 fn start(
     ctx: Context,
     args: BatchArgs,
-    store: store::Store,
-    results: Results,
-    counts: Counts,
-    resume: String,
+    parts: Parts,
     total: usize,
 ) -> (Arc<Run>, Option<tokio::task::JoinHandle<()>>) {
+    let Parts {
+        store,
+        results,
+        counts,
+        resume,
+        hooks,
+    } = parts;
     let out = ctx.out;
     let bar = if out.interactive() {
         let bar = ProgressBar::new(total as u64);
@@ -261,6 +327,8 @@ fn start(
         unfinished: Mutex::new(Vec::new()),
         failures: Mutex::new(Vec::new()),
         resume,
+        hooks,
+        recovered: Mutex::new(Vec::new()),
     });
     run.tick();
     // The bar's message carries countdowns ("waiting 6 s: ..."): refreshed on

@@ -25,6 +25,8 @@ pub(super) struct Counts {
     pub(super) rejected: AtomicUsize,
     pub(super) not_taken: AtomicUsize,
     pub(super) ambiguous: AtomicUsize,
+    /// Unknown outcomes whose task a callback named (webhook mode).
+    pub(super) recovered: AtomicUsize,
     pub(super) timed_out: AtomicUsize,
     pub(super) errors: AtomicUsize,
     pub(super) changed: AtomicUsize,
@@ -233,6 +235,15 @@ impl Run {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let recovered = self
+            .recovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let left_alone: Vec<&String> = ambiguous
+            .iter()
+            .filter(|id| !recovered.contains(id))
+            .collect();
         let left = not_started + get(&c.not_taken) + unfinished.len() + get(&c.left_running);
         let document = json!({
             "done": get(&c.done),
@@ -241,13 +252,14 @@ impl Run {
             "notTaken": get(&c.not_taken),
             "notStarted": not_started,
             "ambiguous": get(&c.ambiguous),
+            "recovered": get(&c.recovered),
             "timedOut": get(&c.timed_out),
             "errors": get(&c.errors),
             "changed": get(&c.changed),
             "stillRunning": get(&c.left_running),
             "invalidLines": invalid,
             "interrupted": interrupted,
-            "leftAlone": ambiguous,
+            "leftAlone": left_alone,
             "unfinished": unfinished,
             "unjournaled": unjournaled,
             "resume": (left > 0 || interrupted).then_some(&self.resume),
@@ -258,13 +270,17 @@ impl Run {
             out.document(&document);
         } else {
             out.text(&format!(
-                "done {} · failed {} · rejected {} · not taken {} · not started {} · outcome unknown {} · timed out {} · errors {} · changed {} · invalid lines {}\nresults: {}",
+                "done {} · failed {} · rejected {} · not taken {} · not started {} · outcome unknown {}{} · timed out {} · errors {} · changed {} · invalid lines {}\nresults: {}",
                 get(&c.done),
                 get(&c.failed),
                 get(&c.rejected),
                 get(&c.not_taken),
                 not_started,
                 get(&c.ambiguous),
+                match get(&c.recovered) {
+                    0 => String::new(),
+                    n => format!(" · recovered {n}"),
+                },
                 get(&c.timed_out),
                 get(&c.errors),
                 get(&c.changed),

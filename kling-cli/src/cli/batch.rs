@@ -65,6 +65,8 @@ pub struct BatchArgs {
     pub model: Option<Model>,
     #[command(flatten)]
     pub spend: Spend,
+    #[command(flatten)]
+    pub webhook: super::WebhookArgs,
 }
 
 impl BatchArgs {

@@ -9,8 +9,10 @@ use kling_api_ext::Model;
 
 mod batch;
 mod values;
+mod webhook;
 pub use batch::BatchArgs;
 pub use values::{parse_model, parse_set};
+pub use webhook::WebhookArgs;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -270,6 +272,8 @@ pub struct GenerateArgs {
     /// How long to wait for the task (e.g. 20m, 1h)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
 }
 
 #[derive(Debug, Args)]
@@ -330,6 +334,8 @@ Config file (JSON, camelCase; every key optional):
   webhookHmacKey, callbacksOffLoopback
   faults {seed, slowMs, nullRecord, nullRecordMs, unknownState, unknownStateMs,
           failCodeInt, retryAfterOnFault,
+          callback: {lost, duplicated, delayed, reordered, delayMs [min,max],
+                     duplicateAfterMs},
           createTask|recordInfo|common|upload|download: {resetBefore, resetAfter,
           slowAfter, html502, html520, envelope500, envelope455, rateLimited,
           messageAlias, truncate}}  (probabilities 0 to 1)
@@ -424,7 +430,7 @@ fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
     ))))
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration =
         humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 20m, 1h)"))?;
     // A zero timeout would end every wait (or request) before it starts,

@@ -18,7 +18,18 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
     if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
         return Ok(code);
     }
-    let id = submit(ctx, &request, args.out.as_deref(), "generate").await?;
+    let hooks =
+        crate::webhook::start(&ctx.out, &args.webhook, args.inputs.callback_url.as_deref()).await?;
+    let submitted = submit(
+        ctx,
+        &request,
+        args.out.as_deref(),
+        "generate",
+        hooks.as_ref(),
+        args.timeout,
+    )
+    .await?;
+    let id = submitted.id.clone();
     let out_path = args.out.clone().unwrap_or_else(|| default_out(&id));
     let resume = (!ctx.simulated).then(|| resume_command(&id, Some(&out_path), args.force));
     match &resume {
@@ -38,7 +49,12 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
     }
     // From here on every failure names the task and how to pick it up again.
     let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
-    let task = wait(ctx, &id, args.timeout).await.map_err(after)?;
+    // A recovered task was just read: when it has ended, no wait.
+    let task = match submitted.recovered.clone() {
+        Some(task) if task.state.is_terminal() => task.into_result(),
+        _ => wait(ctx, &id, args.timeout, hooks.as_ref()).await,
+    }
+    .map_err(after)?;
     let saved = download(ctx, &task, &out_path).await.map_err(after)?;
     if ctx.simulated {
         ctx.out.say(
@@ -49,7 +65,9 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
         open_with_system(ctx, &saved.path);
     }
     if ctx.out.json {
-        ctx.out.document(&result_document(&task, Some(&saved)));
+        let mut document = result_document(&task, Some(&saved));
+        document["recovered"] = json!(submitted.recovered.is_some());
+        ctx.out.document(&document);
     } else {
         ctx.out.say(&format!(
             "  done  {} ({}, sha256 {})",

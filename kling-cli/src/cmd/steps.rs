@@ -15,6 +15,7 @@ use crate::error::CliError;
 use crate::error::code;
 use crate::output::{shell_quote, size};
 use crate::ui;
+use crate::webhook::Webhooks;
 
 /// Builds and checks the request: nothing is sent if this fails.
 pub fn request(inputs: &Inputs) -> Result<AvatarRequest, CliError> {
@@ -101,16 +102,36 @@ pub fn describe(ctx: &Context, request: &AvatarRequest, preflight: bool) {
     }
 }
 
+/// A task createTask made.
+pub(super) struct Submitted {
+    pub id: TaskId,
+    /// createTask's answer was lost and the task's callback named it: the
+    /// task as then read.
+    pub recovered: Option<Task>,
+}
+
 /// Uploads, checks URLs, submits. Returns the task id. Ctrl-C stops the
 /// uploads and any wait before createTask is sent (nothing created); a
 /// createTask on the wire is always answered first, so its task id is never
-/// lost.
+/// lost. With `hooks`, the request's callBackUrl carries a fresh nonce,
+/// recorded with the intent, and a lost answer is recovered from the task's
+/// callback for up to `recover_for`.
 pub(super) async fn submit(
     ctx: &Context,
     request: &AvatarRequest,
     output: Option<&Path>,
     by: &str,
-) -> Result<TaskId, Error> {
+    hooks: Option<&Webhooks>,
+    recover_for: Duration,
+) -> Result<Submitted, Error> {
+    let (request, nonce) = match hooks {
+        Some(hooks) => {
+            let (nonce, url) = hooks.new_intent();
+            (request.clone().with_callback_url(url)?, Some(nonce))
+        }
+        None => (request.clone(), None),
+    };
+    let request = &request;
     let cancel = ctx.interrupt.token();
     let line = ui::PrepareLine::new(&ctx.out);
     let prepared = tokio::select! {
@@ -134,6 +155,7 @@ pub(super) async fn submit(
         request,
         output.map(|o| o.display().to_string()),
         by.to_owned(),
+        nonce.as_deref(),
     );
     let created = {
         let _sending = ctx.interrupt.sending();
@@ -141,16 +163,76 @@ pub(super) async fn submit(
     };
     ctx.history.outcome(&reference, &created);
     line.finish();
-    created
+    match (created, hooks, nonce) {
+        (Err(lost @ Error::SubmitOutcomeUnknown { .. }), Some(hooks), Some(nonce)) => {
+            recover(ctx, hooks, &nonce, &reference, lost, recover_for).await
+        }
+        (created, ..) => created.map(|id| Submitted {
+            id,
+            recovered: None,
+        }),
+    }
 }
 
-/// Waits with a live status line; Ctrl-C stops polling (the task keeps running).
-pub(super) async fn wait(ctx: &Context, id: &TaskId, timeout: Duration) -> Result<Task, Error> {
+/// After a lost createTask answer: waits for the callback that names the
+/// task (the service calls back when it ends), or gives `lost` back.
+async fn recover(
+    ctx: &Context,
+    hooks: &Webhooks,
+    nonce: &str,
+    reference: &str,
+    lost: Error,
+    recover_for: Duration,
+) -> Result<Submitted, Error> {
+    ctx.out.warn(&format!(
+        "{lost}; listening for the task's callback (up to {}) to find it",
+        humantime::format_duration(recover_for)
+    ));
+    let line = ui::spinner(&ctx.out, "recover", "waiting for the task's callback");
+    let options = WaitOptions::new()
+        .deadline(Some(recover_for))
+        .cancel_token(ctx.interrupt.token());
+    let found = ctx.client.recover(&hooks.hub, nonce, &options).await;
+    line.finish_and_clear();
+    match found {
+        Ok(Some(task)) => {
+            ctx.history.recovered(reference, task.task_id.as_str());
+            ctx.out.say(&format!(
+                "  recovered  task {} (createTask's answer was lost; its callback named it)",
+                task.task_id
+            ));
+            Ok(Submitted {
+                id: task.task_id.clone(),
+                recovered: Some(task),
+            })
+        }
+        Ok(None) => Err(lost),
+        Err(e) => {
+            ctx.out.warn(&format!(
+                "a callback came, but its task could not be read: {e}"
+            ));
+            Err(lost)
+        }
+    }
+}
+
+/// Waits with a live status line; Ctrl-C stops polling (the task keeps
+/// running). With `hooks`, the task's callback ends the wait.
+pub(super) async fn wait(
+    ctx: &Context,
+    id: &TaskId,
+    timeout: Duration,
+    hooks: Option<&Webhooks>,
+) -> Result<Task, Error> {
     let status = ui::StatusLine::new(&ctx.out, id.as_str());
     let options = WaitOptions::new()
         .deadline(Some(timeout))
         .cancel_token(ctx.interrupt.token())
         .on_progress(status.callback());
+    let options = match hooks {
+        Some(hooks) => hooks.wait_options(options),
+        None => options,
+    };
     let result = ctx.client.wait(id, options).await;
     status.finish();
     result

@@ -14,7 +14,16 @@ pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Failure>
     if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
         return Ok(code);
     }
-    let id = submit(ctx, &request, None, "submit").await?;
+    let id = submit(
+        ctx,
+        &request,
+        None,
+        "submit",
+        None,
+        std::time::Duration::ZERO,
+    )
+    .await?
+    .id;
     if ctx.out.json {
         ctx.out.document(&json!({"taskId": id.as_str(), "estimatedCredits": ctx.client.estimate_credits(&request)}));
     } else {

@@ -38,6 +38,7 @@ fn generate_on_the_embedded_simulator_leaves_a_valid_mp4() {
             "bytes",
             "costTime",
             "output",
+            "recovered",
             "resultUrls",
             "sha256",
             "state",

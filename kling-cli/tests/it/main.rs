@@ -18,3 +18,4 @@ mod spec;
 mod spend;
 mod support;
 mod waits;
+mod webhooks;

@@ -55,6 +55,7 @@ pub fn kling_std() -> std::process::Command {
     cmd.env_remove("APIKLEY_API_KEY")
         .env_remove("APIKLEY_BASE_URL")
         .env_remove("APIKLEY_UPLOAD_BASE_URL")
+        .env_remove("APIKLEY_WEBHOOK_KEY")
         .env_remove("RUST_LOG")
         .env_remove("KLING_PROFILE")
         .env_remove("KLING_CONFIG")

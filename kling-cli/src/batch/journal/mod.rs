@@ -37,7 +37,14 @@ pub const RESULTS: &str = "results.jsonl";
 pub enum Event {
     /// About to send createTask for this input.
     #[serde(rename_all = "camelCase")]
-    Intent { id: String, input: String, at: u64 },
+    Intent {
+        id: String,
+        input: String,
+        /// The nonce in its callBackUrl (webhook mode, `--listen`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+        at: u64,
+    },
     /// createTask answered with this task.
     #[serde(rename_all = "camelCase")]
     Submitted {
@@ -48,6 +55,14 @@ pub enum Event {
     /// createTask's outcome is unknown: the task may exist.
     #[serde(rename_all = "camelCase")]
     Unknown { id: String, error: String, at: u64 },
+    /// After an unknown outcome, the task's callback (on the intent's nonce)
+    /// named the task: it exists, once.
+    #[serde(rename_all = "camelCase")]
+    Recovered {
+        id: String,
+        task_id: String,
+        at: u64,
+    },
     /// createTask was certainly not taken (no connection, 429/433/455, no
     /// credits, cancelled before it was sent): no task exists, and the job is
     /// to do again on the next run.
@@ -90,6 +105,7 @@ impl Event {
             Event::Intent { id, .. }
             | Event::Submitted { id, .. }
             | Event::Unknown { id, .. }
+            | Event::Recovered { id, .. }
             | Event::NotTaken { id, .. }
             | Event::Rejected { id, .. }
             | Event::Finished { id, .. } => id,
@@ -129,6 +145,8 @@ pub struct JobRecord {
     pub input: Option<String>,
     /// Every task created for the job, oldest first.
     pub task_ids: Vec<String>,
+    /// The nonce of its last intent (webhook mode).
+    pub nonce: Option<String>,
 }
 
 impl JobRecord {
@@ -137,17 +155,19 @@ impl JobRecord {
             state: JobState::New,
             input: None,
             task_ids: Vec::new(),
+            nonce: None,
         }
     }
 
     /// Applies one event (each replaces the state before it).
     fn apply(&mut self, event: Event) {
         self.state = match event {
-            Event::Intent { input, .. } => {
+            Event::Intent { input, nonce, .. } => {
                 self.input = Some(input.clone());
+                self.nonce = nonce;
                 JobState::Interrupted { input }
             }
-            Event::Submitted { task_id, .. } => {
+            Event::Submitted { task_id, .. } | Event::Recovered { task_id, .. } => {
                 self.task_ids.push(task_id.clone());
                 JobState::Submitted { task_id }
             }

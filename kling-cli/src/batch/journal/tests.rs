@@ -13,6 +13,7 @@ fn replay_rebuilds_each_jobs_state_and_skips_a_torn_line() {
             Event::Intent {
                 id: "a".into(),
                 input: "ia".into(),
+                nonce: None,
                 at: 1,
             },
             Event::Submitted {
@@ -23,11 +24,13 @@ fn replay_rebuilds_each_jobs_state_and_skips_a_torn_line() {
             Event::Intent {
                 id: "b".into(),
                 input: "ib".into(),
+                nonce: None,
                 at: 3,
             },
             Event::Intent {
                 id: "c".into(),
                 input: "ic".into(),
+                nonce: None,
                 at: 4,
             },
             Event::Unknown {
@@ -45,6 +48,7 @@ fn replay_rebuilds_each_jobs_state_and_skips_a_torn_line() {
             Event::Intent {
                 id: "e".into(),
                 input: "ie".into(),
+                nonce: None,
                 at: 7,
             },
             Event::Submitted {
@@ -107,6 +111,7 @@ fn results_are_rebuilt_with_one_line_per_ended_job() {
         Event::Intent {
             id: "b".into(),
             input: "ib".into(),
+            nonce: None,
             at: 2,
         },
         Event::Submitted {
@@ -122,12 +127,14 @@ fn results_are_rebuilt_with_one_line_per_ended_job() {
         Event::Intent {
             id: "c".into(),
             input: "ic".into(),
+            nonce: None,
             at: 5,
         },
         // Retried after the rejection: the later outcome wins.
         Event::Intent {
             id: "a".into(),
             input: "ia".into(),
+            nonce: None,
             at: 6,
         },
         Event::Submitted {
@@ -169,6 +176,7 @@ fn intent(id: &str, at: u64) -> Event {
     Event::Intent {
         id: id.into(),
         input: format!("i{id}"),
+        nonce: None,
         at,
     }
 }

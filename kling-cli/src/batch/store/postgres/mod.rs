@@ -296,7 +296,7 @@ impl PgJobs {
                 false,
             ),
             // The owner's answer wins over a sweep that found it slow.
-            Event::Submitted { task_id, .. } => (
+            Event::Submitted { task_id, .. } | Event::Recovered { task_id, .. } => (
                 base("UPDATE kling.jobs SET state = 'running', task_id = $4, task_ids = array_append(task_ids, $4), \
                       error = NULL, updated_at = clock_timestamp(), lease_until = clock_timestamp() + $5 * interval '1 millisecond', \
                       owner = $3 WHERE batch = $1 AND id = $2 AND state IN ('submitting', 'unknown') \
@@ -347,6 +347,10 @@ impl PgJobs {
         if done.rows_affected() == 0 {
             self.hold(id, false);
             return Err(StoreError::LeaseLost { id: id.to_owned() });
+        }
+        if matches!(event, Event::Recovered { .. }) {
+            // Given up as unknown, taken back with its task: renewed again.
+            self.hold(id, true);
         }
         Ok(())
     }

@@ -66,6 +66,8 @@ impl Row {
             _ => JobState::New,
         };
         JobRecord {
+            // Not kept in the store yet: a fleet does not recover by nonce.
+            nonce: None,
             state,
             input: Some(self.input.clone()),
             task_ids: self.task_ids.clone(),

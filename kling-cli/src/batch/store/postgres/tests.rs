@@ -31,6 +31,7 @@ fn intent(id: &str) -> Event {
     Event::Intent {
         id: id.into(),
         input: "{}".into(),
+        nonce: None,
         at: now_ms(),
     }
 }

@@ -1,0 +1,303 @@
+//! Webhook mode (`--listen`): the callback ends the wait after one status
+//! request, a lost createTask answer is recovered from the task's callback,
+//! a bad signature does not count, and the flags are checked before anything
+//! is sent.
+
+use crate::support::{asset, json, sim, stderr};
+
+fn generate(sim: &crate::support::Sim, dir: &std::path::Path) -> assert_cmd::Command {
+    let mut cmd = generate_without_listen(sim, dir);
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    cmd
+}
+
+fn generate_without_listen(
+    sim: &crate::support::Sim,
+    dir: &std::path::Path,
+) -> assert_cmd::Command {
+    let mut cmd = sim.kling();
+    cmd.env("KLING_STATE_DIR", dir.join("state"))
+        .args(["--json", "generate", "--yes", "--image"])
+        .arg(asset("face.png"))
+        .arg("--audio")
+        .arg(asset("hello.wav"))
+        .arg("--out")
+        .arg(dir.join("avatar.mp4"));
+    cmd
+}
+
+fn polls_of(sim: &crate::support::Sim, task_id: &str) -> u32 {
+    let stats = sim.sim.stats();
+    stats
+        .tasks
+        .iter()
+        .find(|t| t.task_id == task_id)
+        .unwrap_or_else(|| panic!("no task {task_id}: {stats:?}"))
+        .polls
+}
+
+#[test]
+fn generate_with_listen_ends_on_the_callback_after_one_status_request() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let output = generate(&sim, dir.path())
+        .args(["--safety-poll", "1m"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let doc = json(&output);
+    let task_id = doc["taskId"].as_str().unwrap();
+    assert_eq!(polls_of(&sim, task_id), 1, "one confirming recordInfo");
+    assert_eq!(doc["recovered"], false);
+    assert!(dir.path().join("avatar.mp4").exists());
+    let err = stderr(&output);
+    assert_eq!(
+        err.matches("callbacks are accepted unsigned").count(),
+        1,
+        "said once: {err}"
+    );
+}
+
+#[test]
+fn a_lost_create_answer_is_recovered_from_the_tasks_callback() {
+    let sim = sim(|c| c.faults.create_task.reset_after = 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let output = generate(&sim, dir.path()).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let doc = json(&output);
+    assert_eq!(doc["recovered"], true);
+    let stats = sim.sim.stats();
+    assert_eq!(stats.tasks_created, 1, "created once, never resent");
+    assert_eq!(doc["taskId"], stats.tasks[0].task_id.as_str());
+    assert!(dir.path().join("avatar.mp4").exists());
+    let err = stderr(&output);
+    assert!(err.contains("recovered"), "{err}");
+    // The history keeps the nonce with the intent and the recovered task.
+    let history = std::fs::read_to_string(dir.path().join("state").join("history.jsonl")).unwrap();
+    assert!(history.contains("\"nonce\""), "{history}");
+    assert!(history.contains("\"recovered\""), "{history}");
+    let listed = crate::support::kling()
+        .env("KLING_STATE_DIR", dir.path().join("state"))
+        .args(["--json", "history"])
+        .output()
+        .unwrap();
+    let records = json(&listed);
+    assert_eq!(records[0]["state"], "recovered", "{records}");
+    assert_eq!(records[0]["taskId"], stats.tasks[0].task_id.as_str());
+}
+
+#[test]
+fn without_its_callback_a_lost_answer_stays_unknown_and_says_so() {
+    let sim = sim(|c| {
+        c.faults.create_task.reset_after = 1.0;
+        c.faults.callback.lost = 1.0;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let output = generate(&sim, dir.path())
+        .args(["--timeout", "2s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    assert_eq!(sim.sim.stats().tasks_created, 1);
+    assert!(stderr(&output).contains("listening for the task's callback"));
+}
+
+#[test]
+fn a_callback_with_a_bad_signature_does_not_end_the_wait() {
+    let sim = sim(|c| c.webhook_hmac_key = Some("the-accounts-key".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = generate(&sim, dir.path())
+        .args(["--webhook-key", "another-key", "--safety-poll", "3s"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+    let stats = sim.sim.stats();
+    assert_eq!(stats.callbacks[0].status, Some(401));
+    assert!(!stderr(&output).contains("unsigned"));
+}
+
+#[test]
+fn a_signed_callback_with_the_right_key_is_taken() {
+    let sim = sim(|c| c.webhook_hmac_key = Some("the-accounts-key".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hook.key");
+    std::fs::write(&key, "the-accounts-key\n").unwrap();
+    let output = generate(&sim, dir.path())
+        .arg("--webhook-key-file")
+        .arg(&key)
+        .args(["--safety-poll", "1m"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let doc = json(&output);
+    assert_eq!(polls_of(&sim, doc["taskId"].as_str().unwrap()), 1);
+    assert_eq!(sim.sim.stats().callbacks[0].status, Some(200));
+}
+
+#[test]
+fn webhook_flags_are_checked_before_anything_is_sent() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    let local = ["--listen", "127.0.0.1:0"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--listen", "0.0.0.0:0"], "--public-url"),
+        (
+            [&local[..], &["--callback-url", "https://example.com/cb"]].concat(),
+            "not with --listen",
+        ),
+        ([&local[..], &["--webhook-key", " "]].concat(), "empty"),
+        (
+            [&local[..], &["--public-url", "ftp://example.com/x"]].concat(),
+            "http or https",
+        ),
+        (vec!["--listen", &busy], "cannot listen"),
+        (vec!["--public-url", "https://example.com/x"], "--listen"),
+    ];
+    for (args, says) in cases {
+        let output = generate_without_listen(&sim, dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(says),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(sim.sim.stats().tasks_created, 0);
+    assert_eq!(sim.sim.stats().requests_to("uploadStream"), 0);
+}
+
+fn batch(
+    sim: &crate::support::Sim,
+    dir: &std::path::Path,
+    manifest: &std::path::Path,
+) -> assert_cmd::Command {
+    let mut cmd = sim.kling();
+    cmd.env("KLING_STATE_DIR", dir.join("state"))
+        .args(["--json", "batch", "--yes"])
+        .arg(manifest)
+        .arg("--out-dir")
+        .arg(dir.join("out"));
+    cmd
+}
+
+#[test]
+fn a_batch_with_listen_recovers_lost_answers_and_makes_every_video() {
+    let sim = sim(|c| {
+        c.faults.seed = 5;
+        c.faults.create_task.reset_after = 0.5;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = crate::batch::manifest(dir.path(), 8, &[]);
+    let output = batch(&sim, dir.path(), &manifest)
+        .args(["--listen", "127.0.0.1:0", "--safety-poll", "1m"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = json(&output);
+    let stats = sim.sim.stats();
+    let cut = stats
+        .faults
+        .get("createTask.resetAfter")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        cut >= 1,
+        "the seed cuts some answers: {:?} {:?} {}",
+        stats.faults,
+        stats.requests,
+        stderr(&output)
+    );
+    assert_eq!(summary["done"], 8, "{summary}");
+    assert_eq!(summary["recovered"], cut, "{summary}");
+    assert_eq!(summary["ambiguous"], 0, "{summary}");
+    assert_eq!(stats.tasks_created, 8, "each job created once");
+    assert!(stats.duplicate_inputs().is_empty());
+    // One confirming status request per task.
+    assert_eq!(stats.requests_to("recordInfo"), 8, "{:?}", stats.requests);
+    let journal = std::fs::read_to_string(dir.path().join("out").join("journal.jsonl")).unwrap();
+    assert_eq!(journal.matches("\"nonce\"").count(), 8, "{journal}");
+    assert_eq!(
+        journal.matches("\"recovered\"").count() as u64,
+        cut,
+        "{journal}"
+    );
+}
+
+#[test]
+fn a_rerun_listens_for_unknown_jobs_while_it_runs() {
+    let sim = sim(|c| {
+        c.lifecycle.generating_ms = [3000, 3000];
+        c.faults.create_task.reset_after = 1.0;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let manifest = crate::batch::manifest(dir.path(), 1, &[]);
+    // The first run gives up listening after 1 s: the task is not done yet.
+    let first = batch(&sim, dir.path(), &manifest)
+        .args(["--listen", &listen, "--timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(6), "{}", stderr(&first));
+    assert_eq!(json(&first)["ambiguous"], 1);
+    // The rerun has another job, and listens for the first on the same URL.
+    let mut faults = sim.sim.config().faults.clone();
+    faults.create_task.reset_after = 0.0;
+    sim.sim.set_faults(faults).unwrap();
+    let manifest = crate::batch::manifest(
+        dir.path(),
+        1,
+        &[r#"{"id": "job-new", "image": "face.png", "audio": "hello.wav", "prompt": "another"}"#],
+    );
+    let second = batch(&sim, dir.path(), &manifest)
+        .args(["--listen", &listen, "--timeout", "20s"])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", stderr(&second));
+    let summary = json(&second);
+    assert_eq!(summary["done"], 2, "{summary}");
+    assert_eq!(summary["recovered"], 1, "{summary}");
+    assert_eq!(summary["leftAlone"], serde_json::json!([]), "{summary}");
+    assert_eq!(sim.sim.stats().tasks_created, 2);
+    assert!(
+        stderr(&second).contains("recovered task"),
+        "{}",
+        stderr(&second)
+    );
+    assert!(dir.path().join("out").join("job-0.mp4").exists());
+}
+
+#[test]
+fn listen_is_refused_with_a_store() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = crate::batch::manifest(dir.path(), 1, &[]);
+    let output = batch(&sim, dir.path(), &manifest)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "postgres://nobody@localhost/x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("not with --store"));
+    assert_eq!(sim.sim.stats().tasks_created, 0);
+}
