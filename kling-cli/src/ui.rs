@@ -276,6 +276,11 @@ impl StatusLine {
                 .as_deref()
                 .map(|e| format!(" (retrying: {e})"))
                 .unwrap_or_default();
+            let note = if event.via_callback {
+                format!(" (called back){note}")
+            } else {
+                note
+            };
             if visible {
                 bar.set_message(format!("{state}, {} polls{note}", event.polls));
             } else if event.state_changed {
@@ -286,6 +291,12 @@ impl StatusLine {
                 ));
             }
         }
+    }
+
+    /// Webhook mode: nothing is polled until the callback (or the safety poll).
+    pub fn waiting_for_callback(&self) {
+        self.bar
+            .set_message("submitted; waiting for its callback (a status request confirms it)");
     }
 
     pub fn finish(&self) {

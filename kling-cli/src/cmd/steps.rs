@@ -230,7 +230,10 @@ pub(super) async fn wait(
         .cancel_token(ctx.interrupt.token())
         .on_progress(status.callback());
     let options = match hooks {
-        Some(hooks) => hooks.wait_options(options),
+        Some(hooks) => {
+            status.waiting_for_callback();
+            hooks.wait_options(options)
+        }
         None => options,
     };
     let result = ctx.client.wait(id, options).await;
