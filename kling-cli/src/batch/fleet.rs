@@ -99,6 +99,8 @@ pub(super) async fn run(
     let mut tally = super::plan::Tally::new(&counts);
     let mut to_submit = Vec::new();
     let mut to_wait = 0usize;
+    // Jobs left alone whose intent carried a nonce: listened for (webhook mode).
+    let mut unknown_with_nonce = Vec::new();
     for job in &jobs {
         let row = rows.get(&job.id);
         // A job another live worker holds right now is theirs.
@@ -107,11 +109,13 @@ pub(super) async fn run(
         }) {
             continue;
         }
-        match tally.take(
-            job,
-            decide(job, row.map(|r| r.record()).as_ref(), &args),
-            out,
-        ) {
+        let decision = decide(job, row.map(|r| r.record()).as_ref(), &args);
+        if decision == Decision::Ambiguous
+            && let Some(nonce) = row.and_then(|r| r.nonce.clone())
+        {
+            unknown_with_nonce.push((job.clone(), nonce));
+        }
+        match tally.take(job, decision, out) {
             Some(Decision::Submit { note }) => {
                 let state = row.map_or("todo", |r| r.state.as_str());
                 let again = state != "todo" || row.is_some_and(|r| r.input != job.input);
@@ -148,14 +152,37 @@ pub(super) async fn run(
         shell_quote(&args.out_dir().display().to_string()),
         shell_quote(&shown_url(&url))
     );
+    // Each worker receives the callbacks of the tasks it submitted (its own
+    // --public-url is in their callBackUrl).
+    let hooks = crate::webhook::start(&ctx.out, &args.webhook, None).await?;
     let parts = super::Parts {
         store: Store::Postgres(pg),
         results,
         counts,
         resume,
-        hooks: None,
+        hooks,
     };
-    let (run, ticker) = start(ctx, args, parts, total);
+    let listening = kling_api_ext::CancellationToken::new();
+    let listens: Vec<Plan> = if parts.hooks.is_some() {
+        unknown_with_nonce
+            .into_iter()
+            .map(|(job, nonce)| Plan::Listen(job, nonce, listening.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !listens.is_empty() {
+        out.say(&format!(
+            "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
+            listens.len()
+        ));
+    }
+    let (run, ticker) = start(ctx, args, parts, total + listens.len());
+    let mut listeners = JoinSet::new();
+    for plan in listens {
+        let run = run.clone();
+        listeners.spawn(async move { run.job(plan).await });
+    }
     // What each worker's waits learn about generation speed, every worker
     // uses: the fleet's polls land near each task's end together.
     let sharer = {
@@ -169,6 +196,8 @@ pub(super) async fn run(
         })
     };
     drive(&run, Arc::new(by_id)).await;
+    listening.cancel();
+    while listeners.join_next().await.is_some() {}
     sharer.abort();
     // The last samples go to the store; nothing more is taken.
     let mut taken_all = i64::MAX;

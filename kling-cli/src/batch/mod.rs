@@ -126,13 +126,6 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let (jobs, bad) = load_manifest(out, &args)?;
     std::fs::create_dir_all(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
     if args.store.is_some() {
-        if args.webhook.listen.is_some() {
-            return Err(CliError::config(
-                Some("--listen".into()),
-                "not with --store yet: a fleet's workers poll (run webhook mode with the journal, without --store)",
-            )
-            .into());
-        }
         return fleet::run(ctx, args, jobs, bad).await;
     }
     // Before the journal is read: a second process on this directory would

@@ -235,8 +235,9 @@ fn a_batch_with_listen_recovers_lost_answers_and_makes_every_video() {
     );
 }
 
-#[test]
-fn a_rerun_listens_for_unknown_jobs_while_it_runs() {
+/// A first run leaves a job unknown (its answer cut, its task not done when
+/// it stops listening); a rerun with one more job hears its callback.
+fn rerun_listens(store: Option<&str>) {
     let sim = sim(|c| {
         c.lifecycle.generating_ms = [3000, 3000];
         c.faults.create_task.reset_after = 1.0;
@@ -250,7 +251,9 @@ fn a_rerun_listens_for_unknown_jobs_while_it_runs() {
     let listen = format!("127.0.0.1:{port}");
     let manifest = crate::batch::manifest(dir.path(), 1, &[]);
     // The first run gives up listening after 1 s: the task is not done yet.
+    let store: Vec<&str> = store.map(|url| vec!["--store", url]).unwrap_or_default();
     let first = batch(&sim, dir.path(), &manifest)
+        .args(&store)
         .args(["--listen", &listen, "--timeout", "1s"])
         .output()
         .unwrap();
@@ -266,6 +269,7 @@ fn a_rerun_listens_for_unknown_jobs_while_it_runs() {
         &[r#"{"id": "job-new", "image": "face.png", "audio": "hello.wav", "prompt": "another"}"#],
     );
     let second = batch(&sim, dir.path(), &manifest)
+        .args(&store)
         .args(["--listen", &listen, "--timeout", "20s"])
         .output()
         .unwrap();
@@ -284,20 +288,68 @@ fn a_rerun_listens_for_unknown_jobs_while_it_runs() {
 }
 
 #[test]
-fn listen_is_refused_with_a_store() {
-    let sim = sim(|_| {});
+fn a_rerun_listens_for_unknown_jobs_while_it_runs() {
+    rerun_listens(None);
+}
+
+#[test]
+fn a_fleet_rerun_listens_for_unknown_jobs_while_it_runs() {
+    let Some(pg) = kling_testkit::TestPg::start("webhooks_fleet_rerun") else {
+        return;
+    };
+    rerun_listens(Some(pg.url()));
+}
+
+#[test]
+fn a_fleet_worker_with_listen_recovers_lost_answers_in_the_store() {
+    let Some(pg) = kling_testkit::TestPg::start("webhooks_fleet") else {
+        return;
+    };
+    let sim = sim(|c| {
+        c.faults.seed = 5;
+        c.faults.create_task.reset_after = 0.5;
+    });
     let dir = tempfile::tempdir().unwrap();
-    let manifest = crate::batch::manifest(dir.path(), 1, &[]);
+    let manifest = crate::batch::manifest(dir.path(), 8, &[]);
     let output = batch(&sim, dir.path(), &manifest)
         .args([
+            "--store",
+            pg.url(),
             "--listen",
             "127.0.0.1:0",
-            "--store",
-            "postgres://nobody@localhost/x",
+            "--safety-poll",
+            "1m",
         ])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("not with --store"));
-    assert_eq!(sim.sim.stats().tasks_created, 0);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = json(&output);
+    let stats = sim.sim.stats();
+    let cut = stats
+        .faults
+        .get("createTask.resetAfter")
+        .copied()
+        .unwrap_or(0);
+    assert!(cut >= 1, "{:?}", stats.faults);
+    assert_eq!(summary["done"], 8, "{summary}");
+    assert_eq!(summary["recovered"], cut, "{summary}");
+    assert_eq!(stats.tasks_created, 8);
+    assert!(stats.duplicate_inputs().is_empty());
+    assert_eq!(stats.requests_to("recordInfo"), 8, "{:?}", stats.requests);
+    let status = sim
+        .kling()
+        .env("KLING_STORE", pg.url())
+        .args(["--json", "batch"])
+        .arg(&manifest)
+        .arg("--status")
+        .output()
+        .unwrap();
+    let doc = json(&status);
+    let finished = doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["state"] == "finished")
+        .count();
+    assert_eq!(finished, 8, "{doc}");
 }

@@ -162,10 +162,11 @@ impl PgJobs {
             Option<String>,
             Option<String>,
             bool,
+            Option<String>,
         );
         let rows: Vec<Tuple> = sqlx::query_as(
             "SELECT id, line, state, input, task_id, task_ids, result::text, error, owner, \
-             COALESCE(lease_until > clock_timestamp(), false) FROM kling.jobs WHERE batch = $1 ORDER BY line",
+             COALESCE(lease_until > clock_timestamp(), false), nonce FROM kling.jobs WHERE batch = $1 ORDER BY line",
         )
         .bind(&self.batch)
         .fetch_all(&self.pool)
@@ -174,7 +175,19 @@ impl PgJobs {
         Ok(rows
             .into_iter()
             .map(
-                |(id, line, state, input, task_id, task_ids, result, error, owner, leased)| {
+                |(
+                    id,
+                    line,
+                    state,
+                    input,
+                    task_id,
+                    task_ids,
+                    result,
+                    error,
+                    owner,
+                    leased,
+                    nonce,
+                )| {
                     let result = result.and_then(|r| serde_json::from_str(&r).ok());
                     (
                         id,
@@ -188,6 +201,7 @@ impl PgJobs {
                             error,
                             owner,
                             leased,
+                            nonce,
                         },
                     )
                 },
@@ -287,12 +301,13 @@ impl PgJobs {
                 .bind(&self.worker)
         };
         let (query, ends) = match event {
-            Event::Intent { input, .. } => (
-                base("UPDATE kling.jobs SET state = 'submitting', input = $4, updated_at = clock_timestamp(), \
+            Event::Intent { input, nonce, .. } => (
+                base("UPDATE kling.jobs SET state = 'submitting', input = $4, nonce = $6, updated_at = clock_timestamp(), \
                       lease_until = clock_timestamp() + $5 * interval '1 millisecond' \
                       WHERE batch = $1 AND id = $2 AND owner = $3 AND state = 'todo' AND lease_until > clock_timestamp()")
                 .bind(input)
-                .bind(millis(self.lease)),
+                .bind(millis(self.lease))
+                .bind(nonce),
                 false,
             ),
             // The owner's answer wins over a sweep that found it slow.

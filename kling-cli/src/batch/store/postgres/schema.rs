@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "speed",
         include_str!("../../../../migrations/0002_speed.sql"),
     ),
+    (
+        3,
+        "nonce",
+        include_str!("../../../../migrations/0003_nonce.sql"),
+    ),
 ];
 
 /// One job's row, as planning reads it.
@@ -32,6 +37,8 @@ pub struct Row {
     pub owner: Option<String>,
     /// Whether `owner`'s lease is still running.
     pub leased: bool,
+    /// The nonce of its last intent (webhook mode).
+    pub nonce: Option<String>,
 }
 
 impl Row {
@@ -66,8 +73,7 @@ impl Row {
             _ => JobState::New,
         };
         JobRecord {
-            // Not kept in the store yet: a fleet does not recover by nonce.
-            nonce: None,
+            nonce: self.nonce.clone(),
             state,
             input: Some(self.input.clone()),
             task_ids: self.task_ids.clone(),
