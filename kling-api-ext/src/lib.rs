@@ -51,9 +51,11 @@
 //!   path, once) and one retry loop (`retry`) under every call; [`RateLimit`]:
 //!   the creation limiter (`ratelimit`).
 //! - [`Client::wait`] (`wait`: the loop; poll policies such as [`AdaptivePoll`];
-//!   [`DurationModel`], what the client learns about generation speed).
+//!   [`DurationModel`], what the client learns about generation speed; waits
+//!   that end on callbacks, with [`SafetyPoll`], and [`Client::recover`]).
 //! - [`verify_callback`] and [`Callback`] (`webhook`): verifying and parsing
-//!   callbacks.
+//!   callbacks; [`CallbackHub`] and [`CallbackNotice`] (`webhook/hub`): the
+//!   callbacks received, by task and by the nonce of [`callback_url`].
 //! - [`Client::download`] (`download`): atomic, resumable, hashed downloads.
 //!
 //! Every request runs in a `tracing` span (`kling_request`: operation, method,

@@ -19,42 +19,34 @@
 //! far behind, callbacks are answered 503 rather than piling up in memory.
 //!
 //! Callbacks are sent once and, as far as anyone knows, never retried: if your
-//! endpoint is down when a task ends, that callback is lost. Pair the receiver
-//! with a slow poll as a fallback, and act on whichever comes first:
+//! endpoint is down when a task ends, that callback is lost. So pair the
+//! receiver with a slow poll: [`hub_router`] feeds a [`CallbackHub`], and a
+//! wait with [`WaitOptions::callbacks`] ends on the task's callback (after one
+//! confirming status request) or on its [`SafetyPoll`](crate::SafetyPoll). A
+//! nonce per intent in the URL lets [`Client::recover`] find a task whose
+//! createTask answer was lost. ([`router`] hands notices to a channel instead,
+//! for code that routes them itself.)
 //!
 //! ```no_run
-//! use std::time::Duration;
-//! use kling_api_ext::receiver::{ReceiverConfig, router};
-//! use kling_api_ext::{ExponentialPoll, WaitOptions};
-//! use kling_api_ext::{AvatarRequest, Client};
+//! use kling_api_ext::receiver::{ReceiverConfig, hub_router};
+//! use kling_api_ext::{AvatarRequest, CallbackHub, Client, WaitOptions, callback_url, new_nonce};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::from_env()?;
-//! let (app, mut callbacks) = router(ReceiverConfig::signed("my-webhook-hmac-key")?);
+//! let hub = CallbackHub::new();
+//! let app = hub_router(ReceiverConfig::signed("my-webhook-hmac-key")?, hub.clone());
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
 //! tokio::spawn(async move { axum::serve(listener, app).await });
 //!
+//! // https://my.example.com/kling reaches port 8080; each intent gets a nonce.
+//! let public = "https://my.example.com/kling".parse()?;
 //! let request = AvatarRequest::builder()
 //!     .image("face.png")
 //!     .audio("hello.wav")
-//!     .callback_url("https://my.example.com/kling/callback")
+//!     .callback_url(callback_url(&public, &new_nonce()).as_str())
 //!     .build()?;
 //! let task_id = client.submit(&request).await?;
-//! // The fallback: one poll a minute at most.
-//! let slow = WaitOptions::new().policy(ExponentialPoll::new(Duration::from_secs(30), 1.5, Duration::from_secs(60)));
-//! // The channel carries every task's callbacks: wait for this task's.
-//! let from_callback = async {
-//!     while let Some(notice) = callbacks.recv().await {
-//!         if notice.task_id == task_id {
-//!             return Some(notice);
-//!         }
-//!     }
-//!     None
-//! };
-//! let task = tokio::select! {
-//!     Some(notice) = from_callback => notice.confirm(&client).await?, // the state, from the service
-//!     polled = client.wait(&task_id, slow) => polled?,
-//! };
+//! let task = client.wait(&task_id, WaitOptions::new().callbacks(hub.clone())).await?;
 //! println!("{}: {}", task.task_id, task.state);
 //! # Ok(()) }
 //! ```

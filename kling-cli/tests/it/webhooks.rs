@@ -353,3 +353,21 @@ fn a_fleet_worker_with_listen_recovers_lost_answers_in_the_store() {
         .count();
     assert_eq!(finished, 8, "{doc}");
 }
+
+#[test]
+fn a_lost_callback_is_caught_by_the_safety_poll() {
+    let sim = sim(|c| c.faults.callback.lost = 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = generate(&sim, dir.path())
+        .args(["--safety-poll", "2s"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    let doc = json(&output);
+    // The task (under a second) had ended by the first safety look.
+    assert_eq!(polls_of(&sim, doc["taskId"].as_str().unwrap()), 1);
+    assert_eq!(sim.sim.stats().callbacks[0].fault.as_deref(), Some("lost"));
+    assert!(dir.path().join("avatar.mp4").exists());
+}
