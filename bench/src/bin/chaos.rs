@@ -17,7 +17,7 @@
 //! mode and path.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -278,17 +278,7 @@ async fn via_sdk(jobs: usize, mode: Mode, assets: &Path, work: &Path) -> Report 
     report
 }
 
-fn kling_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap();
-    let candidate = dir.join("kling");
-    assert!(
-        candidate.exists(),
-        "build the CLI first: cargo build --release -p kling-cli (looked for {})",
-        candidate.display()
-    );
-    candidate
-}
+use kling_bench::kling_binary;
 
 async fn via_cli(jobs: usize, mode: Mode, assets: &Path, work: &Path) -> Report {
     let sim = Simulator::builder()

@@ -22,16 +22,7 @@ use std::time::{Duration, Instant};
 
 use kling_sim::{RateLimitMode, Simulator};
 
-fn kling_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let candidate = exe.parent().unwrap().join("kling");
-    assert!(
-        candidate.exists(),
-        "build the CLI first: cargo build --release -p kling-cli (looked for {})",
-        candidate.display()
-    );
-    candidate
-}
+use kling_bench::kling_binary;
 
 struct Row {
     store: &'static str,

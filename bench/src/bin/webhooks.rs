@@ -18,16 +18,7 @@ use std::time::{Duration, Instant};
 use kling_sim::{SimConfig, Simulator};
 use serde_json::Value;
 
-fn kling_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let candidate = exe.parent().unwrap().join("kling");
-    assert!(
-        candidate.exists(),
-        "build the CLI first: cargo build --release -p kling-cli (looked for {})",
-        candidate.display()
-    );
-    candidate
-}
+use kling_bench::kling_binary;
 
 fn manifest(dir: &Path, jobs: usize) -> PathBuf {
     let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/assets");

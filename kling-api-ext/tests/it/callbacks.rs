@@ -73,15 +73,48 @@ async fn until_callbacks(sim: &Simulator, n: usize) {
     panic!("{n} callbacks were not recorded");
 }
 
+/// A receiver, a simulator changed by `change`, a client, and a task
+/// submitted with a fresh nonce in its callBackUrl.
+struct Submitted {
+    hub: CallbackHub,
+    public: Url,
+    nonce: String,
+    sim: Simulator,
+    client: kling_api_ext::Client,
+    id: TaskId,
+}
+
+async fn submitted(
+    config: ReceiverConfig,
+    change: impl FnOnce(&mut kling_sim::SimConfig),
+) -> Submitted {
+    let (hub, public) = receiver(config).await;
+    let sim = sim(change).await;
+    let client = client(&sim);
+    let nonce = new_nonce();
+    let id = client.submit(&request(&public, &nonce)).await.unwrap();
+    Submitted {
+        hub,
+        public,
+        nonce,
+        sim,
+        client,
+        id,
+    }
+}
+
 #[tokio::test]
 async fn a_callback_ends_a_wait_with_one_confirming_look() {
-    let (hub, public) = receiver(ReceiverConfig::signed("hook-key").unwrap()).await;
-    let sim = sim(|c| c.webhook_hmac_key = Some("hook-key".into())).await;
-    let client = client(&sim);
-    let id = client
-        .submit(&request(&public, &new_nonce()))
-        .await
-        .unwrap();
+    let Submitted {
+        hub,
+        sim,
+        client,
+        id,
+        ..
+    } = submitted(ReceiverConfig::signed("hook-key").unwrap(), |c| {
+        c.webhook_hmac_key = Some("hook-key".into())
+    })
+    .await;
     let (events, record) = recorder();
     let options = WaitOptions::new()
         .callbacks(hub.clone())
@@ -100,16 +133,19 @@ async fn a_callback_ends_a_wait_with_one_confirming_look() {
 
 #[tokio::test]
 async fn a_duplicated_or_replayed_callback_does_nothing() {
-    let (hub, public) = receiver(ReceiverConfig::signed("hook-key").unwrap()).await;
-    let sim = sim(|c| {
+    let Submitted {
+        hub,
+        public,
+        nonce,
+        sim,
+        client,
+        id,
+    } = submitted(ReceiverConfig::signed("hook-key").unwrap(), |c| {
         c.webhook_hmac_key = Some("hook-key".into());
         c.faults.callback.duplicated = 1.0;
         c.faults.callback.duplicate_after_ms = 300;
     })
     .await;
-    let client = client(&sim);
-    let nonce = new_nonce();
-    let id = client.submit(&request(&public, &nonce)).await.unwrap();
     let options = WaitOptions::new()
         .callbacks(hub.clone())
         .safety_poll(patient());
@@ -155,13 +191,13 @@ async fn a_duplicated_or_replayed_callback_does_nothing() {
 
 #[tokio::test]
 async fn a_lost_callback_is_caught_by_the_safety_poll() {
-    let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
-    let sim = sim(|c| c.faults.callback.lost = 1.0).await;
-    let client = client(&sim);
-    let id = client
-        .submit(&request(&public, &new_nonce()))
-        .await
-        .unwrap();
+    let Submitted {
+        hub,
+        sim,
+        client,
+        id,
+        ..
+    } = submitted(ReceiverConfig::unsigned(), |c| c.faults.callback.lost = 1.0).await;
     let (events, record) = recorder();
     let safety = SafetyPoll::default()
         .cold_first(Duration::from_millis(800))
@@ -182,13 +218,16 @@ async fn a_lost_callback_is_caught_by_the_safety_poll() {
 
 #[tokio::test]
 async fn a_bad_signature_is_refused_and_does_not_end_the_wait() {
-    let (hub, public) = receiver(ReceiverConfig::signed("our-key").unwrap()).await;
-    let sim = sim(|c| c.webhook_hmac_key = Some("someone-elses-key".into())).await;
-    let client = client(&sim);
-    let id = client
-        .submit(&request(&public, &new_nonce()))
-        .await
-        .unwrap();
+    let Submitted {
+        hub,
+        sim,
+        client,
+        id,
+        ..
+    } = submitted(ReceiverConfig::signed("our-key").unwrap(), |c| {
+        c.webhook_hmac_key = Some("someone-elses-key".into())
+    })
+    .await;
     let (events, record) = recorder();
     let safety = SafetyPoll::default().cold_first(Duration::from_secs(2));
     let options = WaitOptions::new()

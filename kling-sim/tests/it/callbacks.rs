@@ -44,14 +44,19 @@ async fn create_with_callback(sim: &kling_sim::Simulator, callback: &str, prompt
         .to_owned()
 }
 
-async fn wait_for_callbacks(sim: &kling_sim::Simulator, n: usize) {
+/// Waits (up to 10 s) until the simulator's stats satisfy `ready`.
+async fn until(sim: &kling_sim::Simulator, what: &str, ready: impl Fn(&kling_sim::Stats) -> bool) {
     for _ in 0..1000 {
-        if sim.stats().callbacks.len() >= n {
+        if ready(&sim.stats()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("{n} callbacks were not sent");
+    panic!("{what} did not happen");
+}
+
+async fn wait_for_callbacks(sim: &kling_sim::Simulator, n: usize) {
+    until(sim, &format!("{n} callbacks"), |s| s.callbacks.len() >= n).await;
 }
 
 #[tokio::test]
@@ -237,7 +242,10 @@ async fn a_reordered_callback_arrives_after_a_later_tasks() {
     .await;
     let first = create_with_callback(&sim, &url, "first").await;
     // The first task's callback is held; the second task's is not.
-    wait_for_state(&sim, &first, |s| s.ended).await;
+    until(&sim, "the first task's end", |s| {
+        s.tasks.iter().any(|t| t.task_id == first && t.ended)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut faults = sim.config().faults.clone();
     faults.callback.reordered = 0.0;
@@ -251,20 +259,6 @@ async fn a_reordered_callback_arrives_after_a_later_tasks() {
         .map(|(_, b, _)| b["data"]["taskId"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(order, [second, first]);
-}
-
-async fn wait_for_state(
-    sim: &kling_sim::Simulator,
-    id: &str,
-    done: impl Fn(&kling_sim::TaskStats) -> bool,
-) {
-    for _ in 0..1000 {
-        if sim.stats().tasks.iter().any(|t| t.task_id == id && done(t)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("task {id} did not get there");
 }
 
 #[tokio::test]
