@@ -6,8 +6,9 @@
 //! [`ReceiverConfig::max_body_bytes`] get 413, bodies slower than
 //! [`ReceiverConfig::read_timeout`] get 408, bad signatures 401, unparseable
 //! bodies 400. The time to send the *headers* is the server's business:
-//! `axum::serve` does not bound it, so on a public port put the router behind a
-//! reverse proxy or serve it with hyper-util's builder and a header-read timeout.
+//! `axum::serve` does not bound it, so on a public port serve the router with
+//! [`serve`] (headers within a time limit, connections capped) or put it
+//! behind a reverse proxy.
 //!
 //! What reaches your code is a [`CallbackNotice`]: the task id, whether its
 //! signature was checked, and nothing else from the body. The body is not
@@ -283,5 +284,82 @@ async fn receive(
             tracing::warn!(task_id = %notice.task_id, "callback received but nobody is listening on the channel");
             answer(StatusCode::OK, 200, "success")
         }
+    }
+}
+
+/// How [`serve`] bounds its connections.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// A connection that has not sent a request's headers within this long
+    /// is closed (default 10 s), so a slow client holds nothing for long.
+    pub header_timeout: Duration,
+    /// At most this many connections at once (default 256); more wait to be
+    /// accepted.
+    pub max_connections: usize,
+}
+
+setters!(ServeOptions {
+    header_timeout: Duration => "How long a connection may take to send a request's headers.",
+    max_connections: usize => "At most this many connections at once.",
+});
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_timeout: Duration::from_secs(10),
+            max_connections: 256,
+        }
+    }
+}
+
+/// Serves `app` (a [`router`] or [`hub_router`]) on `listener` until the
+/// future is dropped, HTTP/1.1, with the limits of `options`: what
+/// `axum::serve` leaves open on a public port.
+///
+/// ```no_run
+/// use kling_api_ext::CallbackHub;
+/// use kling_api_ext::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let hub = CallbackHub::new();
+/// let app = hub_router(ReceiverConfig::unsigned(), hub.clone());
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+/// tokio::spawn(serve(listener, app, ServeOptions::default()));
+/// # Ok(()) }
+/// ```
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, options: ServeOptions) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: pause, do not spin.
+                tracing::warn!(%error, "the callback receiver could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        let header_timeout = options.header_timeout;
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut app = app.clone();
+                    async move { tower_service::Service::call(&mut app, request).await }
+                },
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a callback connection ended with an error");
+            }
+        });
     }
 }

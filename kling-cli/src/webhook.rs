@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kling_api_ext::receiver::{ReceiverConfig, hub_router};
+use kling_api_ext::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
 use kling_api_ext::{CallbackHub, SafetyPoll, WaitOptions, callback_url, new_nonce};
 use url::Url;
 
@@ -128,11 +128,8 @@ pub async fn start(
     };
     let hub = CallbackHub::new();
     let app = hub_router(config, hub.clone());
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "the callback receiver stopped");
-        }
-    });
+    // Headers within 10 s, at most 256 connections: the port may be public.
+    let server = tokio::spawn(serve(listener, app, ServeOptions::default()));
     tracing::info!(%bound, public = %public, "receiving callbacks");
     out.say(&format!(
         "  hooks listening on {bound}; callbacks to {}<nonce>",

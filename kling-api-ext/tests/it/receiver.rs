@@ -208,3 +208,80 @@ async fn a_full_channel_answers_503_instead_of_growing() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// A receiver served by `receiver::serve` with a short header limit.
+async fn served_with_limits() -> (std::net::SocketAddr, kling_api_ext::CallbackHub) {
+    use kling_api_ext::receiver::{ServeOptions, hub_router};
+    let hub = kling_api_ext::CallbackHub::new();
+    let app = hub_router(ReceiverConfig::unsigned(), hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = ServeOptions::default()
+        .header_timeout(Duration::from_millis(300))
+        .max_connections(4);
+    tokio::spawn(kling_api_ext::receiver::serve(listener, app, options));
+    (addr, hub)
+}
+
+#[tokio::test]
+async fn serve_closes_a_connection_that_never_finishes_its_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, hub) = served_with_limits().await;
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"POST / HTTP/1.1\r\nHost: hooks\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
+        .await
+        .expect("the connection is closed, not held")
+        .ok();
+    // Meanwhile, and after, callbacks are taken.
+    let response = http()
+        .post(format!("http://{addr}/0123456789abcdef"))
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        hub.task_for_nonce("0123456789abcdef").unwrap().as_str(),
+        "task-9"
+    );
+}
+
+#[tokio::test]
+async fn serve_holds_no_more_connections_than_its_limit() {
+    let (addr, hub) = served_with_limits().await;
+    // Four idle connections take every slot; they are cut at the header limit,
+    // and the fifth caller is served then.
+    let idle: Vec<_> = futures_idle(addr, 4).await;
+    let started = std::time::Instant::now();
+    let response = http()
+        .post(format!("http://{addr}/"))
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        hub.callbacks_for(&kling_api_ext::TaskId::new("task-9").unwrap()),
+        1
+    );
+    drop(idle);
+}
+
+async fn futures_idle(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut streams = Vec::new();
+    for _ in 0..n {
+        streams.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // Let the server accept them all.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    streams
+}
