@@ -101,7 +101,7 @@ impl Client {
         let mut arrivals = 0u32;
         let mut via_callback = false;
         let mut rechecks = 0u32;
-        if options.callbacks.is_some() {
+        if options.callbacks.is_some() && !options.look_now {
             // A look right after createTask tells nothing: the first comes
             // with a callback (at once if one came already) or the safety poll.
             let wake = later(policy.next_delay(&context));

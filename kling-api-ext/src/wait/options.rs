@@ -82,6 +82,7 @@ pub struct WaitOptions {
     pub(super) audio: Option<Duration>,
     pub(super) callbacks: Option<CallbackHub>,
     pub(super) safety: Arc<dyn PollPolicy>,
+    pub(super) look_now: bool,
 }
 
 impl fmt::Debug for WaitOptions {
@@ -98,6 +99,7 @@ impl fmt::Debug for WaitOptions {
             .field("audio", &self.audio)
             .field("callbacks", &self.callbacks.is_some())
             .field("safety", &self.safety)
+            .field("look_now", &self.look_now)
             .finish()
     }
 }
@@ -116,6 +118,7 @@ impl Default for WaitOptions {
             audio: None,
             callbacks: None,
             safety: Arc::new(SafetyPoll::default()),
+            look_now: false,
         }
     }
 }
@@ -199,6 +202,14 @@ impl WaitOptions {
     /// 8 s, then left to the safety poll.
     pub fn callbacks(mut self, hub: CallbackHub) -> Self {
         self.callbacks = Some(hub);
+        self
+    }
+
+    /// With [`callbacks`](Self::callbacks), look once at the start anyway: for
+    /// a task whose callback may have come while nobody listened (one
+    /// submitted by an earlier run, or before the receiver started).
+    pub fn first_look_now(mut self) -> Self {
+        self.look_now = true;
         self
     }
 

@@ -362,3 +362,32 @@ async fn recovery_passes_over_a_task_created_with_another_nonce() {
         "the replay did not adopt another task: {found:?}"
     );
 }
+
+#[tokio::test]
+async fn a_resumed_wait_looks_at_once_for_a_callback_nobody_heard() {
+    // The task was submitted and ended with no receiver up: its callback is gone.
+    let sim = sim(|_| {}).await;
+    let client = client(&sim);
+    let public: Url = "http://127.0.0.1:9/hooks".parse().unwrap(); // nobody listens there
+    let id = client
+        .submit(&request(&public, &new_nonce()))
+        .await
+        .unwrap();
+    for _ in 0..500 {
+        if !sim.stats().callbacks.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (hub, _) = receiver(ReceiverConfig::unsigned()).await;
+    let options = WaitOptions::new()
+        .callbacks(hub)
+        .safety_poll(patient())
+        .first_look_now();
+    let task = tokio::time::timeout(Duration::from_secs(10), client.wait(&id, options))
+        .await
+        .expect("looked at once, not after the safety poll's minute")
+        .unwrap();
+    assert_eq!(task.state, State::Success);
+    assert_eq!(polls(&sim, &id), 1);
+}

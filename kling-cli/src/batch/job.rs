@@ -26,7 +26,9 @@ use super::*;
 
 impl Run {
     pub(super) async fn job(self: Arc<Self>, plan: Plan) {
-        // A recovered task was just read: when it has ended, no wait.
+        // A recovered task was just read: when it has ended, no wait. A task
+        // from an earlier run may have been called back while nobody listened.
+        let resumed = matches!(plan, Plan::Wait(..));
         let (job, task_id, known) = match plan {
             Plan::Wait(job, task_id) => (job, task_id, None),
             Plan::Submit(job) => match self.submit(&job).await {
@@ -45,6 +47,7 @@ impl Run {
             .deadline(Some(self.args.timeout))
             .cancel_token(self.cancel.clone());
         let options = match &self.hooks {
+            Some(hooks) if resumed => hooks.wait_options(options).first_look_now(),
             Some(hooks) => hooks.wait_options(options),
             None => options,
         };

@@ -159,8 +159,13 @@ impl Run {
                 at: now_ms(),
             })
             .await;
+        let next = if self.hooks.is_some() {
+            "listening for its task's callback (without one, it is left alone on rerun unless --resubmit-ambiguous)"
+        } else {
+            "left alone on rerun unless --resubmit-ambiguous"
+        };
         self.say(&format!(
-            "job {} (line {}): {error}; left alone on rerun unless --resubmit-ambiguous",
+            "job {} (line {}): {error}; {next}",
             job.id, job.line
         ));
         self.tick();
