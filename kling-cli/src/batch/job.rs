@@ -46,7 +46,12 @@ impl Run {
         let options = WaitOptions::new()
             .deadline(Some(self.args.timeout))
             .cancel_token(self.cancel.clone());
-        let options = match &self.hooks {
+        // A line with its own callbackUrl is called back elsewhere: polled.
+        let hooks = self
+            .hooks
+            .as_ref()
+            .filter(|_| job.request.callback_url().is_none());
+        let options = match hooks {
             Some(hooks) if resumed => hooks.wait_options(options).first_look_now(),
             Some(hooks) => hooks.wait_options(options),
             None => options,

@@ -345,3 +345,37 @@ fn a_lost_callback_is_caught_by_the_safety_poll() {
     assert_eq!(sim.sim.stats().callbacks[0].fault.as_deref(), Some("lost"));
     assert!(dir.path().join("avatar.mp4").exists());
 }
+
+#[test]
+fn a_line_with_its_own_callback_url_keeps_it_and_is_polled() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = crate::batch::manifest(
+        dir.path(),
+        1,
+        &[
+            r#"{"id": "own", "image": "face.png", "audio": "hello.wav", "callbackUrl": "http://127.0.0.1:9/elsewhere"}"#,
+        ],
+    );
+    let output = batch(&sim, dir.path(), &manifest)
+        .args(["--listen", "127.0.0.1:0", "--safety-poll", "10m"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json(&output)["done"], 2);
+    let stats = sim.sim.stats();
+    let own = stats
+        .callbacks
+        .iter()
+        .find(|c| c.url.ends_with("/elsewhere"))
+        .expect("its own callBackUrl was sent");
+    let polls = stats
+        .tasks
+        .iter()
+        .find(|t| t.task_id == own.task_id)
+        .unwrap()
+        .polls;
+    // Polled from the start (its callbacks go elsewhere), not left to a
+    // safety poll ten minutes away.
+    assert!(polls >= 2, "{polls}");
+}
