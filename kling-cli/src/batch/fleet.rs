@@ -162,27 +162,9 @@ pub(super) async fn run(
         resume,
         hooks,
     };
-    let listening = kling_api_ext::CancellationToken::new();
-    let listens: Vec<Plan> = if parts.hooks.is_some() {
-        unknown_with_nonce
-            .into_iter()
-            .map(|(job, nonce)| Plan::Listen(job, nonce, listening.clone()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if !listens.is_empty() {
-        out.say(&format!(
-            "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
-            listens.len()
-        ));
-    }
-    let (run, ticker) = start(ctx, args, parts, total + listens.len());
-    let mut listeners = JoinSet::new();
-    for plan in listens {
-        let run = run.clone();
-        listeners.spawn(async move { run.job(plan).await });
-    }
+    let listens = super::Listeners::plans(out, parts.hooks.is_some(), unknown_with_nonce);
+    let (run, ticker) = start(ctx, args, parts, total + listens.1.len());
+    let listeners = super::Listeners::spawn(&run, listens);
     // What each worker's waits learn about generation speed, every worker
     // uses: the fleet's polls land near each task's end together.
     let sharer = {
@@ -196,8 +178,7 @@ pub(super) async fn run(
         })
     };
     drive(&run, Arc::new(by_id)).await;
-    listening.cancel();
-    while listeners.join_next().await.is_some() {}
+    listeners.finish().await;
     sharer.abort();
     // The last samples go to the store; nothing more is taken.
     let mut taken_all = i64::MAX;

@@ -196,25 +196,14 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let plans: Vec<Plan> = waits.into_iter().chain(submits).collect();
 
     let hooks = crate::webhook::start(&out, &args.webhook, None).await?;
-    // Webhook mode: the jobs left alone whose intent carried a nonce are
-    // listened for while the rest of the run goes on.
-    let listening = CancellationToken::new();
-    let listens: Vec<Plan> = match &hooks {
-        Some(_) => ambiguous
-            .into_iter()
-            .filter_map(|job| {
-                let nonce = states.get(&job.id)?.nonce.clone()?;
-                Some(Plan::Listen(job, nonce, listening.clone()))
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    if !listens.is_empty() {
-        out.say(&format!(
-            "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
-            listens.len()
-        ));
-    }
+    let unknown = ambiguous
+        .into_iter()
+        .filter_map(|job| {
+            let nonce = states.get(&job.id)?.nonce.clone()?;
+            Some((job, nonce))
+        })
+        .collect();
+    let listens = Listeners::plans(out, hooks.is_some(), unknown);
     let parts = Parts {
         store: store::Store::Journal(journal),
         results,
@@ -222,13 +211,9 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         resume,
         hooks,
     };
-    let (run, ticker) = start(ctx, args, parts, plans.len() + listens.len());
+    let (run, ticker) = start(ctx, args, parts, plans.len() + listens.1.len());
     let cancel = run.cancel.clone();
-    let mut listeners = JoinSet::new();
-    for plan in listens {
-        let run = run.clone();
-        listeners.spawn(async move { run.job(plan).await });
-    }
+    let listeners = Listeners::spawn(&run, listens);
     // The set is owned here, outside any select!: no job is dropped by a
     // cancellation. A signal cancels the token; each job then stops at its next
     // safe point (never with a createTask on the wire).
@@ -253,10 +238,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
                 .warn(&format!("a job's task ended abnormally: {e}"));
         }
     }
-    // The rest is done: stop listening (a job recovered meanwhile goes on
-    // to its video).
-    listening.cancel();
-    while listeners.join_next().await.is_some() {}
+    listeners.finish().await;
     let interrupted = cancel.is_cancelled();
     stop_bar(&run, ticker);
     // One line per ended job, whatever crashes or retries happened.
@@ -264,6 +246,54 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         out.warn(&format!("cannot rewrite results.jsonl: {e}"));
     }
     Ok(run.summary(interrupted, bad.len(), &ambiguous_jobs))
+}
+
+/// Webhook mode: the jobs an earlier run left unknown whose intent carried a
+/// nonce, listened for while the rest of the run goes on (the journal's run
+/// and the fleet's alike).
+struct Listeners {
+    stop: CancellationToken,
+    set: JoinSet<()>,
+}
+
+impl Listeners {
+    /// The listening plans (none without `--listen`), said when there are
+    /// any, with the token that ends them.
+    fn plans(
+        out: crate::output::Out,
+        listening: bool,
+        unknown: Vec<(Job, String)>,
+    ) -> (CancellationToken, Vec<Plan>) {
+        let stop = CancellationToken::new();
+        if !listening || unknown.is_empty() {
+            return (stop, Vec::new());
+        }
+        out.say(&format!(
+            "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
+            unknown.len()
+        ));
+        let plans = unknown
+            .into_iter()
+            .map(|(job, nonce)| Plan::Listen(job, nonce, stop.clone()))
+            .collect();
+        (stop, plans)
+    }
+
+    fn spawn(run: &Arc<Run>, (stop, plans): (CancellationToken, Vec<Plan>)) -> Self {
+        let mut set = JoinSet::new();
+        for plan in plans {
+            let run = run.clone();
+            set.spawn(async move { run.job(plan).await });
+        }
+        Listeners { stop, set }
+    }
+
+    /// The rest is done: stop listening (a job recovered meanwhile goes on
+    /// to its video first).
+    async fn finish(mut self) {
+        self.stop.cancel();
+        while self.set.join_next().await.is_some() {}
+    }
 }
 
 /// What a run is made of, besides the context and the arguments.
