@@ -142,7 +142,8 @@ pub use wait::{
 };
 pub use webhook::{
     Callback, CallbackHub, CallbackNotice, SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyOptions,
-    WebhookError, callback_url, new_nonce, sign_callback, verify_callback,
+    WebhookError, callback_task_id, callback_url, new_nonce, sign_callback, verify_callback,
+    verify_signature,
 };
 
 /// The generated client this crate is built on, for raw access.

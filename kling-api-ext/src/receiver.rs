@@ -1,11 +1,12 @@
 //! A ready callback endpoint (feature `webhook-receiver`): an axum [`Router`]
-//! that verifies each callback, parses it, answers `{"code":200,"msg":"success"}`
-//! at once, and hands the [`Callback`] to your code through a channel.
+//! that verifies each callback, reads its task id (nothing else: see below),
+//! answers `{"code":200,"msg":"success"}` at once, and hands a
+//! [`CallbackNotice`] to your code through a channel or a [`CallbackHub`].
 //!
 //! It bounds what a caller can make it do: bodies over
 //! [`ReceiverConfig::max_body_bytes`] get 413, bodies slower than
-//! [`ReceiverConfig::read_timeout`] get 408, bad signatures 401, unparseable
-//! bodies 400. The time to send the *headers* is the server's business:
+//! [`ReceiverConfig::read_timeout`] get 408, bad signatures 401, bodies that
+//! are not JSON or name no task 400. The time to send the *headers* is the server's business:
 //! `axum::serve` does not bound it, so on a public port serve the router with
 //! [`serve`] (headers within a time limit, connections capped) or put it
 //! behind a reverse proxy.
@@ -67,8 +68,8 @@ use tokio::sync::mpsc;
 
 use crate::webhook::hub::nonce_in_path;
 use crate::webhook::{
-    Callback, CallbackHub, CallbackNotice, TIMESTAMP_HEADER, VerifyOptions, WebhookError,
-    verify_callback,
+    CallbackHub, CallbackNotice, TIMESTAMP_HEADER, VerifyOptions, WebhookError, callback_task_id,
+    verify_signature,
 };
 #[cfg(doc)]
 use crate::{Client, WaitOptions};
@@ -123,6 +124,9 @@ impl ReceiverConfig {
     }
 }
 
+/// How many callbacks the receiver remembers to drop duplicates.
+const MAX_SEEN: usize = 100_000;
+
 /// Where notices go.
 enum Sink {
     Channel(mpsc::Sender<CallbackNotice>),
@@ -138,11 +142,26 @@ struct Shared {
 
 impl Shared {
     /// Whether this callback is new; remembers it if so.
+    ///
+    /// At most [`MAX_SEEN`] are remembered, pruned only when that many are,
+    /// so a flood of distinct callbacks costs bounded memory and no scan per
+    /// request. Past the cap a callback is taken as new: a duplicate then
+    /// costs one confirming status request, never a missed callback.
     fn first_time(&self, key: String) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let window = self.config.replay_window();
-        seen.retain(|_, at| at.elapsed() < window);
-        seen.insert(key, Instant::now()).is_none()
+        if let Some(at) = seen.get(&key)
+            && at.elapsed() < window
+        {
+            return false;
+        }
+        if seen.len() >= MAX_SEEN {
+            seen.retain(|_, at| at.elapsed() < window);
+        }
+        if seen.len() < MAX_SEEN || seen.contains_key(&key) {
+            seen.insert(key, Instant::now());
+        }
+        true
     }
 }
 
@@ -213,18 +232,21 @@ async fn receive(
         Ok(Err(_)) => return answer(StatusCode::PAYLOAD_TOO_LARGE, 413, "the body is too large"),
         Ok(Ok(bytes)) => bytes,
     };
+    // Only the task id is read: the rest of the body is not signed, every
+    // notice is confirmed with the service, and a body whose result looks
+    // unusual must still end its wait or name its nonce's task.
     let parsed = match &config.key {
-        Some(key) => verify_callback(
+        Some(key) => verify_signature(
             headers,
             &bytes,
             key.expose_secret().as_bytes(),
             SystemTime::now(),
             &config.verify,
         ),
-        None => Callback::parse(&bytes),
+        None => callback_task_id(&bytes),
     };
-    let callback = match parsed {
-        Ok(callback) => callback,
+    let task_id = match parsed {
+        Ok(task_id) => task_id,
         Err(error @ crate::webhook::WebhookError::UnparseableBody(_))
         | Err(error @ crate::webhook::WebhookError::MissingTaskId) => {
             tracing::warn!(%error, "callback refused");
@@ -239,7 +261,6 @@ async fn receive(
         .get(TIMESTAMP_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
-    let task_id = callback.task.task_id;
     let key = match timestamp {
         Some(ts) => format!("{task_id}\n{ts}"),
         None => {

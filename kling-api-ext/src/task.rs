@@ -167,14 +167,22 @@ pub(crate) fn parse_result_urls(result_json: &str) -> Result<Vec<Url>, String> {
     if result_json.trim().is_empty() {
         return Err("the task succeeded but resultJson is empty".into());
     }
-    let parsed: ResultJson = serde_json::from_str(result_json)
-        .map_err(|e| format!("resultJson is not the expected JSON object: {e}"))?;
+    // The messages below quote what the service sent: presigned URLs'
+    // queries are hidden.
+    let parsed: ResultJson = serde_json::from_str(result_json).map_err(|e| {
+        crate::error::hide_url_queries(&format!("resultJson is not the expected JSON object: {e}"))
+    })?;
     let urls = parsed
         .result_urls
         .iter()
         .map(|u| {
-            Url::parse(u)
-                .map_err(|e| format!("resultJson holds a URL that does not parse ({u:?}): {e}"))
+            Url::parse(u).map_err(|e| {
+                let shown = match u.split_once('?') {
+                    Some((before, _)) => format!("{before}?[query hidden]"),
+                    None => u.clone(),
+                };
+                format!("resultJson holds a URL that does not parse ({shown:?}): {e}")
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if urls.is_empty() {
@@ -184,7 +192,10 @@ pub(crate) fn parse_result_urls(result_json: &str) -> Result<Vec<Url>, String> {
         .iter()
         .find(|u| !matches!(u.scheme(), "http" | "https"))
     {
-        return Err(format!("resultJson holds a URL that is not http(s): {bad}"));
+        return Err(format!(
+            "resultJson holds a URL that is not http(s): {}",
+            crate::error::safe_url(bad)
+        ));
     }
     Ok(urls)
 }
@@ -205,6 +216,20 @@ mod opt_millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn result_json_errors_never_quote_a_presigned_query() {
+        for result_json in [
+            r#"{"resultUrls":"https://b.example.com/v.mp4?X-Amz-Signature=s3cr3t"}"#,
+            r#"{"resultUrls":["https://b.example.com:99999/v.mp4?X-Amz-Signature=s3cr3t"]}"#,
+            r#"{"resultUrls":["ht tp://b.example.com/v.mp4?X-Amz-Signature=s3cr3t"]}"#,
+            r#"{"resultUrls":["ftp://b.example.com/v.mp4?X-Amz-Signature=s3cr3t"]}"#,
+        ] {
+            let error = parse_result_urls(result_json).unwrap_err();
+            assert!(!error.contains("s3cr3t"), "{error}");
+            assert!(error.contains("[query hidden]"), "{error}");
+        }
+    }
     use kling_api::types::{TaskRecord, TaskRecordFailCode};
 
     fn record(state: &str) -> TaskRecord {

@@ -7,7 +7,8 @@ use tokio::time::Instant;
 
 use super::{PollContext, PollPolicy, WaitOptions};
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::lifecycle::TaskId;
 use crate::task::Task;
 use crate::webhook::CallbackHub;
 
@@ -48,6 +49,11 @@ setters!(SafetyPoll {
     factor: f64 => "Growth between later looks.",
     cap: Duration => "The longest delay.",
 });
+
+/// The shortest delay between later looks, whatever the settings say
+/// (`then(Duration::ZERO)`, `cap(Duration::ZERO)`): a safety poll never
+/// turns into a busy loop of status requests.
+const MIN_LATER_LOOK: Duration = Duration::from_secs(1);
 
 impl Default for SafetyPoll {
     fn default() -> Self {
@@ -90,8 +96,12 @@ impl PollPolicy for SafetyPoll {
         }
         // Looks made since the first was due (a callback's confirmations count too).
         let later = context.polls.saturating_sub(1).min(32) as i32;
-        let grown = self.then.as_secs_f64() * self.factor.powi(later);
-        Duration::try_from_secs_f64(grown.min(self.cap.as_secs_f64())).unwrap_or(self.cap)
+        // A factor below 1 (or NaN) would shrink the delays toward a busy loop.
+        let factor = if self.factor >= 1.0 { self.factor } else { 1.0 };
+        let grown = self.then.as_secs_f64() * factor.powi(later);
+        Duration::try_from_secs_f64(grown.min(self.cap.as_secs_f64()))
+            .unwrap_or(self.cap)
+            .max(MIN_LATER_LOOK)
     }
 }
 
@@ -144,7 +154,13 @@ impl Client {
     /// until `options`' deadline or cancellation (`Ok(None)`), reads the task
     /// from the service, and checks that it was created with this nonce's URL
     /// when the service echoes it: a callback naming another task (a replay,
-    /// a forgery) is passed over and the wait goes on.
+    /// a forgery) is passed over and the wait goes on. A task named but not
+    /// readable (an outage, a record not visible yet) is read again, every 2 s
+    /// growing to 30 s, while other callbacks are still heard; if none was
+    /// confirmed by the deadline, the last read's error comes back, naming
+    /// its task: every task named stays in
+    /// [`CallbackHub::tasks_for_nonce`], so a paid task's id is never lost.
+    /// `options.deadline(None)` with no cancellation waits as long as it takes.
     ///
     /// ```no_run
     /// # async fn demo(client: kling_api_ext::Client, request: kling_api_ext::AvatarRequest) -> Result<(), kling_api_ext::Error> {
@@ -187,25 +203,42 @@ impl Client {
             }
         };
         tokio::pin!(limit, cancelled);
-        let mut passed_over = Vec::new();
+        // Tasks read and found created with another callBackUrl.
+        let mut passed_over: Vec<TaskId> = Vec::new();
+        // Tasks named but not read yet (the read failed): read again later,
+        // never forgotten, and given back in the error at the end.
+        let mut unread: Vec<(TaskId, Error)> = Vec::new();
+        let mut again_in = Duration::from_secs(2);
         loop {
-            let resolved = async {
-                loop {
-                    let task = hub.nonce_resolved(nonce).await;
-                    if !passed_over.contains(&task) {
-                        return task;
-                    }
-                    // The nonce keeps its first task: nothing new can come.
+            let seen: Vec<TaskId> = passed_over
+                .iter()
+                .chain(unread.iter().map(|(t, _)| t))
+                .cloned()
+                .collect();
+            let retry = async {
+                if unread.is_empty() {
                     std::future::pending::<()>().await;
                 }
+                tokio::time::sleep(again_in).await;
             };
             let task_id = tokio::select! {
                 biased;
-                () = &mut cancelled => return Ok(None),
-                task = resolved => task,
-                () = &mut limit => return Ok(None),
+                () = &mut cancelled => return give_back(unread),
+                task = hub.nonce_names_another(nonce, &seen) => task,
+                () = retry => {
+                    again_in = (again_in * 2).min(Duration::from_secs(30));
+                    unread.remove(0).0
+                }
+                () = &mut limit => return give_back(unread),
             };
-            let task = self.get(&task_id).await?;
+            let task = match self.get(&task_id).await {
+                Ok(task) => task,
+                Err(error) => {
+                    tracing::warn!(%task_id, nonce, %error, "a callback named this task, which cannot be read yet: read again later");
+                    unread.push((task_id, error));
+                    continue;
+                }
+            };
             let ours = match &task.callback_url {
                 Some(url) => {
                     crate::webhook::hub::nonce_in_path(
@@ -231,6 +264,17 @@ impl Client {
     }
 }
 
+/// The end of a recovery that confirmed nothing: `None` when no callback
+/// named a task that could not be read, else the last read's error, which
+/// carries that task's id ([`Error::task_id`]); every task named is in
+/// [`CallbackHub::tasks_for_nonce`].
+fn give_back(unread: Vec<(TaskId, Error)>) -> Result<Option<Task>> {
+    match unread.into_iter().last() {
+        Some((_, error)) => Err(error),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +293,21 @@ mod tests {
         assert_eq!(p.next_delay(&after), Duration::from_secs(30));
         let later = PollContext::new(Duration::from_secs(600), 9);
         assert_eq!(p.next_delay(&later), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn settings_that_would_spin_still_wait_a_second() {
+        let after = PollContext::new(Duration::from_secs(120), 3);
+        for p in [
+            SafetyPoll::default().then(Duration::ZERO),
+            SafetyPoll::default().cap(Duration::ZERO),
+            SafetyPoll::default().factor(0.0),
+            SafetyPoll::default().factor(f64::NAN),
+        ] {
+            assert!(p.next_delay(&after) >= Duration::from_secs(1), "{p:?}");
+        }
+        // A factor below 1 keeps the delay, never shrinks it.
+        let p = SafetyPoll::default().factor(0.5);
+        assert_eq!(p.next_delay(&after), Duration::from_secs(30));
     }
 }

@@ -104,23 +104,46 @@ impl Inner {
 struct State {
     /// Callbacks per task, and when the last came.
     tasks: HashMap<TaskId, (u32, Instant)>,
-    /// The task each nonce's first callback named.
-    nonces: HashMap<String, (TaskId, Instant)>,
+    /// The tasks callbacks on each nonce's URL named, first first, and when
+    /// the last came.
+    nonces: HashMap<String, (Vec<TaskId>, Instant)>,
+    /// Deliveries since the last prune.
+    since_prune: usize,
 }
 
+/// At most this many tasks are kept per nonce: one is the real one, the
+/// others replays or forgeries that recovery passes over.
+const MAX_PER_NONCE: usize = 16;
+
 impl State {
+    /// Forgets what is older than [`REMEMBER`], then, past [`MAX_ENTRIES`],
+    /// the oldest. Runs every 1,024 deliveries or when a map is full, so a
+    /// delivery costs no scan of the maps.
     fn prune(&mut self) {
+        self.since_prune += 1;
+        let full = self.tasks.len() > MAX_ENTRIES || self.nonces.len() > MAX_ENTRIES;
+        if self.since_prune < 1024 && !full {
+            return;
+        }
+        self.since_prune = 0;
         let fresh = |at: &Instant| at.elapsed() < REMEMBER;
         self.tasks.retain(|_, (_, at)| fresh(at));
         self.nonces.retain(|_, (_, at)| fresh(at));
-        for map_len in [self.tasks.len(), self.nonces.len()] {
-            if map_len > MAX_ENTRIES {
-                // Rare: drop the older half rather than sort on every insert.
-                let cutoff = Instant::now() - REMEMBER / 2;
-                self.tasks.retain(|_, (_, at)| *at > cutoff);
-                self.nonces.retain(|_, (_, at)| *at > cutoff);
+        fn keep_newest<K: Clone + Eq + std::hash::Hash, V>(
+            map: &mut HashMap<K, V>,
+            at: impl Fn(&V) -> Instant,
+        ) {
+            if map.len() <= MAX_ENTRIES {
+                return;
             }
+            // Rare: down to half the cap, newest kept.
+            let mut times: Vec<Instant> = map.values().map(&at).collect();
+            times.sort_unstable();
+            let cutoff = times[times.len() - MAX_ENTRIES / 2];
+            map.retain(|_, v| at(v) >= cutoff);
         }
+        keep_newest(&mut self.tasks, |(_, at)| *at);
+        keep_newest(&mut self.nonces, |(_, at)| *at);
     }
 }
 
@@ -132,8 +155,9 @@ impl CallbackHub {
 
     /// Records a notice and wakes whoever waits for its task or nonce.
     /// Returns whether it is the first callback for its task. A nonce keeps
-    /// the task its first callback named: a later one naming another task is
-    /// ignored (and logged), so a replayed callback cannot move a nonce.
+    /// every task its callbacks named (up to 16), first first: a replayed or
+    /// forged callback on a nonce's URL can neither move it nor hide the real
+    /// one, since [`Client::recover`] checks each with the service.
     pub fn deliver(&self, notice: &CallbackNotice) -> bool {
         let first = {
             let mut state = self.inner.lock();
@@ -147,19 +171,24 @@ impl CallbackHub {
             entry.1 = now;
             let first = entry.0 == 1;
             if let Some(nonce) = &notice.nonce {
-                match state.nonces.get(nonce) {
-                    Some((task, _)) if *task != notice.task_id => {
-                        tracing::warn!(
-                            nonce = %nonce,
-                            kept = %task,
-                            ignored = %notice.task_id,
-                            "a callback names another task for a nonce already resolved: ignored"
-                        );
-                    }
-                    _ => {
-                        state
-                            .nonces
-                            .insert(nonce.clone(), (notice.task_id.clone(), now));
+                let (tasks, at) = state
+                    .nonces
+                    .entry(nonce.clone())
+                    .or_insert_with(|| (Vec::new(), now));
+                *at = now;
+                if !tasks.contains(&notice.task_id) {
+                    if tasks.len() < MAX_PER_NONCE {
+                        if let Some(first) = tasks.first() {
+                            tracing::warn!(
+                                nonce = %nonce,
+                                first = %first,
+                                another = %notice.task_id,
+                                "a callback names another task for a nonce: each is checked with the service"
+                            );
+                        }
+                        tasks.push(notice.task_id.clone());
+                    } else {
+                        tracing::warn!(nonce = %nonce, ignored = %notice.task_id, "too many tasks named for one nonce: ignored");
                     }
                 }
             }
@@ -177,7 +206,21 @@ impl CallbackHub {
 
     /// The task the first callback carrying `nonce` named, if one came.
     pub fn task_for_nonce(&self, nonce: &str) -> Option<TaskId> {
-        self.inner.lock().nonces.get(nonce).map(|(t, _)| t.clone())
+        self.inner
+            .lock()
+            .nonces
+            .get(nonce)
+            .and_then(|(t, _)| t.first().cloned())
+    }
+
+    /// Every task the callbacks carrying `nonce` named, first first.
+    pub fn tasks_for_nonce(&self, nonce: &str) -> Vec<TaskId> {
+        self.inner
+            .lock()
+            .nonces
+            .get(nonce)
+            .map(|(t, _)| t.clone())
+            .unwrap_or_default()
     }
 
     /// Waits until more than `seen` callbacks have arrived for `task`, and
@@ -191,6 +234,17 @@ impl CallbackHub {
     /// task it named.
     pub async fn nonce_resolved(&self, nonce: &str) -> TaskId {
         self.until(|hub| hub.task_for_nonce(nonce)).await
+    }
+
+    /// Waits until a callback carrying `nonce` names a task not in `seen`,
+    /// and returns it.
+    pub async fn nonce_names_another(&self, nonce: &str, seen: &[TaskId]) -> TaskId {
+        self.until(|hub| {
+            hub.tasks_for_nonce(nonce)
+                .into_iter()
+                .find(|t| !seen.contains(t))
+        })
+        .await
     }
 
     async fn until<T>(&self, mut check: impl FnMut(&CallbackHub) -> Option<T>) -> T {
@@ -271,16 +325,45 @@ mod tests {
     }
 
     #[test]
-    fn a_nonce_keeps_the_task_its_first_callback_named() {
+    fn a_nonce_keeps_every_task_its_callbacks_named_first_first() {
         let hub = CallbackHub::new();
         assert!(hub.deliver(&notice("task-a", Some("nonce-0001"))));
         assert!(hub.deliver(&notice("task-b", Some("nonce-0001"))));
+        assert!(!hub.deliver(&notice("task-b", Some("nonce-0001"))));
         assert_eq!(hub.task_for_nonce("nonce-0001").unwrap().as_str(), "task-a");
+        let named: Vec<String> = hub
+            .tasks_for_nonce("nonce-0001")
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(named, ["task-a", "task-b"]);
+        for i in 0..40 {
+            hub.deliver(&notice(&format!("flood-{i}"), Some("nonce-0001")));
+        }
+        assert_eq!(hub.tasks_for_nonce("nonce-0001").len(), MAX_PER_NONCE);
         assert!(
             !hub.deliver(&notice("task-a", None)),
             "not the first for task-a"
         );
         assert_eq!(hub.callbacks_for(&TaskId::new("task-a").unwrap()), 2);
+    }
+
+    #[test]
+    fn a_flood_of_callbacks_keeps_the_hub_bounded_and_the_newest() {
+        let hub = CallbackHub::new();
+        let n = MAX_ENTRIES + 10;
+        for i in 0..n {
+            hub.deliver(&notice(&format!("t{i}"), Some(&format!("nonce-{i:08}"))));
+        }
+        let state = hub.inner.lock();
+        assert!(state.tasks.len() <= MAX_ENTRIES, "{}", state.tasks.len());
+        assert!(state.nonces.len() <= MAX_ENTRIES, "{}", state.nonces.len());
+        drop(state);
+        let last = format!("nonce-{:08}", n - 1);
+        assert_eq!(
+            hub.task_for_nonce(&last).unwrap().to_string(),
+            format!("t{}", n - 1)
+        );
     }
 
     #[tokio::test]

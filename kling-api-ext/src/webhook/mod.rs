@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::Result;
+use crate::lifecycle::TaskId;
 use crate::task::Task;
 
 mod callback;
@@ -156,6 +157,21 @@ pub fn verify_callback(
     now: SystemTime,
     options: &VerifyOptions,
 ) -> std::result::Result<Callback, WebhookError> {
+    verify_signature(headers, body, key, now, options)?;
+    Callback::parse(body)
+}
+
+/// [`verify_callback`]'s checks (key, timestamp window, signature over the
+/// task id and the time), returning only the task id: the rest of the body
+/// is not signed, so a receiver that confirms each callback with the service
+/// need not read it, and a body with an unusual result is still heard.
+pub fn verify_signature(
+    headers: &HeaderMap,
+    body: &[u8],
+    key: &[u8],
+    now: SystemTime,
+    options: &VerifyOptions,
+) -> std::result::Result<TaskId, WebhookError> {
     if key.is_empty() {
         return Err(WebhookError::EmptyKey);
     }
@@ -186,9 +202,7 @@ pub fn verify_callback(
             });
         }
     }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| WebhookError::UnparseableBody(e.to_string()))?;
-    let task_id = task_id_of(&value).ok_or(WebhookError::MissingTaskId)?;
+    let task_id = callback_task_id(body)?;
     let given = base64::engine::general_purpose::STANDARD
         .decode(signature)
         .map_err(|_| WebhookError::BadSignature)?;
@@ -198,7 +212,23 @@ pub fn verify_callback(
     // verify_slice compares in constant time.
     mac.verify_slice(&given)
         .map_err(|_| WebhookError::BadSignature)?;
-    Callback::parse(body)
+    Ok(task_id)
+}
+
+/// The task id of a callback body (`data.taskId`, else `data.task_id`, else
+/// a top-level `taskId`), reading nothing else: what a receiver needs when
+/// it confirms every callback with the service anyway, so that a body whose
+/// other fields are unusual is still heard.
+///
+/// ```
+/// let body = br#"{"code":200,"data":{"taskId":"task1","state":"success","resultJson":""}}"#;
+/// assert_eq!(kling_api_ext::callback_task_id(body).unwrap().as_str(), "task1");
+/// ```
+pub fn callback_task_id(body: &[u8]) -> std::result::Result<TaskId, WebhookError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| WebhookError::UnparseableBody(e.to_string()))?;
+    let task_id = task_id_of(&value).ok_or(WebhookError::MissingTaskId)?;
+    TaskId::new(task_id).map_err(|_| WebhookError::MissingTaskId)
 }
 
 impl Client {

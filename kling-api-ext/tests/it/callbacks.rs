@@ -391,3 +391,149 @@ async fn a_resumed_wait_looks_at_once_for_a_callback_nobody_heard() {
     assert_eq!(task.state, State::Success);
     assert_eq!(polls(&sim, &id), 1);
 }
+
+/// A lost answer whose task cannot be read when its callback names it (here
+/// `recordInfo is null` for its first 3 s): read again, never dropped.
+#[tokio::test]
+async fn a_task_named_but_not_readable_yet_is_read_again() {
+    let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
+    let sim = sim(|c| {
+        c.faults.create_task.reset_after = 1.0;
+        c.faults.null_record = 1.0;
+        c.faults.null_record_ms = 3000;
+    })
+    .await;
+    let client = client(&sim);
+    let nonce = new_nonce();
+    let outcome = client.submit(&request(&public, &nonce)).await;
+    assert!(
+        matches!(outcome, Err(Error::SubmitOutcomeUnknown { .. })),
+        "{outcome:?}"
+    );
+    let options = WaitOptions::new().deadline(Some(Duration::from_secs(60)));
+    let task = client
+        .recover(&hub, &nonce, &options)
+        .await
+        .unwrap()
+        .expect("read again once visible");
+    let stats = sim.stats();
+    assert_eq!(stats.tasks_created, 1);
+    assert_eq!(task.task_id.as_str(), stats.tasks[0].task_id);
+}
+
+/// The same task never readable before the deadline: the error names it,
+/// and the hub still has it, so its id reaches the user.
+#[tokio::test]
+async fn a_task_named_but_never_readable_is_given_back_in_the_error() {
+    let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
+    let sim = sim(|c| {
+        c.faults.create_task.reset_after = 1.0;
+        c.faults.null_record = 1.0;
+        c.faults.null_record_ms = 600_000;
+    })
+    .await;
+    let client = client(&sim);
+    let nonce = new_nonce();
+    assert!(client.submit(&request(&public, &nonce)).await.is_err());
+    until_callbacks(&sim, 1).await;
+    let options = WaitOptions::new().deadline(Some(Duration::from_secs(3)));
+    let error = client
+        .recover(&hub, &nonce, &options)
+        .await
+        .expect_err("nothing confirmed: the read's error");
+    let created = sim.stats().tasks[0].task_id.clone();
+    assert_eq!(
+        error.task_id().map(|t| t.to_string()),
+        Some(created.clone()),
+        "{error}"
+    );
+    assert_eq!(hub.tasks_for_nonce(&nonce)[0].as_str(), created);
+}
+
+/// Another task's callback replayed to the nonce's URL *before* the real one
+/// comes: the real one is still heard and recovered.
+#[tokio::test]
+async fn a_replay_on_the_nonce_does_not_hide_the_real_callback() {
+    let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
+    let sim = sim(|_| {}).await;
+    let client = client(&sim);
+    let other = client
+        .submit(&request(&public, &new_nonce()))
+        .await
+        .unwrap();
+    client
+        .wait(&other, WaitOptions::new().callbacks(hub.clone()))
+        .await
+        .unwrap();
+    let nonce = new_nonce();
+    let body = serde_json::json!({"code": 200, "msg": "ok", "data": {"taskId": other.as_str(), "state": "success"}});
+    let answer = reqwest::Client::new()
+        .post(callback_url(&public, &nonce))
+        .header("x-webhook-timestamp", "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(hub.task_for_nonce(&nonce).as_ref(), Some(&other));
+    let mut faults = sim.config().faults.clone();
+    faults.create_task.reset_after = 1.0;
+    sim.set_faults(faults).unwrap();
+    let outcome = client.submit(&request(&public, &nonce)).await;
+    assert!(
+        matches!(outcome, Err(Error::SubmitOutcomeUnknown { .. })),
+        "{outcome:?}"
+    );
+    let options = WaitOptions::new().deadline(Some(Duration::from_secs(30)));
+    let task = client
+        .recover(&hub, &nonce, &options)
+        .await
+        .unwrap()
+        .expect("the real callback was heard after the replay");
+    assert_ne!(task.task_id, other);
+    assert!(task.callback_url.unwrap().ends_with(&nonce));
+    assert_eq!(sim.stats().tasks_created, 2);
+}
+
+/// A success body whose result part is odd (a string code, an empty
+/// resultJson) still ends the wait: the receiver reads only the task id, and
+/// the state comes from the service.
+#[tokio::test]
+async fn a_callback_with_an_odd_body_is_still_heard() {
+    let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
+    let sim = sim(|c| c.faults.callback.lost = 1.0).await;
+    let client = client(&sim);
+    let id = client
+        .submit(&request(&public, &new_nonce()))
+        .await
+        .unwrap();
+    while !client.get(&id).await.unwrap().state.is_terminal() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wait = tokio::spawn({
+        let (client, id) = (client.clone(), id.clone());
+        async move {
+            client
+                .wait(
+                    &id,
+                    WaitOptions::new().callbacks(hub).safety_poll(patient()),
+                )
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let body = serde_json::json!({"code": "200", "data": {"taskId": id.as_str(), "state": "success", "resultJson": ""}});
+    let answer = reqwest::Client::new()
+        .post(public)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+    let task = tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("ended by the callback, not the minute's safety poll")
+        .unwrap()
+        .unwrap();
+    assert_eq!(task.state, State::Success);
+}
