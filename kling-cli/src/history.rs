@@ -63,6 +63,16 @@ pub enum Entry {
         at: u64,
         task_id: String,
     },
+    /// After a lost answer, callbacks on the intent's URL named these tasks,
+    /// but none could be read to confirm it was this request's.
+    #[serde(rename_all = "camelCase")]
+    Named {
+        #[serde(rename = "ref")]
+        reference: String,
+        at: u64,
+        task_ids: Vec<String>,
+        error: String,
+    },
     /// createTask answered with a task.
     #[serde(rename_all = "camelCase")]
     Submitted {
@@ -189,6 +199,16 @@ impl History {
         });
     }
 
+    /// Records the tasks callbacks named for a lost answer, unconfirmed.
+    pub fn named(&self, reference: &str, task_ids: &[String], error: &str) {
+        self.append(&Entry::Named {
+            reference: reference.to_owned(),
+            at: now_ms(),
+            task_ids: task_ids.to_vec(),
+            error: error.to_owned(),
+        });
+    }
+
     /// Records what createTask answered.
     pub fn outcome(&self, reference: &str, created: &Result<TaskId, Error>) {
         let reference = reference.to_owned();
@@ -310,6 +330,20 @@ pub fn read() -> Vec<Record> {
                 if let Some(r) = records.get_mut(&reference) {
                     r.state = "outcome unknown".into();
                     r.error = Some(error);
+                }
+            }
+            Entry::Named {
+                reference,
+                task_ids,
+                error,
+                ..
+            } => {
+                if let Some(r) = records.get_mut(&reference) {
+                    let before = r.error.take().unwrap_or_default();
+                    r.error = Some(format!(
+                        "{before}; its callback named task {} but it could not be read ({error}): check with `kling status`",
+                        task_ids.join(", task ")
+                    ));
                 }
             }
             Entry::NotTaken {

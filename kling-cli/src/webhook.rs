@@ -2,7 +2,7 @@
 //! the per-intent nonces in each job's `callBackUrl`, and the wait options
 //! that end on callbacks.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use kling_api_ext::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
@@ -34,10 +34,14 @@ fn invalid(flag: &str, reason: impl Into<String>) -> CliError {
     CliError::config(Some(flag.to_owned()), reason)
 }
 
-/// The webhook key: `--webhook-key`, `--webhook-key-file` or `APIKLEY_WEBHOOK_KEY`.
-fn key(args: &WebhookArgs) -> Result<Option<String>, CliError> {
+/// The webhook key: `--webhook-key`, `--webhook-key-file` or `APIKLEY_WEBHOOK_KEY`,
+/// in that order.
+fn key(out: &Out, args: &WebhookArgs) -> Result<Option<String>, CliError> {
     let key = match (&args.webhook_key, &args.webhook_key_file) {
-        (Some(key), _) => Some(key.trim().to_owned()),
+        (Some(key), _) => {
+            out.warn("--webhook-key on the command line can be seen by other users of this machine (ps, shell history); prefer APIKLEY_WEBHOOK_KEY or --webhook-key-file");
+            Some(key.trim().to_owned())
+        }
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 invalid(
@@ -47,7 +51,9 @@ fn key(args: &WebhookArgs) -> Result<Option<String>, CliError> {
             })?;
             Some(text.trim().to_owned())
         }
-        (None, None) => None,
+        (None, None) => std::env::var("APIKLEY_WEBHOOK_KEY")
+            .ok()
+            .map(|key| key.trim().to_owned()),
     };
     match key {
         Some(key) if key.is_empty() => Err(invalid(
@@ -58,8 +64,41 @@ fn key(args: &WebhookArgs) -> Result<Option<String>, CliError> {
     }
 }
 
-/// The URL the service is told to call, for a receiver bound to `bound`.
-fn public_url(args: &WebhookArgs, bound: SocketAddr) -> Result<Url, CliError> {
+/// Whether a URL's host is this machine.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
+        None => false,
+    }
+}
+
+/// Whether the internet at large cannot reach `ip` (a private, shared or
+/// link-local range): a service on another network cannot call it.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => {
+            ip.is_private()
+                || ip.is_link_local()
+                // 100.64.0.0/10, carrier-grade NAT
+                || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
+        }
+        // fc00::/7 unique local, fe80::/10 link-local
+        IpAddr::V6(ip) => {
+            (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The URL the service at `service` is told to call, for a receiver bound
+/// to `bound`.
+fn public_url(
+    out: &Out,
+    args: &WebhookArgs,
+    bound: SocketAddr,
+    service: &Url,
+) -> Result<Url, CliError> {
     match &args.public_url {
         Some(text) => {
             let url = Url::parse(text).map_err(|e| {
@@ -80,6 +119,13 @@ fn public_url(args: &WebhookArgs, bound: SocketAddr) -> Result<Url, CliError> {
                     "no query or fragment: each job's nonce is added to its path",
                 ));
             }
+            // It is printed, logged, journaled and sent with every task.
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(invalid(
+                    "--public-url",
+                    "no user name or password: the URL is printed, journaled and sent with every task; protect the receiver with a webhook key (--webhook-key-file) instead",
+                ));
+            }
             Ok(url)
         }
         None if bound.ip().is_unspecified() => Err(invalid(
@@ -88,18 +134,41 @@ fn public_url(args: &WebhookArgs, bound: SocketAddr) -> Result<Url, CliError> {
                 "{bound} listens on every interface, which is not an address the service can call: say how it reaches this machine with --public-url"
             ),
         )),
+        // A service elsewhere cannot call this machine's loopback: every
+        // callback would be lost and each wait left to the safety poll.
+        None if bound.ip().is_loopback() && !is_loopback(service) => Err(invalid(
+            "--listen",
+            format!(
+                "the service at {} cannot call {bound} on this machine: say how it reaches the receiver (a tunnel, a load balancer) with --public-url",
+                service.origin().ascii_serialization()
+            ),
+        )),
         None => {
-            Ok(Url::parse(&format!("http://{bound}/")).expect("a socket address is a URL host"))
+            let url = Url::parse(&format!("http://{bound}/")).map_err(|e| {
+                invalid(
+                    "--listen",
+                    format!("{bound} cannot be put in a URL ({e}): say how the service reaches it with --public-url"),
+                )
+            })?;
+            if is_private(bound.ip()) && !is_loopback(service) {
+                out.warn(&format!(
+                    "{bound} is a private address: callbacks arrive only if the service at {} can reach it (else --public-url)",
+                    service.origin().ascii_serialization()
+                ));
+            }
+            Ok(url)
         }
     }
 }
 
 /// Starts the receiver when `--listen` is given. `callback_url` is the
-/// `--callback-url` of the command, which cannot go with it.
+/// `--callback-url` of the command, which cannot go with it; `service` is
+/// the API's base URL, which must be able to call the receiver.
 pub async fn start(
     out: &Out,
     args: &WebhookArgs,
     callback_url: Option<&str>,
+    service: &Url,
 ) -> Result<Option<Webhooks>, CliError> {
     let Some(listen) = args.listen else {
         return Ok(None);
@@ -110,14 +179,14 @@ pub async fn start(
             "not with --listen: each job's callBackUrl is --public-url with the job's nonce",
         ));
     }
-    let key = key(args)?;
+    let key = key(out, args)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| invalid("--listen", format!("cannot listen on {listen}: {e}")))?;
     let bound = listener
         .local_addr()
         .map_err(|e| invalid("--listen", format!("{listen}: {e}")))?;
-    let public = public_url(args, bound)?;
+    let public = public_url(out, args, bound, service)?;
     let config = match &key {
         Some(key) => ReceiverConfig::signed(key.clone())
             .map_err(|e| invalid("--webhook-key", e.to_string()))?,
@@ -165,5 +234,85 @@ impl Webhooks {
         options
             .callbacks(self.hub.clone())
             .safety_poll(SafetyPoll::default().cold_first(self.safety_first))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(public: Option<&str>) -> WebhookArgs {
+        WebhookArgs {
+            public_url: public.map(str::to_owned),
+            ..WebhookArgs::default()
+        }
+    }
+
+    fn url_for(public: Option<&str>, bound: &str, service: &str) -> Result<Url, String> {
+        let out = Out {
+            json: false,
+            quiet: true,
+        };
+        public_url(
+            &out,
+            &args(public),
+            bound.parse().unwrap(),
+            &Url::parse(service).unwrap(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_service_elsewhere_cannot_call_loopback_without_a_public_url() {
+        let err = url_for(None, "127.0.0.1:8080", "https://api.apikley.example").unwrap_err();
+        assert!(
+            err.contains("--listen") && err.contains("--public-url"),
+            "{err}"
+        );
+        assert!(err.contains("https://api.apikley.example"), "{err}");
+        // The same port, told how the service reaches it.
+        let url = url_for(
+            Some("https://hooks.example.com/k"),
+            "127.0.0.1:8080",
+            "https://api.apikley.example",
+        )
+        .unwrap();
+        assert_eq!(url.as_str(), "https://hooks.example.com/k");
+        // A service on this machine (the simulator, a local proxy) can.
+        for service in [
+            "http://127.0.0.1:9000",
+            "http://localhost:9000",
+            "http://[::ffff:127.0.0.1]:9",
+        ] {
+            assert_eq!(
+                url_for(None, "127.0.0.1:8080", service).unwrap().as_str(),
+                "http://127.0.0.1:8080/",
+                "{service}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_public_url_with_a_user_or_password_is_refused_without_echoing_it() {
+        for public in [
+            "https://user:s3cret@hooks.example.com/k",
+            "https://user@hooks.example.com/k",
+        ] {
+            let err = url_for(Some(public), "127.0.0.1:8080", "http://127.0.0.1:9").unwrap_err();
+            assert!(
+                err.contains("--public-url") && err.contains("user name or password"),
+                "{err}"
+            );
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_scoped_ipv6_listen_address_is_an_error_not_a_panic() {
+        let err = url_for(None, "[fe80::1%2]:8080", "http://127.0.0.1:9").unwrap_err();
+        assert!(
+            err.contains("--listen") && err.contains("--public-url"),
+            "{err}"
+        );
     }
 }

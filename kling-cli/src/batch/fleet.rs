@@ -139,6 +139,9 @@ pub(super) async fn run(
     }
     let (ambiguous, skipped) = (std::mem::take(&mut tally.ambiguous), tally.skipped);
     announce(out, &ambiguous, skipped);
+    // Each worker receives the callbacks of the tasks it submitted (its own
+    // --public-url is in their callBackUrl).
+    let hooks = crate::webhook::start(&ctx.out, &args.webhook, None, ctx.client.base_url()).await?;
     if let Some(code) = guard(&ctx, &args, &to_submit, to_wait, bad.len()).await? {
         return Ok(code);
     }
@@ -152,9 +155,6 @@ pub(super) async fn run(
         shell_quote(&args.out_dir().display().to_string()),
         shell_quote(&shown_url(&url))
     );
-    // Each worker receives the callbacks of the tasks it submitted (its own
-    // --public-url is in their callBackUrl).
-    let hooks = crate::webhook::start(&ctx.out, &args.webhook, None).await?;
     let parts = super::Parts {
         store: Store::Postgres(pg),
         results,

@@ -188,6 +188,8 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
             Plan::Submit(job) | Plan::Wait(job, _) | Plan::Listen(job, ..) => job,
         })
         .collect();
+    // Before the guard reads the balance: bad webhook flags send nothing.
+    let hooks = crate::webhook::start(&out, &args.webhook, None, ctx.client.base_url()).await?;
     if let Some(code) = guard(&ctx, &args, &to_submit, waits.len(), bad.len()).await? {
         return Ok(code);
     }
@@ -195,7 +197,6 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     // of the rate limit.
     let plans: Vec<Plan> = waits.into_iter().chain(submits).collect();
 
-    let hooks = crate::webhook::start(&out, &args.webhook, None).await?;
     let unknown = ambiguous
         .into_iter()
         .filter_map(|job| {

@@ -23,17 +23,21 @@ pub struct WebhookArgs {
     pub public_url: Option<String>,
     /// The account's webhook HMAC key: callbacks must be signed with it (401
     /// otherwise). Without one, callbacks are accepted unsigned, and each is
-    /// confirmed with the service before it counts
+    /// confirmed with the service before it counts. On the command line it
+    /// can be seen by other users (ps): prefer --webhook-key-file or
+    /// APIKLEY_WEBHOOK_KEY, which is read only with --listen
+    // The environment variable is read by hand (`webhook::key`), not by clap:
+    // clap counts a value from the environment as given, so `requires =
+    // "listen"` would refuse every run without --listen once it is exported.
     #[arg(
         long,
         value_name = "KEY",
-        env = "APIKLEY_WEBHOOK_KEY",
-        hide_env_values = true,
         conflicts_with = "webhook_key_file",
         requires = "listen"
     )]
     pub webhook_key: Option<String>,
-    /// Read the webhook HMAC key from a file
+    /// Read the webhook HMAC key from a file (it takes precedence over
+    /// APIKLEY_WEBHOOK_KEY)
     #[arg(long, value_name = "FILE", requires = "listen")]
     pub webhook_key_file: Option<PathBuf>,
     /// With --listen, the first status request when nothing says how long the

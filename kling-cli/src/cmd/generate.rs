@@ -15,11 +15,18 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
         check_out_path(out, args.force)?;
     }
     describe(ctx, &request, !args.inputs.no_preflight);
+    // The webhook flags are checked before the guard reads the balance:
+    // nothing is sent with a receiver the service could not call.
+    let hooks = crate::webhook::start(
+        &ctx.out,
+        &args.webhook,
+        args.inputs.callback_url.as_deref(),
+        ctx.client.base_url(),
+    )
+    .await?;
     if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
         return Ok(code);
     }
-    let hooks =
-        crate::webhook::start(&ctx.out, &args.webhook, args.inputs.callback_url.as_deref()).await?;
     let submitted = submit(
         ctx,
         &request,

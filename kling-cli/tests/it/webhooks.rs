@@ -136,6 +136,49 @@ fn a_signed_callback_with_the_right_key_is_taken() {
     assert_eq!(sim.sim.stats().callbacks[0].status, Some(200));
 }
 
+/// APIKLEY_WEBHOOK_KEY is read with --listen and is no flag: exported in a
+/// shell, it does not stop a run without --listen, and with --listen it is
+/// the key callbacks must be signed with (the file comes first).
+#[test]
+fn the_webhook_key_from_the_environment_is_used_only_with_listen() {
+    let sim = sim(|c| c.webhook_hmac_key = Some("the-accounts-key".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let output = generate_without_listen(&sim, dir.path())
+        .env("APIKLEY_WEBHOOK_KEY", "the-accounts-key")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    std::fs::remove_file(dir.path().join("avatar.mp4")).unwrap();
+
+    let output = generate(&sim, dir.path())
+        .env("APIKLEY_WEBHOOK_KEY", "another-key")
+        .args(["--safety-poll", "2s"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stats = sim.sim.stats();
+    let refused = stats.callbacks.last().unwrap();
+    assert_eq!(
+        refused.status,
+        Some(401),
+        "signed with the account's key, checked with the environment's"
+    );
+    assert!(!stderr(&output).contains("unsigned"), "{}", stderr(&output));
+    std::fs::remove_file(dir.path().join("avatar.mp4")).unwrap();
+
+    let key = dir.path().join("hook.key");
+    std::fs::write(&key, "the-accounts-key\n").unwrap();
+    let output = generate(&sim, dir.path())
+        .env("APIKLEY_WEBHOOK_KEY", "another-key")
+        .arg("--webhook-key-file")
+        .arg(&key)
+        .args(["--safety-poll", "1m"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(sim.sim.stats().callbacks.last().unwrap().status, Some(200));
+}
+
 #[test]
 fn webhook_flags_are_checked_before_anything_is_sent() {
     let sim = sim(|_| {});
@@ -155,6 +198,10 @@ fn webhook_flags_are_checked_before_anything_is_sent() {
             "http or https",
         ),
         (vec!["--listen", &busy], "cannot listen"),
+        (
+            [&local[..], &["--public-url", "https://me:pw@example.com/x"]].concat(),
+            "user name or password",
+        ),
         (vec!["--public-url", "https://example.com/x"], "--listen"),
     ];
     for (args, says) in cases {
