@@ -162,8 +162,8 @@ pub(super) async fn run(
         resume,
         hooks,
     };
-    let listens = super::Listeners::plans(out, parts.hooks.is_some(), unknown_with_nonce);
-    let (run, ticker) = start(ctx, args, parts, total + listens.1.len());
+    let listens = super::Listeners::plans(out, parts.hooks.is_some(), unknown_with_nonce, None);
+    let (run, ticker) = start(ctx, args, parts, total + listens.plans.len());
     let listeners = super::Listeners::spawn(&run, listens);
     // What each worker's waits learn about generation speed, every worker
     // uses: the fleet's polls land near each task's end together.
@@ -178,7 +178,7 @@ pub(super) async fn run(
         })
     };
     drive(&run, Arc::new(by_id)).await;
-    listeners.finish().await;
+    listeners.finish(&run.cancel).await;
     sharer.abort();
     // The last samples go to the store; nothing more is taken.
     let mut taken_all = i64::MAX;

@@ -197,14 +197,24 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     // of the rate limit.
     let plans: Vec<Plan> = waits.into_iter().chain(submits).collect();
 
-    let unknown = ambiguous
+    let mut sent_last = None;
+    let unknown: Vec<(Job, String)> = ambiguous
         .into_iter()
         .filter_map(|job| {
-            let nonce = states.get(&job.id)?.nonce.clone()?;
+            let record = states.get(&job.id)?;
+            let nonce = record.nonce.clone()?;
+            sent_last = sent_last.max(record.intent_at);
             Some((job, nonce))
         })
         .collect();
-    let listens = Listeners::plans(out, hooks.is_some(), unknown);
+    // With nothing else to do, a rerun listens as long as those tasks may
+    // still run: until the last one's intent plus --timeout.
+    let linger = plans.is_empty().then(|| {
+        let now = crate::batch::journal::now_ms();
+        let until = sent_last.map_or(0, |at| at.saturating_add(args.timeout.as_millis() as u64));
+        Duration::from_millis(until.saturating_sub(now))
+    });
+    let listens = Listeners::plans(out, hooks.is_some(), unknown, linger);
     let parts = Parts {
         store: store::Store::Journal(journal),
         results,
@@ -212,7 +222,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         resume,
         hooks,
     };
-    let (run, ticker) = start(ctx, args, parts, plans.len() + listens.1.len());
+    let (run, ticker) = start(ctx, args, parts, plans.len() + listens.plans.len());
     let cancel = run.cancel.clone();
     let listeners = Listeners::spawn(&run, listens);
     // The set is owned here, outside any select!: no job is dropped by a
@@ -239,7 +249,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
                 .warn(&format!("a job's task ended abnormally: {e}"));
         }
     }
-    listeners.finish().await;
+    listeners.finish(&cancel).await;
     let interrupted = cancel.is_cancelled();
     stop_bar(&run, ticker);
     // One line per ended job, whatever crashes or retries happened.
@@ -255,43 +265,90 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
 struct Listeners {
     stop: CancellationToken,
     set: JoinSet<()>,
+    linger: Option<Duration>,
+}
+
+/// What [`Listeners::plans`] decided: the plans, the token that ends them,
+/// and how long to listen once the rest is done.
+struct Listens {
+    stop: CancellationToken,
+    plans: Vec<Plan>,
+    linger: Option<Duration>,
 }
 
 impl Listeners {
     /// The listening plans (none without `--listen`), said when there are
-    /// any, with the token that ends them.
+    /// any, with the token that ends them. `linger`: the run has nothing else
+    /// to do, and the tasks may still end within this long (else they listen
+    /// while the rest of the run goes on).
     fn plans(
         out: crate::output::Out,
         listening: bool,
         unknown: Vec<(Job, String)>,
-    ) -> (CancellationToken, Vec<Plan>) {
+        linger: Option<Duration>,
+    ) -> Listens {
         let stop = CancellationToken::new();
+        let none = |stop| Listens {
+            stop,
+            plans: Vec::new(),
+            linger: None,
+        };
         if !listening || unknown.is_empty() {
-            return (stop, Vec::new());
+            return none(stop);
         }
-        out.say(&format!(
-            "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
-            unknown.len()
-        ));
+        match linger {
+            Some(left) if left.is_zero() => {
+                out.say(&format!(
+                    "{} job(s) whose outcome is unknown were sent more than --timeout ago: their callbacks, if any, have come and gone; not listened for",
+                    unknown.len()
+                ));
+                return none(stop);
+            }
+            Some(left) => out.say(&format!(
+                "listening for the callbacks of {} job(s) whose outcome is unknown, up to {} (as long as their tasks may run; Ctrl-C stops, leaving them unknown)",
+                unknown.len(),
+                humantime::format_duration(Duration::from_secs(left.as_secs().max(1)))
+            )),
+            None => out.say(&format!(
+                "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
+                unknown.len()
+            )),
+        }
         let plans = unknown
             .into_iter()
             .map(|(job, nonce)| Plan::Listen(job, nonce, stop.clone()))
             .collect();
-        (stop, plans)
+        Listens {
+            stop,
+            plans,
+            linger,
+        }
     }
 
-    fn spawn(run: &Arc<Run>, (stop, plans): (CancellationToken, Vec<Plan>)) -> Self {
+    fn spawn(run: &Arc<Run>, listens: Listens) -> Self {
         let mut set = JoinSet::new();
-        for plan in plans {
+        for plan in listens.plans {
             let run = run.clone();
             set.spawn(async move { run.job(plan).await });
         }
-        Listeners { stop, set }
+        Listeners {
+            stop: listens.stop,
+            set,
+            linger: listens.linger,
+        }
     }
 
-    /// The rest is done: stop listening (a job recovered meanwhile goes on
-    /// to its video first).
-    async fn finish(mut self) {
+    /// The rest is done: stop listening, at once or after the linger (or at
+    /// Ctrl-C); a job recovered meanwhile goes on to its video first.
+    async fn finish(mut self, cancel: &CancellationToken) {
+        if let Some(linger) = self.linger {
+            let all_heard = async { while self.set.join_next().await.is_some() {} };
+            tokio::select! {
+                () = all_heard => {}
+                () = tokio::time::sleep(linger) => {}
+                () = cancel.cancelled() => {}
+            }
+        }
         self.stop.cancel();
         while self.set.join_next().await.is_some() {}
     }

@@ -375,6 +375,52 @@ fn a_fleet_rerun_listens_for_unknown_jobs_while_it_runs() {
     rerun_listens(Some(pg.url()));
 }
 
+/// A rerun whose only work is a job left unknown listens as long as its
+/// task may still run (its intent plus --timeout), not zero seconds; past
+/// that it says the callback has come and gone.
+#[test]
+fn a_rerun_with_only_unknown_jobs_listens_while_their_tasks_may_run() {
+    let sim = sim(|c| {
+        c.lifecycle.generating_ms = [6000, 6000];
+        c.faults.create_task.reset_after = 1.0;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let manifest = crate::batch::manifest(dir.path(), 1, &[]);
+    let first = batch(&sim, dir.path(), &manifest)
+        .args(["--listen", &listen, "--timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(6), "{}", stderr(&first));
+    // Sent more than --timeout (1 s) ago: not listened for.
+    let late = batch(&sim, dir.path(), &manifest)
+        .args(["--listen", &listen, "--timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(late.status.code(), Some(6), "{}", stderr(&late));
+    assert!(
+        stderr(&late).contains("have come and gone"),
+        "{}",
+        stderr(&late)
+    );
+    let rerun = batch(&sim, dir.path(), &manifest)
+        .args(["--listen", &listen, "--timeout", "60s"])
+        .output()
+        .unwrap();
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    let summary = json(&rerun);
+    assert_eq!(summary["recovered"], 1, "{summary}");
+    assert_eq!(summary["done"], 1, "{summary}");
+    assert!(stderr(&rerun).contains("up to"), "{}", stderr(&rerun));
+    assert_eq!(sim.sim.stats().tasks_created, 1);
+    assert!(dir.path().join("out").join("job-0.mp4").exists());
+}
+
 #[test]
 fn a_lost_callback_is_caught_by_the_safety_poll() {
     let sim = sim(|c| c.faults.callback.lost = 1.0);

@@ -147,6 +147,8 @@ pub struct JobRecord {
     pub task_ids: Vec<String>,
     /// The nonce of its last intent (webhook mode).
     pub nonce: Option<String>,
+    /// When its last intent was recorded (ms since the Unix epoch), if known.
+    pub intent_at: Option<u64>,
 }
 
 impl JobRecord {
@@ -156,15 +158,19 @@ impl JobRecord {
             input: None,
             task_ids: Vec::new(),
             nonce: None,
+            intent_at: None,
         }
     }
 
     /// Applies one event (each replaces the state before it).
     fn apply(&mut self, event: Event) {
         self.state = match event {
-            Event::Intent { input, nonce, .. } => {
+            Event::Intent {
+                input, nonce, at, ..
+            } => {
                 self.input = Some(input.clone());
                 self.nonce = nonce;
+                self.intent_at = Some(at);
                 JobState::Interrupted { input }
             }
             Event::Submitted { task_id, .. } | Event::Recovered { task_id, .. } => {

@@ -74,6 +74,8 @@ impl Row {
         };
         JobRecord {
             nonce: self.nonce.clone(),
+            // The database's clock, not this host's: not compared here.
+            intent_at: None,
             state,
             input: Some(self.input.clone()),
             task_ids: self.task_ids.clone(),
