@@ -229,6 +229,24 @@ impl Webhooks {
         (nonce, url)
     }
 
+    /// After a recovery that could not read the task its callback named:
+    /// every task named on `nonce`'s URL, and a sentence that says them (the
+    /// task may be the paid one: its id is never dropped with the error).
+    pub fn unconfirmed(&self, nonce: &str, error: &kling_api_ext::Error) -> (Vec<String>, String) {
+        let named: Vec<String> = self
+            .hub
+            .tasks_for_nonce(nonce)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let said = format!(
+            "a callback on its URL named task {}, which could not be read to confirm it: {error}; check it with `kling status {}`",
+            named.join(", task "),
+            named.first().map_or("TASK_ID", String::as_str)
+        );
+        (named, said)
+    }
+
     /// `options` ending on this task's callback, with the safety poll.
     pub fn wait_options(&self, options: WaitOptions) -> WaitOptions {
         options

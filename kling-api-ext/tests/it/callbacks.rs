@@ -73,6 +73,41 @@ async fn until_callbacks(sim: &Simulator, n: usize) {
     panic!("{n} callbacks were not recorded");
 }
 
+/// Submits with `nonce` to a simulator that cuts createTask's answer: the
+/// task exists, its id unknown here.
+async fn lost_answer(client: &kling_api_ext::Client, public: &Url, nonce: &str) {
+    let outcome = client.submit(&request(public, nonce)).await;
+    assert!(
+        matches!(outcome, Err(Error::SubmitOutcomeUnknown { .. })),
+        "{outcome:?}"
+    );
+}
+
+/// Another intent's task, genuinely ended, its callback then replayed to
+/// `nonce`'s URL (answered 200). Returns that task.
+async fn replayed_to(
+    client: &kling_api_ext::Client,
+    hub: &CallbackHub,
+    public: &Url,
+    nonce: &str,
+) -> TaskId {
+    let other = client.submit(&request(public, &new_nonce())).await.unwrap();
+    client
+        .wait(&other, WaitOptions::new().callbacks(hub.clone()))
+        .await
+        .unwrap();
+    let body = serde_json::json!({"code": 200, "msg": "ok", "data": {"taskId": other.as_str(), "state": "success"}});
+    let answer = reqwest::Client::new()
+        .post(callback_url(public, nonce))
+        .header("x-webhook-timestamp", "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    other
+}
+
 /// A receiver, a simulator changed by `change`, a client, and a task
 /// submitted with a fresh nonce in its callBackUrl.
 struct Submitted {
@@ -306,11 +341,7 @@ async fn a_lost_create_answer_is_recovered_by_its_nonce() {
     .await;
     let client = client(&sim);
     let nonce = new_nonce();
-    let outcome = client.submit(&request(&public, &nonce)).await;
-    assert!(
-        matches!(outcome, Err(Error::SubmitOutcomeUnknown { .. })),
-        "{outcome:?}"
-    );
+    lost_answer(&client, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(20)));
     let task = client
         .recover(&hub, &nonce, &options)
@@ -336,25 +367,8 @@ async fn recovery_passes_over_a_task_created_with_another_nonce() {
     let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
     let sim = sim(|_| {}).await;
     let client = client(&sim);
-    // Another intent's task, genuinely ended.
-    let other = client
-        .submit(&request(&public, &new_nonce()))
-        .await
-        .unwrap();
-    client
-        .wait(&other, WaitOptions::new().callbacks(hub.clone()))
-        .await
-        .unwrap();
-    // Its callback, replayed to this intent's nonce URL.
     let nonce = new_nonce();
-    let body = serde_json::json!({"code": 200, "msg": "ok", "data": {"taskId": other.as_str(), "state": "success"}});
-    reqwest::Client::new()
-        .post(callback_url(&public, &nonce))
-        .header("x-webhook-timestamp", "1")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    replayed_to(&client, &hub, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_millis(500)));
     let found = client.recover(&hub, &nonce, &options).await.unwrap();
     assert!(
@@ -405,11 +419,7 @@ async fn a_task_named_but_not_readable_yet_is_read_again() {
     .await;
     let client = client(&sim);
     let nonce = new_nonce();
-    let outcome = client.submit(&request(&public, &nonce)).await;
-    assert!(
-        matches!(outcome, Err(Error::SubmitOutcomeUnknown { .. })),
-        "{outcome:?}"
-    );
+    lost_answer(&client, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(60)));
     let task = client
         .recover(&hub, &nonce, &options)
@@ -457,33 +467,13 @@ async fn a_replay_on_the_nonce_does_not_hide_the_real_callback() {
     let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
     let sim = sim(|_| {}).await;
     let client = client(&sim);
-    let other = client
-        .submit(&request(&public, &new_nonce()))
-        .await
-        .unwrap();
-    client
-        .wait(&other, WaitOptions::new().callbacks(hub.clone()))
-        .await
-        .unwrap();
     let nonce = new_nonce();
-    let body = serde_json::json!({"code": 200, "msg": "ok", "data": {"taskId": other.as_str(), "state": "success"}});
-    let answer = reqwest::Client::new()
-        .post(callback_url(&public, &nonce))
-        .header("x-webhook-timestamp", "1")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    let other = replayed_to(&client, &hub, &public, &nonce).await;
     assert_eq!(hub.task_for_nonce(&nonce).as_ref(), Some(&other));
     let mut faults = sim.config().faults.clone();
     faults.create_task.reset_after = 1.0;
     sim.set_faults(faults).unwrap();
-    let outcome = client.submit(&request(&public, &nonce)).await;
-    assert!(
-        matches!(outcome, Err(Error::SubmitOutcomeUnknown { .. })),
-        "{outcome:?}"
-    );
+    lost_answer(&client, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(30)));
     let task = client
         .recover(&hub, &nonce, &options)

@@ -360,23 +360,11 @@ impl Run {
             }
             Ok(None) => None,
             Err(e) => {
-                // Said and kept: the task may be this job's, paid.
-                let named: Vec<String> = hooks
-                    .hub
-                    .tasks_for_nonce(nonce)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                let (named, said) = hooks.unconfirmed(nonce, &e);
                 if let Some(reference) = reference {
                     self.ctx.history.named(reference, &named, &e.to_string());
                 }
-                self.say(&format!(
-                    "job {} (line {}): a callback on its URL named task {}, which could not be read to confirm it: {e}; check it with `kling status {}`",
-                    job.id,
-                    job.line,
-                    named.join(", task "),
-                    named.first().map_or("TASK_ID", String::as_str)
-                ));
+                self.say(&format!("job {} (line {}): {said}", job.id, job.line));
                 None
             }
         }

@@ -208,20 +208,9 @@ async fn recover(
         }
         Ok(None) => Err(lost),
         Err(e) => {
-            // The callback named a task that may be this paid one: its id is
-            // said and kept, never dropped with the error.
-            let named: Vec<String> = hooks
-                .hub
-                .tasks_for_nonce(nonce)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let (named, said) = hooks.unconfirmed(nonce, &e);
             ctx.history.named(reference, &named, &e.to_string());
-            ctx.out.warn(&format!(
-                "a callback on this request's URL named task {}, which could not be read to confirm it: {e}; check it with `kling status {}`",
-                named.join(", task "),
-                named.first().map_or("TASK_ID", String::as_str)
-            ));
+            ctx.out.warn(&said);
             Err(lost)
         }
     }

@@ -310,6 +310,34 @@ fn a_fleet_worker_with_listen_recovers_lost_answers_in_the_store() {
     assert_eq!(finished, 8, "{doc}");
 }
 
+/// A free loopback address for --listen (the same across runs of a test).
+fn free_listen() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// A first run whose one job's answer is cut and which gives up listening
+/// after 1 s, before its task is done: the job is left unknown.
+fn left_unknown(
+    sim: &crate::support::Sim,
+    dir: &std::path::Path,
+    manifest: &std::path::Path,
+    store: &[&str],
+    listen: &str,
+) {
+    let first = batch(sim, dir, manifest)
+        .args(store)
+        .args(["--listen", listen, "--timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(6), "{}", stderr(&first));
+    assert_eq!(json(&first)["ambiguous"], 1);
+}
+
 /// A first run leaves a job unknown (its answer cut, its task not done when
 /// it stops listening); a rerun with one more job hears its callback.
 fn rerun_listens(store: Option<&str>) {
@@ -318,22 +346,10 @@ fn rerun_listens(store: Option<&str>) {
         c.faults.create_task.reset_after = 1.0;
     });
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_listen();
     let manifest = crate::batch::manifest(dir.path(), 1, &[]);
-    // The first run gives up listening after 1 s: the task is not done yet.
     let store: Vec<&str> = store.map(|url| vec!["--store", url]).unwrap_or_default();
-    let first = batch(&sim, dir.path(), &manifest)
-        .args(&store)
-        .args(["--listen", &listen, "--timeout", "1s"])
-        .output()
-        .unwrap();
-    assert_eq!(first.status.code(), Some(6), "{}", stderr(&first));
-    assert_eq!(json(&first)["ambiguous"], 1);
+    left_unknown(&sim, dir.path(), &manifest, &store, &listen);
     // The rerun has another job, and listens for the first on the same URL.
     let mut faults = sim.sim.config().faults.clone();
     faults.create_task.reset_after = 0.0;
@@ -385,18 +401,9 @@ fn a_rerun_with_only_unknown_jobs_listens_while_their_tasks_may_run() {
         c.faults.create_task.reset_after = 1.0;
     });
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_listen();
     let manifest = crate::batch::manifest(dir.path(), 1, &[]);
-    let first = batch(&sim, dir.path(), &manifest)
-        .args(["--listen", &listen, "--timeout", "1s"])
-        .output()
-        .unwrap();
-    assert_eq!(first.status.code(), Some(6), "{}", stderr(&first));
+    left_unknown(&sim, dir.path(), &manifest, &[], &listen);
     // Sent more than --timeout (1 s) ago: not listened for.
     let late = batch(&sim, dir.path(), &manifest)
         .args(["--listen", &listen, "--timeout", "1s"])
