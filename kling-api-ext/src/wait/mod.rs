@@ -216,10 +216,15 @@ impl Client {
                         _ => {}
                     }
                 }
+                // The first look counts as "right after creation" however
+                // late it comes: with callbacks it may come only with the
+                // safety poll, past the grace.
                 Err(Error::Api {
                     kind: crate::error::ApiErrorKind::NotFound,
                     ..
-                }) if !seen_once && context.elapsed < options.not_visible_grace => {
+                }) if !seen_once
+                    && (context.elapsed < options.not_visible_grace || context.polls == 1) =>
+                {
                     transient = Some("not visible yet (recordInfo is null)".to_owned());
                 }
                 Err(error) if error.is_retryable() => {

@@ -527,3 +527,32 @@ async fn a_callback_with_an_odd_body_is_still_heard() {
         .unwrap();
     assert_eq!(task.state, State::Success);
 }
+
+/// With callbacks the first look may come only with the safety poll, past
+/// the not-visible grace: a record still null then is "not visible yet",
+/// not "no such task".
+#[tokio::test]
+async fn a_late_first_look_at_a_record_not_visible_yet_is_not_fatal() {
+    let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
+    let sim = sim(|c| {
+        c.faults.callback.lost = 1.0;
+        c.faults.null_record = 1.0;
+        c.faults.null_record_ms = 2500;
+    })
+    .await;
+    let client = client(&sim);
+    let id = client
+        .submit(&request(&public, &new_nonce()))
+        .await
+        .unwrap();
+    let options = WaitOptions::new()
+        .callbacks(hub)
+        .not_visible_grace(Duration::from_millis(500))
+        .safety_poll(
+            SafetyPoll::default()
+                .cold_first(Duration::from_secs(1))
+                .then(Duration::from_secs(2)),
+        );
+    let task = client.wait(&id, options).await.unwrap();
+    assert_eq!(task.state, State::Success);
+}
