@@ -159,7 +159,7 @@ fn a_batch_killed_mid_run_resumes_without_paying_twice() {
     let jobs = 10;
     let manifest = manifest(dir.path(), jobs, &[]);
     let out = dir.path().join("out");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    let mut child = crate::support::kling_std()
         .args([
             "--base-url",
             sim.sim.base_url(),

@@ -282,7 +282,7 @@ fn help_documents_the_commands_and_exit_codes() {
 #[test]
 fn the_sim_command_prints_where_it_listens() {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    let mut child = crate::support::kling_std()
         .args(["--no-json", "sim", "--port", "0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

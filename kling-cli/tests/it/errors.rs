@@ -431,7 +431,7 @@ fn a_key_the_service_refuses_stops_before_any_upload() {
 #[test]
 fn ctrl_c_during_a_wait_stops_polling_and_prints_the_resume_command() {
     let sim = sim(|c| c.lifecycle.generating_ms = [60_000, 60_000]);
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    let child = crate::support::kling_std()
         .args([
             "--base-url",
             sim.sim.base_url(),
@@ -482,7 +482,7 @@ fn ctrl_c_during_a_wait_stops_polling_and_prints_the_resume_command() {
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     let sim = sim(|_| {});
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    let mut child = crate::support::kling_std()
         .args(["--base-url", sim.sim.base_url(), "completions", "bash"])
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -145,7 +145,7 @@ fn the_prompt_can_come_from_stdin_and_its_trailing_newline_does_not_count() {
     let target = dir.path().join("a.mp4");
     // Exactly the limit, plus the newline an editor or `echo` adds.
     let prompt = format!("{}\n", "a".repeat(5000));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    let mut child = crate::support::kling_std()
         .args([
             "--base-url",
             sim.sim.base_url(),
@@ -200,7 +200,7 @@ fn kling_sim_says_plainly_that_its_port_is_taken_and_logs_requests_at_v() {
     );
     drop(taken);
 
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    let mut child = crate::support::kling_std()
         .args(["-v", "--no-json", "sim", "--port", "0"])
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::piped())
@@ -438,7 +438,12 @@ fn open_hands_the_saved_video_to_the_systems_opener() {
     let opener = bin.path().join("xdg-open");
     std::fs::write(
         &opener,
-        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", seen.display()),
+        // Written aside then renamed: the file appears whole, never empty
+        // between the shell's `>` and printf's write (seen under load).
+        format!(
+            "#!/bin/sh\nprintf '%s' \"$1\" > '{0}.part' && mv '{0}.part' '{0}'\n",
+            seen.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -15,7 +15,7 @@ use crate::support::{Sim, asset, json, sim, stderr};
 /// `kling ARGS batch MANIFEST --out-dir OUT` as a child process (so a test can
 /// signal it or run two at once).
 fn spawn_batch(sim: &Sim, manifest: &Path, out: &Path, extra: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    crate::support::kling_std()
         .args([
             "--base-url",
             sim.sim.base_url(),
@@ -404,7 +404,7 @@ fn commands_with_nothing_paid_at_stake_stop_at_the_first_ctrl_c() {
     // A service that takes the connection and never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let child = Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    let child = crate::support::kling_std()
         .args([
             "--base-url",
             &url,
@@ -437,7 +437,7 @@ fn the_resume_command_printed_at_ctrl_c_writes_the_file_when_run() {
     let sim = sim(|c| c.lifecycle.generating_ms = [2500, 2500]);
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("my video.mp4");
-    let child = Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    let child = crate::support::kling_std()
         .args([
             "--base-url",
             sim.sim.base_url(),
@@ -478,7 +478,7 @@ fn the_resume_command_printed_at_ctrl_c_writes_the_file_when_run() {
     // Run it as printed, through a shell.
     let bin = assert_cmd::cargo::cargo_bin("kling");
     let line = resume.replacen("kling", &format!("'{}'", bin.display()), 1);
-    let resumed = Command::new("sh")
+    let resumed = crate::support::isolated(&mut Command::new("sh"))
         .args(["-c", &line])
         .env("APIKLEY_API_KEY", sim.sim.api_key())
         .env("APIKLEY_BASE_URL", sim.sim.base_url())

@@ -242,7 +242,7 @@ fn hostile_names_from_the_service_cannot_escape_the_directory() {
 #[test]
 fn the_simulator_listens_on_loopback_only() {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"))
+    let mut child = crate::support::kling_std()
         .args(["--json", "sim"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

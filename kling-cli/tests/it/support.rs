@@ -52,6 +52,15 @@ pub fn kling() -> Command {
 /// it runs.
 pub fn kling_std() -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kling"));
+    isolated(&mut cmd);
+    cmd
+}
+
+/// The environment every `kling` a test starts runs in (also for one started
+/// through a shell): no APIKLEY_* or KLING_* from the machine, and its state
+/// and config in temporary directories, never the user's home (history,
+/// rate-limit window, learned speeds, a stored key).
+pub fn isolated(cmd: &mut std::process::Command) -> &mut std::process::Command {
     cmd.env_remove("APIKLEY_API_KEY")
         .env_remove("APIKLEY_BASE_URL")
         .env_remove("APIKLEY_UPLOAD_BASE_URL")
@@ -70,8 +79,7 @@ pub fn kling_std() -> std::process::Command {
         .env(
             "KLING_CONFIG_DIR",
             std::env::temp_dir().join(format!("kling-cli-tests-config-{}", std::process::id())),
-        );
-    cmd
+        )
 }
 
 impl Sim {
