@@ -162,9 +162,10 @@ pub(super) async fn run(
         resume,
         hooks,
     };
-    let listens = super::Listeners::plans(out, parts.hooks.is_some(), unknown_with_nonce, None);
+    let listens =
+        super::listen::Listeners::plans(out, parts.hooks.is_some(), unknown_with_nonce, None);
     let (run, ticker) = start(ctx, args, parts, total + listens.plans.len());
-    let listeners = super::Listeners::spawn(&run, listens);
+    let listeners = super::listen::Listeners::spawn(&run, listens);
     // What each worker's waits learn about generation speed, every worker
     // uses: the fleet's polls land near each task's end together.
     let sharer = {

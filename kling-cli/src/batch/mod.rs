@@ -13,6 +13,7 @@
 mod fleet;
 mod job;
 mod journal;
+mod listen;
 mod manifest;
 mod plan;
 mod report;
@@ -43,6 +44,7 @@ use crate::error::CliError;
 use crate::error::code;
 use crate::output::{Failure, shell_quote};
 use journal::{Journal, Results, rewrite_results_with};
+use listen::Listeners;
 use manifest::Job;
 use plan::Decision;
 
@@ -257,101 +259,6 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
         out.warn(&format!("cannot rewrite results.jsonl: {e}"));
     }
     Ok(run.summary(interrupted, bad.len(), &ambiguous_jobs))
-}
-
-/// Webhook mode: the jobs an earlier run left unknown whose intent carried a
-/// nonce, listened for while the rest of the run goes on (the journal's run
-/// and the fleet's alike).
-struct Listeners {
-    stop: CancellationToken,
-    set: JoinSet<()>,
-    linger: Option<Duration>,
-}
-
-/// What [`Listeners::plans`] decided: the plans, the token that ends them,
-/// and how long to listen once the rest is done.
-struct Listens {
-    stop: CancellationToken,
-    plans: Vec<Plan>,
-    linger: Option<Duration>,
-}
-
-impl Listeners {
-    /// The listening plans (none without `--listen`), said when there are
-    /// any, with the token that ends them. `linger`: the run has nothing else
-    /// to do, and the tasks may still end within this long (else they listen
-    /// while the rest of the run goes on).
-    fn plans(
-        out: crate::output::Out,
-        listening: bool,
-        unknown: Vec<(Job, String)>,
-        linger: Option<Duration>,
-    ) -> Listens {
-        let stop = CancellationToken::new();
-        let none = |stop| Listens {
-            stop,
-            plans: Vec::new(),
-            linger: None,
-        };
-        if !listening || unknown.is_empty() {
-            return none(stop);
-        }
-        match linger {
-            Some(left) if left.is_zero() => {
-                out.say(&format!(
-                    "{} job(s) whose outcome is unknown were sent more than --timeout ago: their callbacks, if any, have come and gone; not listened for",
-                    unknown.len()
-                ));
-                return none(stop);
-            }
-            Some(left) => out.say(&format!(
-                "listening for the callbacks of {} job(s) whose outcome is unknown, up to {} (as long as their tasks may run; Ctrl-C stops, leaving them unknown)",
-                unknown.len(),
-                humantime::format_duration(Duration::from_secs(left.as_secs().max(1)))
-            )),
-            None => out.say(&format!(
-                "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
-                unknown.len()
-            )),
-        }
-        let plans = unknown
-            .into_iter()
-            .map(|(job, nonce)| Plan::Listen(job, nonce, stop.clone()))
-            .collect();
-        Listens {
-            stop,
-            plans,
-            linger,
-        }
-    }
-
-    fn spawn(run: &Arc<Run>, listens: Listens) -> Self {
-        let mut set = JoinSet::new();
-        for plan in listens.plans {
-            let run = run.clone();
-            set.spawn(async move { run.job(plan).await });
-        }
-        Listeners {
-            stop: listens.stop,
-            set,
-            linger: listens.linger,
-        }
-    }
-
-    /// The rest is done: stop listening, at once or after the linger (or at
-    /// Ctrl-C); a job recovered meanwhile goes on to its video first.
-    async fn finish(mut self, cancel: &CancellationToken) {
-        if let Some(linger) = self.linger {
-            let all_heard = async { while self.set.join_next().await.is_some() {} };
-            tokio::select! {
-                () = all_heard => {}
-                () = tokio::time::sleep(linger) => {}
-                () = cancel.cancelled() => {}
-            }
-        }
-        self.stop.cancel();
-        while self.set.join_next().await.is_some() {}
-    }
 }
 
 /// What a run is made of, besides the context and the arguments.

@@ -1,0 +1,106 @@
+//! Webhook mode in a rerun: listening for the callbacks of the jobs an
+//! earlier run left "outcome unknown".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kling_api_ext::CancellationToken;
+use tokio::task::JoinSet;
+
+use super::manifest::Job;
+use super::{Plan, Run};
+
+/// Webhook mode: the jobs an earlier run left unknown whose intent carried a
+/// nonce, listened for while the rest of the run goes on (the journal's run
+/// and the fleet's alike).
+pub(super) struct Listeners {
+    stop: CancellationToken,
+    set: JoinSet<()>,
+    linger: Option<Duration>,
+}
+
+/// What [`Listeners::plans`] decided: the plans, the token that ends them,
+/// and how long to listen once the rest is done.
+pub(super) struct Listens {
+    stop: CancellationToken,
+    pub(super) plans: Vec<Plan>,
+    linger: Option<Duration>,
+}
+
+impl Listeners {
+    /// The listening plans (none without `--listen`), said when there are
+    /// any, with the token that ends them. `linger`: the run has nothing else
+    /// to do, and the tasks may still end within this long (else they listen
+    /// while the rest of the run goes on).
+    pub(super) fn plans(
+        out: crate::output::Out,
+        listening: bool,
+        unknown: Vec<(Job, String)>,
+        linger: Option<Duration>,
+    ) -> Listens {
+        let stop = CancellationToken::new();
+        let none = |stop| Listens {
+            stop,
+            plans: Vec::new(),
+            linger: None,
+        };
+        if !listening || unknown.is_empty() {
+            return none(stop);
+        }
+        match linger {
+            Some(left) if left.is_zero() => {
+                out.say(&format!(
+                    "{} job(s) whose outcome is unknown were sent more than --timeout ago: their callbacks, if any, have come and gone; not listened for",
+                    unknown.len()
+                ));
+                return none(stop);
+            }
+            Some(left) => out.say(&format!(
+                "listening for the callbacks of {} job(s) whose outcome is unknown, up to {} (as long as their tasks may run; Ctrl-C stops, leaving them unknown)",
+                unknown.len(),
+                humantime::format_duration(Duration::from_secs(left.as_secs().max(1)))
+            )),
+            None => out.say(&format!(
+                "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
+                unknown.len()
+            )),
+        }
+        let plans = unknown
+            .into_iter()
+            .map(|(job, nonce)| Plan::Listen(job, nonce, stop.clone()))
+            .collect();
+        Listens {
+            stop,
+            plans,
+            linger,
+        }
+    }
+
+    pub(super) fn spawn(run: &Arc<Run>, listens: Listens) -> Self {
+        let mut set = JoinSet::new();
+        for plan in listens.plans {
+            let run = run.clone();
+            set.spawn(async move { run.job(plan).await });
+        }
+        Listeners {
+            stop: listens.stop,
+            set,
+            linger: listens.linger,
+        }
+    }
+
+    /// The rest is done: stop listening, at once or after the linger (or at
+    /// Ctrl-C); a job recovered meanwhile goes on to its video first.
+    pub(super) async fn finish(mut self, cancel: &CancellationToken) {
+        if let Some(linger) = self.linger {
+            let all_heard = async { while self.set.join_next().await.is_some() {} };
+            tokio::select! {
+                () = all_heard => {}
+                () = tokio::time::sleep(linger) => {}
+                () = cancel.cancelled() => {}
+            }
+        }
+        self.stop.cancel();
+        while self.set.join_next().await.is_some() {}
+    }
+}
