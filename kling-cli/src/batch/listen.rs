@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kling_api_ext::CancellationToken;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::manifest::Job;
 use super::{Plan, Run};
@@ -16,38 +17,40 @@ use super::{Plan, Run};
 pub(super) struct Listeners {
     stop: CancellationToken,
     set: JoinSet<()>,
-    linger: Option<Duration>,
+    until: Option<Instant>,
 }
 
 /// What [`Listeners::plans`] decided: the plans, the token that ends them,
-/// and how long to listen once the rest is done.
+/// and until when to listen once the rest is done.
 pub(super) struct Listens {
     stop: CancellationToken,
     pub(super) plans: Vec<Plan>,
-    linger: Option<Duration>,
+    until: Option<Instant>,
 }
 
 impl Listeners {
     /// The listening plans (none without `--listen`), said when there are
-    /// any, with the token that ends them. `linger`: the run has nothing else
-    /// to do, and the tasks may still end within this long (else they listen
-    /// while the rest of the run goes on).
+    /// any, with the token that ends them. `left`: how long the tasks may
+    /// still end (their last intent plus --timeout, from now); they are
+    /// listened for while the rest of the run goes on and, after it, until
+    /// then. `None` (a fleet, whose intent times are the database's): while
+    /// the rest of the run goes on.
     pub(super) fn plans(
         out: crate::output::Out,
         listening: bool,
         unknown: Vec<(Job, String)>,
-        linger: Option<Duration>,
+        left: Option<Duration>,
     ) -> Listens {
         let stop = CancellationToken::new();
         let none = |stop| Listens {
             stop,
             plans: Vec::new(),
-            linger: None,
+            until: None,
         };
         if !listening || unknown.is_empty() {
             return none(stop);
         }
-        match linger {
+        match left {
             Some(left) if left.is_zero() => {
                 out.say(&format!(
                     "{} job(s) whose outcome is unknown were sent more than --timeout ago: their callbacks, if any, have come and gone; not listened for",
@@ -56,7 +59,7 @@ impl Listeners {
                 return none(stop);
             }
             Some(left) => out.say(&format!(
-                "listening for the callbacks of {} job(s) whose outcome is unknown, up to {} (as long as their tasks may run; Ctrl-C stops, leaving them unknown)",
+                "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on and up to {} (as long as their tasks may run; Ctrl-C stops, leaving them unknown)",
                 unknown.len(),
                 humantime::format_duration(Duration::from_secs(left.as_secs().max(1)))
             )),
@@ -72,7 +75,7 @@ impl Listeners {
         Listens {
             stop,
             plans,
-            linger,
+            until: left.map(|left| Instant::now() + left),
         }
     }
 
@@ -85,18 +88,19 @@ impl Listeners {
         Listeners {
             stop: listens.stop,
             set,
-            linger: listens.linger,
+            until: listens.until,
         }
     }
 
-    /// The rest is done: stop listening, at once or after the linger (or at
-    /// Ctrl-C); a job recovered meanwhile goes on to its video first.
+    /// The rest is done: stop listening, at once or when every job was heard
+    /// or at `until` (or at Ctrl-C); a job recovered meanwhile goes on to its
+    /// video first.
     pub(super) async fn finish(mut self, cancel: &CancellationToken) {
-        if let Some(linger) = self.linger {
+        if let Some(until) = self.until {
             let all_heard = async { while self.set.join_next().await.is_some() {} };
             tokio::select! {
                 () = all_heard => {}
-                () = tokio::time::sleep(linger) => {}
+                () = tokio::time::sleep_until(until) => {}
                 () = cancel.cancelled() => {}
             }
         }

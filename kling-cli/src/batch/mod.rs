@@ -209,14 +209,13 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
             Some((job, nonce))
         })
         .collect();
-    // With nothing else to do, a rerun listens as long as those tasks may
-    // still run: until the last one's intent plus --timeout.
-    let linger = plans.is_empty().then(|| {
-        let now = crate::batch::journal::now_ms();
-        let until = sent_last.map_or(0, |at| at.saturating_add(args.timeout.as_millis() as u64));
-        Duration::from_millis(until.saturating_sub(now))
-    });
-    let listens = Listeners::plans(out, hooks.is_some(), unknown, linger);
+    // A rerun listens while the rest of the run goes on and, once it is
+    // done, as long as those tasks may still run: until the last one's intent
+    // plus --timeout (a kill leaves tasks that end after the rest is done).
+    let now = crate::batch::journal::now_ms();
+    let until = sent_last.map_or(0, |at| at.saturating_add(args.timeout.as_millis() as u64));
+    let left = Duration::from_millis(until.saturating_sub(now));
+    let listens = Listeners::plans(out, hooks.is_some(), unknown, Some(left));
     let parts = Parts {
         store: store::Store::Journal(journal),
         results,
