@@ -264,7 +264,12 @@ async fn drive(run: &Arc<Run>, by_id: Arc<HashMap<String, Job>>) {
                         None => (id, None),
                     },
                     Claimed::Wait(id, task_id) => match (by_id.get(&id), TaskId::new(task_id)) {
-                        (Some(job), Ok(task_id)) => (id, Some(Plan::Wait(job.clone(), task_id))),
+                        // The row's nonce is not read here: taken as called back, so
+                        // a task whose callback goes elsewhere is found by the
+                        // safety poll after its first look.
+                        (Some(job), Ok(task_id)) => {
+                            (id, Some(Plan::Wait(job.clone(), task_id, true)))
+                        }
                         _ => (id, None),
                     },
                 };

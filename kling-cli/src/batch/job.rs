@@ -29,15 +29,15 @@ impl Run {
         // A recovered task was just read: when it has ended, no wait. A task
         // from an earlier run may have been called back while nobody listened.
         let resumed = matches!(plan, Plan::Wait(..));
-        let (job, task_id, known) = match plan {
-            Plan::Wait(job, task_id) => (job, task_id, None),
+        let (job, task_id, known, called_back) = match plan {
+            Plan::Wait(job, task_id, called_back) => (job, task_id, None, called_back),
             Plan::Submit(job) => match self.submit(&job).await {
-                Some(Created::Answered(task_id)) => (job, task_id, None),
-                Some(Created::Recovered(task)) => (job, task.task_id.clone(), Some(*task)),
+                Some(Created::Answered(task_id)) => (job, task_id, None, true),
+                Some(Created::Recovered(task)) => (job, task.task_id.clone(), Some(*task), true),
                 None => return,
             },
             Plan::Listen(job, nonce, stop) => match self.recover(&job, &nonce, stop, None).await {
-                Some(task) => (job, task.task_id.clone(), Some(task)),
+                Some(task) => (job, task.task_id.clone(), Some(task), true),
                 None => return,
             },
         };
@@ -46,11 +46,12 @@ impl Run {
         let options = WaitOptions::new()
             .deadline(Some(self.args.timeout))
             .cancel_token(self.cancel.clone());
-        // A line with its own callbackUrl is called back elsewhere: polled.
+        // A line with its own callbackUrl is called back elsewhere, and a task
+        // submitted without --listen is called back nowhere: both are polled.
         let hooks = self
             .hooks
             .as_ref()
-            .filter(|_| job.request.callback_url().is_none());
+            .filter(|_| job.request.callback_url().is_none() && called_back);
         let options = match hooks {
             Some(hooks) if resumed => hooks.wait_options(options).first_look_now(),
             Some(hooks) => hooks.wait_options(options),

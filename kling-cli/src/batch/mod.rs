@@ -55,7 +55,9 @@ fn io_error(path: &Path, source: std::io::Error) -> CliError {
 /// What to do with a job on this run.
 enum Plan {
     Submit(Job),
-    Wait(Job, TaskId),
+    /// A task that exists; `true` when its `callBackUrl` carries a nonce
+    /// (its intent was made in webhook mode), so a receiver may hear it.
+    Wait(Job, TaskId, bool),
     /// An unknown outcome from an earlier run: listen for its nonce's
     /// callback until `stop` (the rest of the run is done).
     Listen(Job, String, CancellationToken),
@@ -176,7 +178,9 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
             }
             Some(Decision::Wait(task_id)) => {
                 let task_id = TaskId::new(task_id).map_err(Error::from)?;
-                waits.push(Plan::Wait(job, task_id));
+                // Its callback comes to a receiver only if its intent had a nonce.
+                let called_back = states.get(&job.id).is_some_and(|r| r.nonce.is_some());
+                waits.push(Plan::Wait(job, task_id, called_back));
             }
             _ if left_alone => ambiguous.push(job),
             _ => {}
@@ -187,7 +191,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let to_submit: Vec<&Job> = submits
         .iter()
         .map(|plan| match plan {
-            Plan::Submit(job) | Plan::Wait(job, _) | Plan::Listen(job, ..) => job,
+            Plan::Submit(job) | Plan::Wait(job, ..) | Plan::Listen(job, ..) => job,
         })
         .collect();
     // Before the guard reads the balance: bad webhook flags send nothing.

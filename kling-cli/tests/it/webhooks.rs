@@ -428,6 +428,35 @@ fn a_rerun_with_only_unknown_jobs_listens_while_their_tasks_may_run() {
     assert!(dir.path().join("out").join("job-0.mp4").exists());
 }
 
+/// A task submitted without --listen has no callBackUrl: a rerun with
+/// --listen polls it as usual (a look every 4.7 s at most) rather than
+/// leaving it to the safety poll, whose next look after the first comes 30 s
+/// into the wait (about 25 s after this task ends).
+#[test]
+fn a_task_submitted_without_listen_is_polled_on_a_rerun_with_it() {
+    let sim = sim(|c| c.lifecycle.generating_ms = [6000, 6000]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = crate::batch::manifest(dir.path(), 1, &[]);
+    let first = batch(&sim, dir.path(), &manifest)
+        .args(["--timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(5), "{}", stderr(&first));
+    let rerun = batch(&sim, dir.path(), &manifest)
+        .args(["--listen", "127.0.0.1:0", "--timeout", "60s"])
+        .output()
+        .unwrap();
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert_eq!(json(&rerun)["done"], 1);
+    let stats = sim.sim.stats();
+    assert_eq!(stats.tasks_created, 1);
+    let lag = stats.tasks[0].detection_lag_ms.unwrap();
+    assert!(
+        lag < 15_000,
+        "found {lag} ms after it ended: left to the safety poll"
+    );
+}
+
 #[test]
 fn a_lost_callback_is_caught_by_the_safety_poll() {
     let sim = sim(|c| c.faults.callback.lost = 1.0);
