@@ -320,6 +320,15 @@ fn free_listen() -> String {
     format!("127.0.0.1:{port}")
 }
 
+/// A simulator that cuts every createTask answer, its tasks generating for
+/// `generating_ms`.
+fn answers_cut(generating_ms: u64) -> crate::support::Sim {
+    sim(|c| {
+        c.lifecycle.generating_ms = [generating_ms, generating_ms];
+        c.faults.create_task.reset_after = 1.0;
+    })
+}
+
 /// A first run whose one job's answer is cut and which gives up listening
 /// after 1 s, before its task is done: the job is left unknown.
 fn left_unknown(
@@ -341,10 +350,7 @@ fn left_unknown(
 /// A first run leaves a job unknown (its answer cut, its task not done when
 /// it stops listening); a rerun with one more job hears its callback.
 fn rerun_listens(store: Option<&str>) {
-    let sim = sim(|c| {
-        c.lifecycle.generating_ms = [3000, 3000];
-        c.faults.create_task.reset_after = 1.0;
-    });
+    let sim = answers_cut(3000);
     let dir = tempfile::tempdir().unwrap();
     let listen = free_listen();
     let manifest = crate::batch::manifest(dir.path(), 1, &[]);
@@ -396,10 +402,7 @@ fn a_fleet_rerun_listens_for_unknown_jobs_while_it_runs() {
 /// that it says the callback has come and gone.
 #[test]
 fn a_rerun_with_only_unknown_jobs_listens_while_their_tasks_may_run() {
-    let sim = sim(|c| {
-        c.lifecycle.generating_ms = [6000, 6000];
-        c.faults.create_task.reset_after = 1.0;
-    });
+    let sim = answers_cut(6000);
     let dir = tempfile::tempdir().unwrap();
     let listen = free_listen();
     let manifest = crate::batch::manifest(dir.path(), 1, &[]);
