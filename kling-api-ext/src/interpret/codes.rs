@@ -6,7 +6,10 @@ use crate::error::{ApiErrorKind, Error, Operation};
 use crate::lifecycle::TaskId;
 
 /// Messages the service sends with code 500 for what is really a validation
-/// failure (`docs/service-notes.md` §2, §3): reported as [`ApiErrorKind::Rejected`], never retried.
+/// failure (`docs/service-notes.md` §2, §3): for an upload or a read, reported
+/// as [`ApiErrorKind::Rejected`], never retried. Never for createTask: a
+/// message is no proof that no task was stored, and "rejected" lets a caller
+/// submit again (see [`from_code`]).
 const VALIDATION_HINTS: &[&str] = &[
     "is required",
     "required field",
@@ -31,6 +34,20 @@ pub(crate) fn from_code(
     msg: String,
     retry_after: Option<Duration>,
 ) -> Error {
+    // createTask: a 5xx-class code is a failure somewhere in the service,
+    // maybe after the task was stored, whatever its message says ("invalid",
+    // "exceeds"...): outcome unknown, never "rejected" (which would let a
+    // rerun pay again). 505 is the documented "feature disabled" refusal.
+    if operation == Operation::CreateTask && (500..600).contains(&code) && code != 505 {
+        return Error::Api {
+            operation,
+            task_id,
+            code,
+            kind: ApiErrorKind::ServerError,
+            msg,
+            retry_after,
+        };
+    }
     let kind = match code {
         401 => ApiErrorKind::Unauthorized,
         402 => ApiErrorKind::InsufficientCredits,
@@ -90,6 +107,38 @@ mod tests {
         assert_eq!(map(501, "Playground task failed."), "generation_failed");
         assert_eq!(map(505, "disabled"), "feature_disabled");
         assert_eq!(map(418, "teapot"), "unknown_code");
+    }
+
+    #[test]
+    fn a_create_task_5xx_is_never_a_rejection_whatever_its_message() {
+        let create =
+            |code, msg: &str| from_code(Operation::CreateTask, None, code, msg.into(), None);
+        for msg in [
+            "prompt is invalid",
+            "duration exceeds the limit",
+            "audio must be shorter",
+            "This field is required",
+            "audio_url file type not supported",
+        ] {
+            for code in [500, 501, 503, 599] {
+                let error = create(code, msg);
+                assert_eq!(error.kind(), "server_error", "{code} {msg}");
+                assert!(!error.is_not_taken(), "{code} {msg}");
+                assert!(!error.is_final(), "{code} {msg}");
+            }
+        }
+        // The documented refusal by code stays one.
+        assert_eq!(create(505, "disabled").kind(), "feature_disabled");
+        assert_eq!(create(422, "url is wrong").kind(), "rejected");
+        // An upload's validation 500 creates nothing: still a rejection.
+        let upload = from_code(
+            Operation::UploadStream,
+            None,
+            500,
+            "file type not supported".into(),
+            None,
+        );
+        assert_eq!(upload.kind(), "rejected");
     }
 
     #[test]

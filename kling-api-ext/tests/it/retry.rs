@@ -119,18 +119,30 @@ async fn submit_is_not_retried_after_an_envelope_500() {
 }
 
 #[tokio::test]
-async fn a_500_with_a_validation_message_is_a_plain_rejection() {
-    let server = ScriptedServer::start(vec![
-        Canned::json(200, &envelope(500, "This field is required", json!(null))),
-        Canned::json(200, &created("t-2")),
-    ])
-    .await;
-    let error = no_preflight(&server)
-        .submit(&url_request())
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), "rejected");
-    assert_eq!(server.hits(), 1);
+async fn a_500_with_validation_words_is_an_unknown_outcome_not_a_rejection() {
+    // "rejected" would let --retry-rejected or an edited line pay again for a
+    // task the failing service may have stored before it failed.
+    for msg in [
+        "This field is required",
+        "prompt is invalid",
+        "audio length exceeds the limit",
+        "image must be a face",
+    ] {
+        let server = ScriptedServer::start(vec![
+            Canned::json(200, &envelope(500, msg, json!(null))),
+            Canned::json(200, &created("t-2")),
+        ])
+        .await;
+        let error = no_preflight(&server)
+            .submit(&url_request())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), "submit_outcome_unknown", "{msg}");
+        assert!(!error.is_not_taken(), "{msg}");
+        let cause = assert_unknown(error);
+        assert_eq!(cause.kind(), "server_error", "{msg}");
+        assert_eq!(server.hits(), 1, "{msg}");
+    }
 }
 
 #[tokio::test]
