@@ -289,6 +289,9 @@ impl ClientBuilder {
             .api_key
             .ok_or_else(|| config(format!("no API key: set {ENV_API_KEY} or call api_key()")))?;
         let key_text = key.expose_secret();
+        // Hidden from every message from now on: a service, a proxy or a
+        // library may echo it back.
+        crate::register_secret(key_text);
         if key_text.trim().is_empty() {
             return Err(config("the API key is empty".into()));
         }

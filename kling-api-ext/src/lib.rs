@@ -115,7 +115,9 @@ pub use config::{
     install_tls_provider,
 };
 pub use download::{DownloadSource, Downloaded};
-pub use error::{ApiErrorKind, Error, Field, Operation, Result, TransportKind, safe_url};
+pub use error::{
+    ApiErrorKind, Error, Field, Operation, Result, TransportKind, redact, register_secret, safe_url,
+};
 /// The HTTP client crate this SDK uses (for [`ClientBuilder::http_client`]).
 pub use kling_api::reqwest;
 pub use lifecycle::{InvalidTaskId, State, TaskId};

@@ -31,7 +31,7 @@
 //!
 //! ```no_run
 //! use kling_api_ext::receiver::{ReceiverConfig, hub_router};
-//! use kling_api_ext::{AvatarRequest, CallbackHub, Client, WaitOptions, callback_url, new_nonce};
+//! use kling_api_ext::{AvatarRequest, CallbackHub, Client, WaitOptions, callback_url};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::from_env()?;
@@ -45,7 +45,7 @@
 //! let request = AvatarRequest::builder()
 //!     .image("face.png")
 //!     .audio("hello.wav")
-//!     .callback_url(callback_url(&public, &new_nonce()).as_str())
+//!     .callback_url(callback_url(&public, &hub.issue_nonce()).as_str())
 //!     .build()?;
 //! let task_id = client.submit(&request).await?;
 //! let task = client.wait(&task_id, WaitOptions::new().callbacks(hub.clone())).await?;
@@ -99,6 +99,7 @@ impl ReceiverConfig {
         if key.is_empty() {
             return Err(WebhookError::EmptyKey);
         }
+        crate::register_secret(&key);
         Ok(ReceiverConfig {
             key: Some(SecretString::from(key)),
             ..Self::unsigned()
@@ -315,14 +316,23 @@ pub struct ServeOptions {
     /// A connection that has not sent a request's headers within this long
     /// is closed (default 10 s), so a slow client holds nothing for long.
     pub header_timeout: Duration,
-    /// At most this many connections at once (default 256); more wait to be
-    /// accepted.
+    /// At most this many connections served at once (default 256); more
+    /// wait for a slot.
     pub max_connections: usize,
+    /// At most this many connections from one address served at once
+    /// (default 8): idle or slow connections from one place cannot take the
+    /// slots the service's callbacks need. Counted after accept.
+    pub max_per_address: usize,
+    /// At most this many more connections from one address may wait for its
+    /// slots (default 64); past that, its new connections are closed at once.
+    pub max_waiting_per_address: usize,
 }
 
 setters!(ServeOptions {
     header_timeout: Duration => "How long a connection may take to send a request's headers.",
-    max_connections: usize => "At most this many connections at once.",
+    max_connections: usize => "At most this many connections served at once.",
+    max_per_address: usize => "At most this many connections from one address served at once.",
+    max_waiting_per_address: usize => "At most this many more connections from one address waiting.",
 });
 
 impl Default for ServeOptions {
@@ -330,13 +340,53 @@ impl Default for ServeOptions {
         ServeOptions {
             header_timeout: Duration::from_secs(10),
             max_connections: 256,
+            max_per_address: 8,
+            max_waiting_per_address: 64,
         }
     }
 }
 
+/// The connections each address has, served or waiting.
+#[derive(Default)]
+struct PerAddress {
+    slots: HashMap<std::net::IpAddr, (Arc<tokio::sync::Semaphore>, usize)>,
+}
+
+/// One connection's place in its address's count; given back when dropped.
+struct Counted {
+    table: Arc<Mutex<PerAddress>>,
+    address: std::net::IpAddr,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, count)) = table.slots.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                table.slots.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// An IPv4 peer seen through an IPv6 socket is the same address.
+fn canonical(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// Serves `app` (a [`router`] or [`hub_router`]) on `listener` until the
-/// future is dropped, HTTP/1.1, with the limits of `options`: what
-/// `axum::serve` leaves open on a public port.
+/// future is dropped, HTTP/1.1 without keep-alive (one callback per
+/// connection: nothing idles between requests), with the limits of
+/// `options`: what `axum::serve` leaves open on a public port. Connections
+/// are always accepted, then counted per address: one address holds at most
+/// [`ServeOptions::max_per_address`] slots, so a flood of idle connections
+/// from one place delays nobody else's callback.
 ///
 /// ```no_run
 /// use kling_api_ext::CallbackHub;
@@ -351,12 +401,12 @@ impl Default for ServeOptions {
 /// ```
 pub async fn serve(listener: tokio::net::TcpListener, app: Router, options: ServeOptions) {
     let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let table: Arc<Mutex<PerAddress>> = Arc::default();
+    let per_address = options.max_per_address.max(1);
+    let most = per_address + options.max_waiting_per_address;
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: pause, do not spin.
                 tracing::warn!(%error, "the callback receiver could not accept a connection");
@@ -364,10 +414,45 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, options: Serv
                 continue;
             }
         };
-        let app = app.clone();
+        let address = canonical(peer.ip());
+        let own = {
+            let mut table = table.lock().unwrap_or_else(|p| p.into_inner());
+            let (own, count) = table
+                .slots
+                .entry(address)
+                .or_insert_with(|| (Arc::new(tokio::sync::Semaphore::new(per_address)), 0));
+            if *count >= most {
+                None
+            } else {
+                *count += 1;
+                Some(own.clone())
+            }
+        };
+        let Some(own) = own else {
+            tracing::debug!(%address, "too many connections from one address: closed");
+            drop(stream);
+            continue;
+        };
+        let counted = Counted {
+            table: table.clone(),
+            address,
+        };
+        let (app, slots) = (app.clone(), slots.clone());
         let header_timeout = options.header_timeout;
         tokio::spawn(async move {
-            let _slot = slot;
+            let _counted = counted;
+            // Its address's slot first, then one of all: an address over its
+            // share waits on itself, never on everyone's slots. A connection
+            // that waits past the header limit is closed unread.
+            let acquired = tokio::time::timeout(header_timeout, async {
+                let own = own.acquire_owned().await.ok()?;
+                let all = slots.acquire_owned().await.ok()?;
+                Some((own, all))
+            })
+            .await;
+            let Ok(Some(_permits)) = acquired else {
+                return;
+            };
             let service = hyper::service::service_fn(
                 move |request: hyper::Request<hyper::body::Incoming>| {
                     let mut app = app.clone();
@@ -377,6 +462,7 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, options: Serv
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout)
+                .keep_alive(false)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "a callback connection ended with an error");

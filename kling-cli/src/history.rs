@@ -73,6 +73,18 @@ pub enum Entry {
         task_ids: Vec<String>,
         error: String,
     },
+    /// A task of an earlier intent, whose answer was never recorded, named
+    /// by its callback later (a rerun listening on that intent's nonce).
+    #[serde(rename_all = "camelCase")]
+    Found {
+        #[serde(rename = "ref")]
+        reference: String,
+        at: u64,
+        base_url: String,
+        by: String,
+        task_id: String,
+        nonce: String,
+    },
     /// createTask answered with a task.
     #[serde(rename_all = "camelCase")]
     Submitted {
@@ -153,8 +165,8 @@ impl History {
         if let Err(e) = written
             && !self.warned.swap(true, Ordering::SeqCst)
         {
-            self.out.warn(&format!(
-                "cannot write the history {}: {e} (the jobs go on)",
+            self.out.notice(&format!(
+                "warning: cannot write the history {}: {e} (the jobs go on)",
                 path.display()
             ));
         }
@@ -196,6 +208,18 @@ impl History {
             reference: reference.to_owned(),
             at: now_ms(),
             task_id: task_id.to_owned(),
+        });
+    }
+
+    /// Records a task an earlier intent's callback named (see [`Entry::Found`]).
+    pub fn found(&self, base_url: &str, by: &str, task_id: &str, nonce: &str) {
+        self.append(&Entry::Found {
+            reference: format!("found-{nonce}"),
+            at: now_ms(),
+            base_url: base_url.to_owned(),
+            by: by.to_owned(),
+            task_id: task_id.to_owned(),
+            nonce: nonce.to_owned(),
         });
     }
 
@@ -304,6 +328,33 @@ pub fn read() -> Vec<Record> {
                         image,
                         audio,
                         output,
+                        by,
+                    },
+                );
+            }
+            Entry::Found {
+                reference,
+                at,
+                base_url,
+                by,
+                task_id,
+                ..
+            } => {
+                let when = UNIX_EPOCH + Duration::from_millis(at);
+                records.insert(
+                    reference.clone(),
+                    Record {
+                        reference,
+                        at: humantime::format_rfc3339_seconds(when).to_string(),
+                        at_ms: at,
+                        state: "found".into(),
+                        task_id: Some(task_id),
+                        error: None,
+                        base_url,
+                        model: String::new(),
+                        image: String::new(),
+                        audio: String::new(),
+                        output: None,
                         by,
                     },
                 );

@@ -45,7 +45,7 @@ impl Interrupt {
             signal().await;
             let sending = watcher.in_flight.load(Ordering::SeqCst);
             if sending > 0 {
-                out.say(&format!("kling: quitting now: {sending} createTask request(s) still on the wire may create tasks whose ids are not recorded"));
+                out.notice(&format!("kling: quitting now: {sending} createTask request(s) still on the wire may create tasks whose ids are not recorded"));
             }
             std::process::exit(i32::from(code::INTERRUPTED));
         });

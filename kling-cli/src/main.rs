@@ -56,7 +56,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| output::RedactingStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
@@ -66,8 +66,19 @@ fn init_logging(verbose: u8, quiet: bool) {
 /// fills in what the config file's profile sets (or says why it cannot).
 fn parse() -> (Cli, Result<(), String>) {
     use clap::{CommandFactory as _, FromArgMatches as _};
-    let matches = Cli::command().get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| output::clap_exit(e));
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| output::clap_exit(e));
+    // Hidden from every message from here on (a database error, a log line).
+    if let Command::Batch(args) = &cli.command
+        && let Some(url) = &args.store
+    {
+        output::register_url_secrets(url);
+    }
+    if let Some(cli::LimitStore::Postgres(url)) = &cli.global.rate_limit_store {
+        output::register_url_secrets(url);
+    }
     let from = |name: &str| Source::of(&matches, name);
     cli.global.api_key_from_command_line = from("api_key") == Source::CommandLine;
     cli.global.graceful_interrupt = matches!(
@@ -78,6 +89,13 @@ fn parse() -> (Cli, Result<(), String>) {
             | Command::Download(_)
             | Command::Batch(_)
     );
+    if let Command::Batch(args) = &mut cli.command {
+        let source = matches
+            .subcommand_matches("batch")
+            .and_then(|batch| batch.value_source("store"));
+        args.store_from_env =
+            args.store.is_some() && source == Some(clap::parser::ValueSource::EnvVariable);
+    }
     let settings = apply_profile(&mut cli, &matches);
     (cli, settings)
 }

@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 use kling_api_ext::{ApiErrorKind, Error};
 
 use crate::error::{CliError, code};
+use kling_api_ext::redact;
 use serde_json::{Value, json};
 
 /// A command's failure: the error and, once a task exists, the exact command
@@ -107,13 +108,22 @@ impl Out {
     pub fn say(&self, text: &str) {
         if !self.quiet {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{text}");
+            let _ = writeln!(err, "{}", redact(text));
         }
     }
 
     /// A warning, on stderr (even with `--quiet`? no: quiet means errors only).
     pub fn warn(&self, text: &str) {
         self.say(&format!("warning: {text}"));
+    }
+
+    /// What a person must see even with `--quiet`: a paid task's id that is
+    /// recorded nowhere else, a resume command, a record that could not be
+    /// written. `-q` silences progress and chatter, never these.
+    #[allow(clippy::print_stderr)]
+    pub fn notice(&self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{}", redact(text));
     }
 
     /// An error: one sentence on stderr, and with `--json` also
@@ -137,9 +147,14 @@ impl Out {
     #[allow(clippy::print_stderr)]
     fn error_with(&self, error: &CliError, resume: Option<&str>, unresumable: bool) -> u8 {
         let code = error.exit_code();
+        // The one boundary every error passes: whatever it quotes (a body, a
+        // database's message, a URL) is shown without its secrets.
+        let message = redact(&error.to_string());
+        let resume = resume.map(redact);
+        let resume = resume.as_deref();
         {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "kling: {error}");
+            let _ = writeln!(err, "kling: {message}");
             match (resume, error.task_id()) {
                 (Some(resume), Some(task_id)) if never_seen(error) => {
                     let _ = writeln!(
@@ -167,8 +182,7 @@ impl Out {
             }
         }
         if self.json {
-            let mut body =
-                json!({"kind": error.kind(), "message": error.to_string(), "exitCode": code});
+            let mut body = json!({"kind": error.kind(), "message": message, "exitCode": code});
             if let Some(task_id) = error.task_id() {
                 body["taskId"] = json!(task_id.as_str());
             }
@@ -184,12 +198,13 @@ impl Out {
     /// chooses the exit code and any JSON).
     #[allow(clippy::print_stderr)]
     pub fn problem(&self, message: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "kling: {message}");
+        let _ = writeln!(std::io::stderr().lock(), "kling: {}", redact(message));
     }
 
     /// A usage problem found by the CLI itself (not clap): exit 2.
     #[allow(clippy::print_stderr)]
     pub fn usage(&self, message: &str) -> u8 {
+        let message = &redact(message);
         let _ = writeln!(std::io::stderr().lock(), "kling: {message}");
         if self.json {
             self.document(
@@ -239,6 +254,66 @@ fn hint(error: &CliError) -> Option<String> {
 
 /// A word as a POSIX shell reads it back: as is when it is plain, else in
 /// single quotes (so a printed resume command runs as printed).
+/// Log lines go to stderr through [`redact`]: the fmt layer writes each
+/// event in one call, so a URL or key is never split across two writes.
+pub struct RedactingStderr;
+
+impl Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr()
+            .lock()
+            .write_all(redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// A command-line error from clap, said without secrets (clap quotes a
+/// rejected value, which may be a `KLING_STORE` URL with its password).
+#[allow(clippy::print_stderr, clippy::print_stdout)]
+pub fn clap_exit(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit()
+    }
+    let text = error.render().to_string();
+    let _ = write!(std::io::stderr().lock(), "{}", redact(&text));
+    std::process::exit(error.exit_code())
+}
+
+/// Registers the password of a database URL (as `user:pw@` or as a
+/// `password=` parameter) as a secret no message shows.
+pub fn register_url_secrets(url: &str) {
+    if let Ok(parsed) = url::Url::parse(url) {
+        if let Some(password) = parsed.password() {
+            let decoded = percent_decode(password);
+            kling_api_ext::register_secret(password);
+            kling_api_ext::register_secret(&decoded);
+        }
+        for (key, value) in parsed.query_pairs() {
+            if key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sslpassword") {
+                kling_api_ext::register_secret(&value);
+            }
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_owned())
+}
+
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
@@ -285,6 +360,7 @@ mod tests {
             elapsed: Duration::ZERO,
             last_state: State::Generating,
             polls: 1,
+            last_problem: None,
         };
         let failure = Failure::after_submit(running, &id, Some("kling wait t".into()));
         assert_eq!(failure.resume.as_deref(), Some("kling wait t"));
@@ -339,6 +415,7 @@ mod tests {
                     elapsed: Duration::ZERO,
                     last_state: State::Generating,
                     polls: 1,
+                    last_problem: None,
                 },
                 5,
             ),

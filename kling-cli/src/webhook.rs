@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use kling_api_ext::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
-use kling_api_ext::{CallbackHub, SafetyPoll, WaitOptions, callback_url, new_nonce};
+use kling_api_ext::{CallbackHub, SafetyPoll, WaitOptions, callback_url};
 use url::Url;
 
 use crate::cli::WebhookArgs;
@@ -224,7 +224,9 @@ fn with_slash(url: &Url) -> String {
 impl Webhooks {
     /// A fresh nonce and the callBackUrl that carries it.
     pub fn new_intent(&self) -> (String, Url) {
-        let nonce = new_nonce();
+        // Expected by the hub from now on: callbacks on nonces this process
+        // never issued are answered and forgotten.
+        let nonce = self.hub.issue_nonce();
         let url = callback_url(&self.public, &nonce);
         (nonce, url)
     }

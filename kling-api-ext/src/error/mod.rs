@@ -18,8 +18,8 @@ pub use crate::operation::Operation;
 mod classify;
 mod redact;
 
-pub use redact::safe_url;
 pub(crate) use redact::{hide_url_queries, safe_url_text};
+pub use redact::{redact, register_secret, safe_url};
 
 /// The input an [`Error::InvalidInput`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -107,7 +107,10 @@ pub enum ApiErrorKind {
     /// yet".
     NotFound,
     /// The service's validation rejected the request (codes 400, 405, 413,
-    /// 422, or 500 with a validation message such as `This field is required`).
+    /// 422, or, except for createTask, 500 with a validation message such as
+    /// `This field is required`). A createTask answered with a 5xx-class code
+    /// is never this, whatever its message: the task may exist
+    /// ([`Error::SubmitOutcomeUnknown`]).
     Rejected,
     /// Too many requests: code 429 (or HTTP 429). Worth trying again after
     /// `retry_after` (or the rest of the rate-limit window).
@@ -161,7 +164,7 @@ impl fmt::Display for ApiErrorKind {
 #[non_exhaustive]
 pub enum Error {
     /// The input is not acceptable; nothing was sent.
-    #[error("invalid {field}{}: {reason}", subject_suffix(.subject))]
+    #[error("invalid {field}{}: {}", subject_suffix(.subject), redact(.reason))]
     InvalidInput {
         /// Which input.
         field: Field,
@@ -188,7 +191,7 @@ pub enum Error {
     /// assert_eq!(error.kind(), "unauthorized");
     /// assert!(error.to_string().contains("check APIKLEY_API_KEY"));
     /// ```
-    #[error("{}", api_message(*.operation, .task_id, *.code, *.kind, .msg, .retry_after))]
+    #[error("{}", api_message(*.operation, .task_id, *.code, *.kind, &redact(.msg), .retry_after))]
     Api {
         /// The call.
         operation: Operation,
@@ -240,7 +243,7 @@ pub enum Error {
     /// An HTTP status the API does not use, or a body that is not the envelope
     /// (an HTML page from a proxy, a truncated body, an envelope missing a field
     /// it must have).
-    #[error("{operation}: unexpected response (HTTP {status}){}: {detail}; body starts: {body:?}", task_suffix(.task_id))]
+    #[error("{operation}: unexpected response (HTTP {status}){}: {}; body starts: {:?}", task_suffix(.task_id), redact(.detail), redact(.body))]
     UnexpectedResponse {
         /// The call.
         operation: Operation,
@@ -271,7 +274,7 @@ pub enum Error {
     /// The task says `success` but gives no usable result URL (or the service
     /// answered `code: 200` with no data), and a few more looks confirmed it.
     /// The task exists and may be charged: ask the service about it with its id.
-    #[error("task {task_id}: {detail} (last state: {}, {polls} polls); the task exists: check it with its id", last_state.as_ref().map_or("not seen", State::as_str))]
+    #[error("task {task_id}: {} (last state: {}, {polls} polls); the task exists: check it with its id", redact(.detail), last_state.as_ref().map_or("not seen", State::as_str))]
     ResultMissing {
         /// The task.
         task_id: TaskId,
@@ -294,7 +297,7 @@ pub enum Error {
     /// The creation limiter could not be asked (its file cannot be written,
     /// its database is unreachable), so the request was not sent: nothing
     /// was created. Sending without it could go over the account's limit.
-    #[error("{operation}: the rate limiter failed: {source}; nothing was sent")]
+    #[error("{operation}: the rate limiter failed: {}; nothing was sent", redact(&.source.to_string()))]
     Limiter {
         /// The call.
         operation: Operation,
@@ -306,17 +309,22 @@ pub enum Error {
     /// The task did not end before the deadline. It may still finish: call
     /// `wait` again with the same task id.
     #[error(
-        "task {task_id} did not end within {:.0} s (last state: {last_state}, {polls} polls); it may still finish: wait for it again", elapsed.as_secs_f64()
+        "task {task_id} did not end within {:.0} s (last state: {last_state}, {polls} polls{}); it may still finish: wait for it again", elapsed.as_secs_f64(), problem_suffix(.last_problem)
     )]
     WaitTimedOut {
         /// The task.
         task_id: TaskId,
         /// How long the wait lasted.
         elapsed: Duration,
-        /// The last state seen.
+        /// The last state seen (`not visible` when no answer named the
+        /// task, `never read` when answers came but none could be read).
         last_state: State,
         /// Status requests made.
         polls: u32,
+        /// Why the last look told nothing, when it did not (an answer that
+        /// could not be read, an outage), as the message shows it: so a task
+        /// whose every answer was unreadable is not called "not visible".
+        last_problem: Option<String>,
     },
 
     /// The wait was cancelled by its token. The task keeps running on the service.
@@ -413,7 +421,7 @@ fn api_message(
 fn subject_suffix(subject: &Option<String>) -> String {
     subject
         .as_ref()
-        .map(|s| format!(" `{s}`"))
+        .map(|s| format!(" `{}`", redact(s)))
         .unwrap_or_default()
 }
 
@@ -430,6 +438,13 @@ fn retry_suffix(retry_after: &Option<Duration>) -> String {
         .unwrap_or_default()
 }
 
+fn problem_suffix(problem: &Option<String>) -> String {
+    problem
+        .as_ref()
+        .map(|p| format!("; {}", redact(p)))
+        .unwrap_or_default()
+}
+
 fn fail_code_suffix(code: &Option<String>) -> String {
     code.as_ref()
         .map(|c| format!(" (failCode {c})"))
@@ -437,7 +452,9 @@ fn fail_code_suffix(code: &Option<String>) -> String {
 }
 
 fn fail_msg_suffix(msg: &Option<String>) -> String {
-    msg.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+    msg.as_ref()
+        .map(|m| format!(": {}", redact(m)))
+        .unwrap_or_default()
 }
 
 fn reached_suffix(may_have_reached: bool) -> &'static str {

@@ -18,6 +18,7 @@ use crate::lifecycle::TaskId;
 use crate::retry::parse_retry_after;
 
 mod codes;
+mod tolerant;
 mod transport;
 
 pub(crate) use codes::from_code;
@@ -128,7 +129,10 @@ pub(crate) async fn read<B: Envelope + serde::de::DeserializeOwned + serde::Seri
             parsed(operation, task_id, status, retry_after, value.into_inner())
         }
         Answer::Generated(Err(RawError::InvalidResponsePayload(bytes, parse_error))) => {
-            not_envelope(operation, task_id, 200, None, &bytes, &parse_error)
+            match tolerant::read::<B>(operation, &bytes) {
+                Some(body) => parsed(operation, task_id, 200, None, body),
+                None => not_envelope(operation, task_id, 200, None, &bytes, &parse_error),
+            }
         }
         Answer::Generated(Err(RawError::UnexpectedResponse(response))) => {
             status_error(operation, task_id, response).await
@@ -143,14 +147,17 @@ pub(crate) async fn read<B: Envelope + serde::de::DeserializeOwned + serde::Seri
                 Err(e) => Read::failed(Some(status), transport(operation, task_id.cloned(), e)),
                 Ok(bytes) => match serde_json::from_slice::<B>(&bytes) {
                     Ok(body) => parsed(operation, task_id, status, retry_after, body),
-                    Err(parse_error) => not_envelope(
-                        operation,
-                        task_id,
-                        status,
-                        retry_after,
-                        &bytes,
-                        &parse_error,
-                    ),
+                    Err(parse_error) => match tolerant::read::<B>(operation, &bytes) {
+                        Some(body) => parsed(operation, task_id, status, retry_after, body),
+                        None => not_envelope(
+                            operation,
+                            task_id,
+                            status,
+                            retry_after,
+                            &bytes,
+                            &parse_error,
+                        ),
+                    },
                 },
             }
         }

@@ -164,10 +164,10 @@ impl Client {
     ///
     /// ```no_run
     /// # async fn demo(client: kling_api_ext::Client, request: kling_api_ext::AvatarRequest) -> Result<(), kling_api_ext::Error> {
-    /// use kling_api_ext::{CallbackHub, Error, WaitOptions, callback_url, new_nonce};
+    /// use kling_api_ext::{CallbackHub, Error, WaitOptions, callback_url};
     ///
     /// let hub = CallbackHub::new(); // fed by a receiver (feature `webhook-receiver`)
-    /// let nonce = new_nonce();
+    /// let nonce = hub.issue_nonce(); // expected by the hub from now on
     /// let public = "https://hooks.example.com/kling".parse().unwrap();
     /// let request = request.with_callback_url(callback_url(&public, &nonce))?;
     /// let task_id = match client.submit(&request).await {

@@ -90,6 +90,8 @@ impl Client {
         // Status requests in a row that failed in transit: each lost a look at
         // the task, so the next comes sooner than the policy's delay.
         let mut failed_in_a_row = 0u32;
+        // Why the last look told nothing (said if the wait times out).
+        let mut last_problem: Option<String> = None;
         // With callbacks: the schedule is the safety poll's, `arrivals` counts
         // the callbacks acted on, `via_callback` says the next look confirms
         // one, and `rechecks` counts the quick looks after a confirmation
@@ -141,7 +143,7 @@ impl Client {
                     }
                     Err(Interrupted::Deadline) => {
                         context.elapsed = started.elapsed();
-                        return Err(timed_out(task_id, &context));
+                        return Err(timed_out(task_id, &context, last_problem));
                     }
                 };
             context.polls += 1;
@@ -180,6 +182,7 @@ impl Client {
                 }
                 Ok(Polled::Task(task)) => {
                     seen_once = true;
+                    last_problem = None;
                     if task.state == State::Generating && context.generating_since.is_none() {
                         context.generating_since = Some(context.elapsed);
                     }
@@ -226,10 +229,17 @@ impl Client {
                     && (context.elapsed < options.not_visible_grace || context.polls == 1) =>
                 {
                     transient = Some("not visible yet (recordInfo is null)".to_owned());
+                    last_problem = None;
                 }
                 Err(error) if error.is_retryable() => {
                     retry_after = error.retry_after();
                     transient = Some(error.to_string());
+                    last_problem = Some(match &error {
+                        Error::UnexpectedResponse { .. } => {
+                            format!("unreadable answers, last: {error}")
+                        }
+                        _ => format!("failed looks, last: {error}"),
+                    });
                     failed_in_a_row += 1;
                 }
                 Err(error) => return Err(error),
@@ -271,7 +281,7 @@ impl Client {
             let mut wake = later(delay);
             if let Some(deadline) = deadline {
                 if Instant::now() >= deadline {
-                    return Err(timed_out(task_id, &context));
+                    return Err(timed_out(task_id, &context, last_problem));
                 }
                 // One last look exactly at the deadline.
                 wake = wake.min(deadline);
@@ -375,15 +385,24 @@ async fn bounded<F: std::future::Future>(
     }
 }
 
-fn timed_out(task_id: &TaskId, context: &PollContext) -> Error {
+fn timed_out(task_id: &TaskId, context: &PollContext, last_problem: Option<String>) -> Error {
+    let never_read = context.state.is_none()
+        && last_problem
+            .as_deref()
+            .is_some_and(|p| p.starts_with("unreadable"));
     Error::WaitTimedOut {
         task_id: task_id.clone(),
         elapsed: context.elapsed,
-        last_state: context
-            .state
-            .clone()
-            .unwrap_or(State::Unknown("not visible".into())),
+        last_state: context.state.clone().unwrap_or(State::Unknown(
+            if never_read {
+                "never read"
+            } else {
+                "not visible"
+            }
+            .into(),
+        )),
         polls: context.polls,
+        last_problem,
     }
 }
 

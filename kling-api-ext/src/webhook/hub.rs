@@ -2,7 +2,7 @@
 //! the `webhook-receiver` feature's) delivers each notice, waits ([`WaitOptions::callbacks`]) and recoveries
 //! ([`Client::recover`]) look them up by task id or by nonce.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,10 +68,15 @@ const MAX_ENTRIES: usize = 100_000;
 /// use kling_api_ext::{CallbackHub, CallbackNotice, TaskId};
 ///
 /// let hub = CallbackHub::new();
+/// let nonce = hub.issue_nonce(); // in the intent's callBackUrl
 /// let task = TaskId::new("task-1").unwrap();
-/// assert!(hub.deliver(&CallbackNotice::new(task.clone(), Some("n0nce-123".into()))));
-/// assert_eq!(hub.task_for_nonce("n0nce-123"), Some(task.clone()));
+/// assert!(hub.deliver(&CallbackNotice::new(task.clone(), Some(nonce.clone()))));
+/// assert_eq!(hub.task_for_nonce(&nonce), Some(task.clone()));
 /// assert_eq!(hub.callbacks_for(&task), 1);
+///
+/// // A callback on a nonce nobody issued is answered, then forgotten.
+/// hub.deliver(&CallbackNotice::new(TaskId::new("forged").unwrap(), Some("f0rged-nonce".into())));
+/// assert_eq!(hub.task_for_nonce("f0rged-nonce"), None);
 /// ```
 #[derive(Clone, Default)]
 pub struct CallbackHub {
@@ -107,9 +112,20 @@ struct State {
     /// The tasks callbacks on each nonce's URL named, first first, and when
     /// the last came.
     nonces: HashMap<String, (Vec<TaskId>, Instant)>,
+    /// The nonces this process issued or listens on, and since when.
+    expected_nonces: HashMap<String, Instant>,
+    /// The tasks a wait of this process watches, and since when.
+    expected_tasks: HashMap<TaskId, Instant>,
+    /// The last few callbacks nobody expected (yet): a callback may come a
+    /// moment before its wait starts. Bounded, so a flood of forged
+    /// callbacks costs no memory and pushes out nothing expected.
+    strays: VecDeque<CallbackNotice>,
     /// Deliveries since the last prune.
     since_prune: usize,
 }
+
+/// At most this many unexpected callbacks are kept, newest first.
+const MAX_STRAYS: usize = 256;
 
 /// At most this many tasks are kept per nonce: one is the real one, the
 /// others replays or forgeries that recovery passes over.
@@ -129,6 +145,8 @@ impl State {
         let fresh = |at: &Instant| at.elapsed() < REMEMBER;
         self.tasks.retain(|_, (_, at)| fresh(at));
         self.nonces.retain(|_, (_, at)| fresh(at));
+        self.expected_nonces.retain(|_, at| fresh(at));
+        self.expected_tasks.retain(|_, at| fresh(at));
         fn keep_newest<K: Clone + Eq + std::hash::Hash, V>(
             map: &mut HashMap<K, V>,
             at: impl Fn(&V) -> Instant,
@@ -144,6 +162,56 @@ impl State {
         }
         keep_newest(&mut self.tasks, |(_, at)| *at);
         keep_newest(&mut self.nonces, |(_, at)| *at);
+        keep_newest(&mut self.expected_nonces, |at| *at);
+        keep_newest(&mut self.expected_tasks, |at| *at);
+    }
+
+    /// Records an expected callback; returns whether it is its task's first.
+    fn record(&mut self, notice: &CallbackNotice, with_nonce: bool) -> bool {
+        let now = Instant::now();
+        let entry = self.tasks.entry(notice.task_id.clone()).or_insert((0, now));
+        entry.0 += 1;
+        entry.1 = now;
+        let first = entry.0 == 1;
+        if let (true, Some(nonce)) = (with_nonce, &notice.nonce) {
+            let (tasks, at) = self
+                .nonces
+                .entry(nonce.clone())
+                .or_insert_with(|| (Vec::new(), now));
+            *at = now;
+            if !tasks.contains(&notice.task_id) {
+                if tasks.len() < MAX_PER_NONCE {
+                    if let Some(first) = tasks.first() {
+                        tracing::warn!(
+                            nonce = %nonce,
+                            first = %first,
+                            another = %notice.task_id,
+                            "a callback names another task for a nonce: each is checked with the service"
+                        );
+                    }
+                    tasks.push(notice.task_id.clone());
+                } else {
+                    tracing::warn!(nonce = %nonce, ignored = %notice.task_id, "too many tasks named for one nonce: ignored");
+                }
+            }
+        }
+        first
+    }
+
+    /// Takes the strays that are now expected into the record.
+    fn adopt_strays(&mut self) {
+        let strays = std::mem::take(&mut self.strays);
+        for notice in strays {
+            let by_nonce = notice
+                .nonce
+                .as_ref()
+                .is_some_and(|n| self.expected_nonces.contains_key(n));
+            if by_nonce || self.expected_tasks.contains_key(&notice.task_id) {
+                self.record(&notice, by_nonce);
+            } else {
+                self.strays.push_back(notice);
+            }
+        }
     }
 }
 
@@ -158,44 +226,93 @@ impl CallbackHub {
     /// every task its callbacks named (up to 16), first first: a replayed or
     /// forged callback on a nonce's URL can neither move it nor hide the real
     /// one, since [`Client::recover`] checks each with the service.
+    ///
+    /// Only what this process expects is kept: a nonce it issued or listens
+    /// on ([`CallbackHub::issue_nonce`], [`CallbackHub::expect_nonce`]) or a
+    /// task a wait watches ([`CallbackHub::expect_task`]). Anything else is
+    /// kept among the last 256 unexpected callbacks (one may come a moment
+    /// before its wait starts) and then forgotten: forged callbacks cost no
+    /// memory and push out nothing expected.
     pub fn deliver(&self, notice: &CallbackNotice) -> bool {
         let first = {
             let mut state = self.inner.lock();
             state.prune();
-            let now = Instant::now();
-            let entry = state
-                .tasks
-                .entry(notice.task_id.clone())
-                .or_insert((0, now));
-            entry.0 += 1;
-            entry.1 = now;
-            let first = entry.0 == 1;
-            if let Some(nonce) = &notice.nonce {
-                let (tasks, at) = state
-                    .nonces
-                    .entry(nonce.clone())
-                    .or_insert_with(|| (Vec::new(), now));
-                *at = now;
-                if !tasks.contains(&notice.task_id) {
-                    if tasks.len() < MAX_PER_NONCE {
-                        if let Some(first) = tasks.first() {
-                            tracing::warn!(
-                                nonce = %nonce,
-                                first = %first,
-                                another = %notice.task_id,
-                                "a callback names another task for a nonce: each is checked with the service"
-                            );
-                        }
-                        tasks.push(notice.task_id.clone());
-                    } else {
-                        tracing::warn!(nonce = %nonce, ignored = %notice.task_id, "too many tasks named for one nonce: ignored");
-                    }
+            let by_nonce = notice
+                .nonce
+                .as_ref()
+                .is_some_and(|n| state.expected_nonces.contains_key(n));
+            // A task a callback on an expected nonce named is expected too.
+            let by_task = state.expected_tasks.contains_key(&notice.task_id)
+                || state.tasks.contains_key(&notice.task_id);
+            if by_nonce || by_task {
+                state.record(notice, by_nonce)
+            } else {
+                let seen = state.strays.iter().any(|s| s.task_id == notice.task_id);
+                if state.strays.len() >= MAX_STRAYS {
+                    state.strays.pop_front();
                 }
+                state.strays.push_back(notice.clone());
+                tracing::debug!(task_id = %notice.task_id, "a callback nobody here expects: kept a while, then forgotten");
+                return !seen;
             }
-            first
         };
         self.inner.changed.notify_waiters();
         first
+    }
+
+    /// A fresh nonce ([`new_nonce`]) that this hub expects callbacks on:
+    /// use one per intent, in its `callBackUrl` ([`callback_url`]).
+    pub fn issue_nonce(&self) -> String {
+        let nonce = new_nonce();
+        self.expect_nonce(&nonce);
+        nonce
+    }
+
+    /// Expects callbacks on `nonce` (issued earlier, by this process or by
+    /// an earlier run whose intent recorded it).
+    pub fn expect_nonce(&self, nonce: &str) {
+        let mut state = self.inner.lock();
+        if state.expected_nonces.contains_key(nonce) {
+            return;
+        }
+        state
+            .expected_nonces
+            .insert(nonce.to_owned(), Instant::now());
+        state.adopt_strays();
+        drop(state);
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Expects callbacks for `task` (a wait with [`WaitOptions::callbacks`]
+    /// does this itself).
+    pub fn expect_task(&self, task: &TaskId) {
+        let mut state = self.inner.lock();
+        if state.expected_tasks.contains_key(task) {
+            return;
+        }
+        state.expected_tasks.insert(task.clone(), Instant::now());
+        state.adopt_strays();
+        drop(state);
+        self.inner.changed.notify_waiters();
+    }
+
+    /// No longer expects callbacks on `nonce` (its job ended): later ones are
+    /// answered and forgotten.
+    pub fn forget_nonce(&self, nonce: &str) {
+        let mut state = self.inner.lock();
+        state.expected_nonces.remove(nonce);
+        state.nonces.remove(nonce);
+    }
+
+    /// How many tasks, nonces and unexpected callbacks the hub holds now
+    /// (what its memory grows with).
+    pub fn held(&self) -> (usize, usize, usize) {
+        let state = self.inner.lock();
+        (
+            state.tasks.len() + state.expected_tasks.len(),
+            state.nonces.len() + state.expected_nonces.len(),
+            state.strays.len(),
+        )
     }
 
     /// How many callbacks arrived for `task` (duplicates the receiver
@@ -226,6 +343,7 @@ impl CallbackHub {
     /// Waits until more than `seen` callbacks have arrived for `task`, and
     /// returns how many have.
     pub async fn callback_after(&self, task: &TaskId, seen: u32) -> u32 {
+        self.expect_task(task);
         self.until(|hub| Some(hub.callbacks_for(task)).filter(|n| *n > seen))
             .await
     }
@@ -233,12 +351,14 @@ impl CallbackHub {
     /// Waits until a callback carrying `nonce` has arrived, and returns the
     /// task it named.
     pub async fn nonce_resolved(&self, nonce: &str) -> TaskId {
+        self.expect_nonce(nonce);
         self.until(|hub| hub.task_for_nonce(nonce)).await
     }
 
     /// Waits until a callback carrying `nonce` names a task not in `seen`,
     /// and returns it.
     pub async fn nonce_names_another(&self, nonce: &str, seen: &[TaskId]) -> TaskId {
+        self.expect_nonce(nonce);
         self.until(|hub| {
             hub.tasks_for_nonce(nonce)
                 .into_iter()
@@ -297,91 +417,4 @@ pub(crate) fn nonce_in_path(path: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn notice(task: &str, nonce: Option<&str>) -> CallbackNotice {
-        CallbackNotice::new(TaskId::new(task).unwrap(), nonce.map(str::to_owned))
-    }
-
-    #[test]
-    fn nonces_are_long_random_and_fit_a_path() {
-        let (a, b) = (new_nonce(), new_nonce());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 32);
-        assert_eq!(nonce_in_path(&format!("/{a}")), Some(a.clone()));
-        let public: Url = "https://hooks.example.com/kling/".parse().unwrap();
-        let url = callback_url(&public, &a);
-        assert_eq!(url.as_str(), format!("https://hooks.example.com/kling/{a}"));
-        assert_eq!(nonce_in_path(url.path()), Some(a));
-    }
-
-    #[test]
-    fn a_path_without_a_nonce_has_none() {
-        assert_eq!(nonce_in_path("/"), None);
-        assert_eq!(nonce_in_path(""), None);
-        assert_eq!(nonce_in_path("/short"), None);
-        assert_eq!(nonce_in_path("/has.dots.in.it"), None);
-    }
-
-    #[test]
-    fn a_nonce_keeps_every_task_its_callbacks_named_first_first() {
-        let hub = CallbackHub::new();
-        assert!(hub.deliver(&notice("task-a", Some("nonce-0001"))));
-        assert!(hub.deliver(&notice("task-b", Some("nonce-0001"))));
-        assert!(!hub.deliver(&notice("task-b", Some("nonce-0001"))));
-        assert_eq!(hub.task_for_nonce("nonce-0001").unwrap().as_str(), "task-a");
-        let named: Vec<String> = hub
-            .tasks_for_nonce("nonce-0001")
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
-        assert_eq!(named, ["task-a", "task-b"]);
-        for i in 0..40 {
-            hub.deliver(&notice(&format!("flood-{i}"), Some("nonce-0001")));
-        }
-        assert_eq!(hub.tasks_for_nonce("nonce-0001").len(), MAX_PER_NONCE);
-        assert!(
-            !hub.deliver(&notice("task-a", None)),
-            "not the first for task-a"
-        );
-        assert_eq!(hub.callbacks_for(&TaskId::new("task-a").unwrap()), 2);
-    }
-
-    #[test]
-    fn a_flood_of_callbacks_keeps_the_hub_bounded_and_the_newest() {
-        let hub = CallbackHub::new();
-        let n = MAX_ENTRIES + 10;
-        for i in 0..n {
-            hub.deliver(&notice(&format!("t{i}"), Some(&format!("nonce-{i:08}"))));
-        }
-        let state = hub.inner.lock();
-        assert!(state.tasks.len() <= MAX_ENTRIES, "{}", state.tasks.len());
-        assert!(state.nonces.len() <= MAX_ENTRIES, "{}", state.nonces.len());
-        drop(state);
-        let last = format!("nonce-{:08}", n - 1);
-        assert_eq!(
-            hub.task_for_nonce(&last).unwrap().to_string(),
-            format!("t{}", n - 1)
-        );
-    }
-
-    #[tokio::test]
-    async fn a_waiter_wakes_on_the_callback_it_waits_for() {
-        let hub = CallbackHub::new();
-        let task = TaskId::new("task-w").unwrap();
-        let waiter = tokio::spawn({
-            let (hub, task) = (hub.clone(), task.clone());
-            async move { hub.callback_after(&task, 0).await }
-        });
-        let by_nonce = tokio::spawn({
-            let hub = hub.clone();
-            async move { hub.nonce_resolved("nonce-wait").await }
-        });
-        tokio::task::yield_now().await;
-        hub.deliver(&notice("other-task", None));
-        hub.deliver(&notice("task-w", Some("nonce-wait")));
-        assert_eq!(waiter.await.unwrap(), 1);
-        assert_eq!(by_nonce.await.unwrap(), task);
-    }
-}
+mod tests;

@@ -126,7 +126,7 @@ async fn submitted(
     let (hub, public) = receiver(config).await;
     let sim = sim(change).await;
     let client = client(&sim);
-    let nonce = new_nonce();
+    let nonce = hub.issue_nonce();
     let id = client.submit(&request(&public, &nonce)).await.unwrap();
     Submitted {
         hub,
@@ -287,7 +287,7 @@ async fn an_unsigned_callback_is_confirmed_before_it_counts() {
     // Tasks of 1.5 s: a forged callback comes long before the end.
     let sim = sim(|c| c.lifecycle.generating_ms = [1500, 1500]).await;
     let client = client(&sim);
-    let nonce = new_nonce();
+    let nonce = hub.issue_nonce();
     let id = client.submit(&request(&public, &nonce)).await.unwrap();
     let (events, record) = recorder();
     let options = WaitOptions::new()
@@ -340,7 +340,7 @@ async fn a_lost_create_answer_is_recovered_by_its_nonce() {
     })
     .await;
     let client = client(&sim);
-    let nonce = new_nonce();
+    let nonce = hub.issue_nonce();
     lost_answer(&client, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(20)));
     let task = client
@@ -367,7 +367,7 @@ async fn recovery_passes_over_a_task_created_with_another_nonce() {
     let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
     let sim = sim(|_| {}).await;
     let client = client(&sim);
-    let nonce = new_nonce();
+    let nonce = hub.issue_nonce();
     replayed_to(&client, &hub, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_millis(500)));
     let found = client.recover(&hub, &nonce, &options).await.unwrap();
@@ -418,7 +418,7 @@ async fn a_task_named_but_not_readable_yet_is_read_again() {
     })
     .await;
     let client = client(&sim);
-    let nonce = new_nonce();
+    let nonce = hub.issue_nonce();
     lost_answer(&client, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(60)));
     let task = client
@@ -443,7 +443,7 @@ async fn a_task_named_but_never_readable_is_given_back_in_the_error() {
     })
     .await;
     let client = client(&sim);
-    let nonce = new_nonce();
+    let nonce = hub.issue_nonce();
     assert!(client.submit(&request(&public, &nonce)).await.is_err());
     until_callbacks(&sim, 1).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(3)));
@@ -467,7 +467,7 @@ async fn a_replay_on_the_nonce_does_not_hide_the_real_callback() {
     let (hub, public) = receiver(ReceiverConfig::unsigned()).await;
     let sim = sim(|_| {}).await;
     let client = client(&sim);
-    let nonce = new_nonce();
+    let nonce = hub.issue_nonce();
     let other = replayed_to(&client, &hub, &public, &nonce).await;
     assert_eq!(hub.task_for_nonce(&nonce).as_ref(), Some(&other));
     let mut faults = sim.config().faults.clone();

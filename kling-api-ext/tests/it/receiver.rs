@@ -227,6 +227,7 @@ async fn served_with_limits() -> (std::net::SocketAddr, kling_api_ext::CallbackH
 async fn serve_closes_a_connection_that_never_finishes_its_headers() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (addr, hub) = served_with_limits().await;
+    hub.expect_nonce("0123456789abcdef");
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"POST / HTTP/1.1\r\nHost: hooks\r\n")
         .await
@@ -253,6 +254,7 @@ async fn serve_closes_a_connection_that_never_finishes_its_headers() {
 #[tokio::test]
 async fn serve_holds_no_more_connections_than_its_limit() {
     let (addr, hub) = served_with_limits().await;
+    hub.expect_task(&kling_api_ext::TaskId::new("task-9").unwrap());
     // Four idle connections take every slot; they are cut at the header limit,
     // and the fifth caller is served then.
     let idle: Vec<_> = futures_idle(addr, 4).await;
@@ -284,4 +286,49 @@ async fn futures_idle(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::T
     // Let the server accept them all.
     tokio::time::sleep(Duration::from_millis(50)).await;
     streams
+}
+
+#[tokio::test]
+async fn idle_connections_from_one_address_do_not_delay_another_address_s_callback() {
+    use kling_api_ext::receiver::{ServeOptions, hub_router};
+    let hub = kling_api_ext::CallbackHub::new();
+    let nonce = hub.issue_nonce();
+    let app = hub_router(ReceiverConfig::unsigned(), hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Idle connections are held for a whole minute: a callback that had to
+    // wait for one to go would come far too late.
+    let options = ServeOptions::default().header_timeout(Duration::from_secs(60));
+    tokio::spawn(kling_api_ext::receiver::serve(listener, app, options));
+    // 600 idle connections from another address (loopback's 127.0.0.2).
+    let mut idle = Vec::new();
+    for _ in 0..600 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        if let Ok(stream) = socket.connect(addr).await {
+            idle.push(stream);
+        }
+    }
+    assert!(idle.len() >= 500, "{} connections made", idle.len());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(
+        Duration::from_secs(20),
+        http()
+            .post(format!("http://{addr}/{nonce}"))
+            .body(BODY)
+            .send(),
+    )
+    .await
+    .expect("the callback is answered while the idle connections are held")
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(hub.task_for_nonce(&nonce).unwrap().as_str(), "task-9");
+    // Far below the minute the idle connections are held.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
 }

@@ -152,6 +152,7 @@ async fn client_config_and_every_error_variant_hide_the_key() {
             elapsed: Duration::from_secs(1),
             last_state: State::Generating,
             polls: 3,
+            last_problem: None,
         },
         Error::Cancelled {
             task_id: id.clone(),

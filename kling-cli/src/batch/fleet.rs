@@ -10,21 +10,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kling_api_ext::TaskId;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::manifest::{BadLine, Job};
+use super::mode::{self, StoreMark};
 use super::plan::{Decision, decide};
 use super::report::{Counts, add};
+use super::store::postgres::{self, identity};
 use super::store::{Claimed, PgJobs, Store, StoreError};
 use super::{Plan, Run, announce, guard, invalid_lines, start, stop_bar};
 use crate::cli::BatchArgs;
 use crate::context::Context;
-use crate::error::{CliError, code};
-use crate::output::{Failure, Out, shell_quote};
+use crate::error::CliError;
+use crate::output::Failure;
 
-fn store_error(error: StoreError) -> Failure {
+pub(super) fn store_error(error: StoreError) -> Failure {
     // The whole chain: "cannot migrate" says little without "connection refused".
     let mut message = error.to_string();
     let mut cause = std::error::Error::source(&error);
@@ -39,7 +41,7 @@ fn store_error(error: StoreError) -> Failure {
 }
 
 /// This worker's name in the store: host, process and a random suffix.
-fn worker_name() -> String {
+pub(super) fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -49,15 +51,66 @@ fn worker_name() -> String {
     format!("{host}:{}:{:04x}", std::process::id(), fastrand::u16(..))
 }
 
-/// The store's URL as it may be shown: without its password.
+/// The store's URL as it may be shown: without its password, in either form
+/// (`user:pw@` or `?password=`).
 pub fn shown_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+    kling_api_ext::redact(url)
+}
+
+/// The batch this run is, by the rule in `store::postgres::identity`; `None`
+/// when `read_only` (`--status`) and no batch holds the manifest's jobs.
+pub(super) async fn resolve_batch(
+    pool: &sqlx::PgPool,
+    args: &BatchArgs,
+    jobs: &[Job],
+    store_id: &str,
+    mark: Option<&StoreMark>,
+) -> Result<String, Failure> {
+    if let Some(mark) = mark {
+        if mark.store_id != store_id {
+            return Err(mode::refuse_other_store(args, mark).into());
         }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "postgres://…".into(),
+        if let Some(name) = &args.batch_name
+            && *name != mark.batch
+        {
+            return Err(CliError::Invalid {
+                field: kling_api_ext::Field::File,
+                subject: Some(args.out_dir().display().to_string()),
+                reason: format!(
+                    "this directory holds batch {:?} of this store, not {name:?}: two batches in one directory would mix their videos and results; nothing was sent. Give --batch-name {:?}, or another --out-dir",
+                    mark.batch, mark.batch
+                ),
+            }
+            .into());
+        }
+        return Ok(mark.batch.clone());
+    }
+    if let Some(name) = &args.batch_name {
+        return Ok(name.clone());
+    }
+    let pairs: Vec<(String, String)> = jobs
+        .iter()
+        .map(|j| (j.id.clone(), j.input.clone()))
+        .collect();
+    let found = identity::batches_holding(pool, &pairs)
+        .await
+        .map_err(store_error)?;
+    match found.as_slice() {
+        [] => {
+            let file = args
+                .manifest
+                .file_name()
+                .map_or_else(|| "batch".to_owned(), |n| n.to_string_lossy().into_owned());
+            Ok(identity::new_batch_key(&file, &pairs))
+        }
+        [(one, _)] => Ok(one.clone()),
+        [(first, n), (_, m), ..] if n > m => Ok(first.clone()),
+        tied => {
+            let top = tied[0].1;
+            let tied: Vec<(String, i64)> =
+                tied.iter().filter(|(_, n)| *n == top).cloned().collect();
+            Err(mode::refuse_ambiguous_batch(args, &tied).into())
+        }
     }
 }
 
@@ -77,9 +130,17 @@ pub(super) async fn run(
         }
         .into());
     }
-    let pg = PgJobs::open_with(&url, &args.batch_name(), &worker_name(), args.lease)
-        .await
-        .map_err(store_error)?;
+    // One fleet worker per directory, like one journal run: the lock is
+    // held until the run ends.
+    let _lock = super::lock_dir(args.out_dir())?;
+    if mode::journal_holds(args.out_dir()) {
+        return Err(mode::refuse_fleet_in_journal_dir(&args).into());
+    }
+    let mark = mode::read_mark(args.out_dir())?;
+    let pool = postgres::connect(&url).await.map_err(store_error)?;
+    let store_id = identity::store_id(&pool).await.map_err(store_error)?;
+    let batch = resolve_batch(&pool, &args, &jobs, &store_id, mark.as_ref()).await?;
+    let pg = PgJobs::with_pool(pool, &batch, &worker_name(), args.lease);
     let manifest: Vec<(String, usize, String)> = jobs
         .iter()
         .map(|j| (j.id.clone(), j.line, j.input.clone()))
@@ -88,19 +149,22 @@ pub(super) async fn run(
     pg.sweep().await.map_err(store_error)?;
     let rows = pg.rows().await.map_err(store_error)?;
     out.say(&format!(
-        "batch {:?} in {}: {} job(s), {added} new; worker {}",
-        args.batch_name(),
+        "fleet batch {batch:?} in the job store {}{}: {} job(s), {added} new; worker {}; videos and results.jsonl in {}",
         shown_url(&url),
+        mode::store_origin(&args),
         rows.len(),
-        pg.worker()
+        pg.worker(),
+        args.out_dir().display()
     ));
 
     let counts = Counts::default();
     let mut tally = super::plan::Tally::new(&counts);
     let mut to_submit = Vec::new();
+    let mut again = Vec::new();
     let mut to_wait = 0usize;
     // Jobs left alone whose intent carried a nonce: listened for (webhook mode).
     let mut unknown_with_nonce = Vec::new();
+    let mut found = Vec::new();
     for job in &jobs {
         let row = rows.get(&job.id);
         // A job another live worker holds right now is theirs.
@@ -110,22 +174,24 @@ pub(super) async fn run(
             continue;
         }
         let decision = decide(job, row.map(|r| r.record()).as_ref(), &args);
-        if decision == Decision::Ambiguous
-            && let Some(nonce) = row.and_then(|r| r.nonce.clone())
-        {
+        let left_alone = decision == Decision::Ambiguous;
+        if left_alone && let Some(nonce) = row.and_then(|r| r.nonce.clone()) {
             unknown_with_nonce.push((job.clone(), nonce));
+        }
+        // Earlier intents whose tasks may exist: listened for whatever this
+        // run does with the job.
+        for nonce in row.map(|r| r.nonces.as_slice()).unwrap_or_default() {
+            if !(left_alone && row.and_then(|r| r.nonce.as_ref()) == Some(nonce)) {
+                found.push((job.clone(), nonce.clone()));
+            }
         }
         match tally.take(job, decision, out) {
             Some(Decision::Submit { note }) => {
                 let state = row.map_or("todo", |r| r.state.as_str());
-                let again = state != "todo" || row.is_some_and(|r| r.input != job.input);
-                // Conditional on the state read: of workers loading at once, one sets it.
-                if again
-                    && !pg
-                        .again(&job.id, state, &job.input)
-                        .await
-                        .map_err(store_error)?
-                {
+                if state != "todo" || row.is_some_and(|r| r.input != job.input) {
+                    // Set to do only after the guard: a dry run or a refusal
+                    // changes nothing another worker would pay for.
+                    again.push((job, state.to_owned(), note));
                     continue;
                 }
                 if let Some(note) = note {
@@ -142,19 +208,43 @@ pub(super) async fn run(
     // Each worker receives the callbacks of the tasks it submitted (its own
     // --public-url is in their callBackUrl).
     let hooks = crate::webhook::start(&ctx.out, &args.webhook, None, ctx.client.base_url()).await?;
-    if let Some(code) = guard(&ctx, &args, &to_submit, to_wait, bad.len()).await? {
+    let guarded: Vec<&Job> = to_submit
+        .iter()
+        .copied()
+        .chain(again.iter().map(|(job, ..)| *job))
+        .collect();
+    if let Some(code) = guard(&ctx, &args, &guarded, to_wait, bad.len()).await? {
         return Ok(code);
+    }
+    for (job, state, note) in again {
+        // Conditional on the state read: of workers loading at once, one sets it.
+        if pg
+            .again(&job.id, &state, &job.input)
+            .await
+            .map_err(store_error)?
+        {
+            if let Some(note) = note {
+                out.say(&note);
+            }
+            to_submit.push(job);
+        }
+    }
+    // From here on the directory is this batch's: a journal run into it is
+    // refused, and a rerun from a renamed manifest finds the batch.
+    let marked = StoreMark {
+        store: shown_url(&url),
+        store_id,
+        batch: batch.clone(),
+        manifest: args.manifest.display().to_string(),
+    };
+    if mark.as_ref() != Some(&marked) {
+        mode::write_mark(args.out_dir(), &marked)?;
     }
     let total = to_submit.len() + to_wait;
     let by_id: HashMap<String, Job> = jobs.into_iter().map(|j| (j.id.clone(), j)).collect();
     let results = super::journal::Results::open(args.out_dir())
         .map_err(|e| Failure::from(CliError::local(args.out_dir(), e)))?;
-    let resume = format!(
-        "kling batch {} --out-dir {} --store {}",
-        shell_quote(&args.manifest.display().to_string()),
-        shell_quote(&args.out_dir().display().to_string()),
-        shell_quote(&shown_url(&url))
-    );
+    let resume = format!("{}{}", mode::resume_command(&args), mode::store_note(&args));
     let parts = super::Parts {
         store: Store::Postgres(pg),
         results,
@@ -162,8 +252,13 @@ pub(super) async fn run(
         resume,
         hooks,
     };
-    let listens =
-        super::listen::Listeners::plans(out, parts.hooks.is_some(), unknown_with_nonce, None);
+    let listens = super::listen::Listeners::plans(
+        out,
+        parts.hooks.is_some(),
+        unknown_with_nonce,
+        found,
+        None,
+    );
     let (run, ticker) = start(ctx, args, parts, total + listens.plans.len());
     let listeners = super::listen::Listeners::spawn(&run, listens);
     // What each worker's waits learn about generation speed, every worker
@@ -328,72 +423,4 @@ async fn drive(run: &Arc<Run>, by_id: Arc<HashMap<String, Job>>) {
                 .warn(&format!("a job's task ended abnormally: {e}"));
         }
     }
-}
-
-/// `kling batch MANIFEST --store URL --status`: every job's state across the
-/// fleet, from the store alone (no key, nothing sent).
-pub async fn status(out: Out, args: &BatchArgs) -> Result<u8, Failure> {
-    let url = args.store.clone().unwrap_or_default();
-    let pg = PgJobs::open(&url, &args.batch_name(), &worker_name())
-        .await
-        .map_err(store_error)?;
-    let rows = pg.rows().await.map_err(store_error)?;
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    let mut jobs = Vec::new();
-    let mut in_order: Vec<_> = rows.iter().collect();
-    in_order.sort_by_key(|(_, row)| row.line);
-    for (id, row) in in_order {
-        *counts.entry(row.state.as_str()).or_default() += 1;
-        let output = row
-            .result
-            .as_ref()
-            .and_then(|r| r["output"].as_str())
-            .map(str::to_owned);
-        jobs.push(json!({
-            "id": id,
-            "line": row.line,
-            "state": row.state,
-            "taskId": row.task_id,
-            "tasks": row.task_ids,
-            "worker": row.leased.then_some(row.owner.clone()).flatten(),
-            "output": output,
-            "error": row.error,
-            "status": row.result.as_ref().and_then(|r| r["status"].as_str()),
-        }));
-    }
-    if out.json {
-        out.document(&json!({"batch": args.batch_name(), "counts": counts, "jobs": jobs}));
-    } else {
-        for job in &jobs {
-            let detail = match job["state"].as_str() {
-                Some("finished") => format!(
-                    "{} {}",
-                    job["status"].as_str().unwrap_or("?"),
-                    job["output"].as_str().unwrap_or("")
-                ),
-                Some("unknown") => job["error"].as_str().unwrap_or("").to_owned(),
-                Some("todo" | "submitting" | "running") => job["worker"]
-                    .as_str()
-                    .map_or(String::new(), |w| format!("held by {w}")),
-                _ => String::new(),
-            };
-            out.text(&format!(
-                "{:<24} {:<10} {:<28} {detail}",
-                job["id"].as_str().unwrap_or(""),
-                job["state"].as_str().unwrap_or(""),
-                job["taskId"].as_str().unwrap_or("-"),
-            ));
-        }
-        let line: Vec<String> = counts
-            .iter()
-            .map(|(state, n)| format!("{state} {n}"))
-            .collect();
-        out.text(&format!(
-            "batch {:?}: {} job(s): {}",
-            args.batch_name(),
-            rows.len(),
-            line.join(" · ")
-        ));
-    }
-    Ok(code::OK)
 }

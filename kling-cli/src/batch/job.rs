@@ -40,6 +40,7 @@ impl Run {
                 Some(task) => (job, task.task_id.clone(), Some(task), true),
                 None => return,
             },
+            Plan::Found(job, nonce, stop) => return self.find(&job, &nonce, stop).await,
         };
         add(&self.counts.running);
         self.tick();
@@ -134,10 +135,13 @@ impl Run {
         let task = task_id
             .map(|t| format!(" (task {t}; resume with: {})", self.resume))
             .unwrap_or_default();
-        self.say(&format!(
-            "job {} (line {}): {step}: {error}{task}",
-            job.id, job.line
-        ));
+        let line = format!("job {} (line {}): {step}: {error}{task}", job.id, job.line);
+        // A task that exists is named even with -q: it is paid for.
+        if task_id.is_some() {
+            self.notice(&line);
+        } else {
+            self.say(&line);
+        }
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -352,7 +356,7 @@ impl Run {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(job.id.clone());
-                self.say(&format!(
+                self.notice(&format!(
                     "job {} (line {}): recovered task {task_id} (createTask's answer was lost; its callback named it)",
                     job.id, job.line
                 ));
@@ -365,7 +369,7 @@ impl Run {
                 if let Some(reference) = reference {
                     self.ctx.history.named(reference, &named, &e.to_string());
                 }
-                self.say(&format!("job {} (line {}): {said}", job.id, job.line));
+                self.notice(&format!("job {} (line {}): {said}", job.id, job.line));
                 None
             }
         }
@@ -373,6 +377,56 @@ impl Run {
 
     /// Journals a created task's id; a refused write is retried, and the id is
     /// said on stderr either way, so it is never lost.
+    /// Listens on an earlier intent's nonce while the job goes on without
+    /// it: a task its callback names (and the service confirms) exists and
+    /// is paid for, so it is recorded (journal or store, history) and said,
+    /// even though the job has, or will have, another task.
+    pub(super) async fn find(&self, job: &Job, nonce: &str, stop: CancellationToken) {
+        let Some(hooks) = self.hooks.as_ref() else {
+            return;
+        };
+        let options = WaitOptions::new()
+            .deadline(Some(self.args.timeout))
+            .cancel_token(stop);
+        match self.ctx.client.recover(&hooks.hub, nonce, &options).await {
+            Ok(Some(task)) => {
+                let task_id = task.task_id.to_string();
+                let _ = self
+                    .record(&Event::Found {
+                        id: job.id.clone(),
+                        task_id: task_id.clone(),
+                        nonce: nonce.to_owned(),
+                        at: now_ms(),
+                    })
+                    .await;
+                self.ctx.history.found(
+                    self.ctx.client.base_url().as_str(),
+                    &format!("batch {}", job.id),
+                    &task_id,
+                    nonce,
+                );
+                self.found
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((job.id.clone(), task_id.clone()));
+                self.notice(&format!(
+                    "job {} (line {}): an earlier submit's task {task_id} exists after all (its createTask answer was lost; its callback named it; state {}): it is paid for, and recorded with the job; the job went on without it, so its video is fetched only by `kling download {task_id} --out FILE`",
+                    job.id, job.line, task.state
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let (named, said) = hooks.unconfirmed(nonce, &e);
+                if !named.is_empty() {
+                    self.notice(&format!(
+                        "job {} (line {}): an earlier submit: {said}",
+                        job.id, job.line
+                    ));
+                }
+            }
+        }
+    }
+
     pub(super) async fn journal_task(&self, job: &Job, task_id: &TaskId) {
         self.journal_event(job, task_id, false).await;
     }
@@ -396,7 +450,7 @@ impl Run {
             match self.store.record(&event).await {
                 Ok(()) => {
                     if attempt > 1 {
-                        self.say(&format!(
+                        self.notice(&format!(
                             "job {}: task {task_id} journaled after {attempt} attempts",
                             job.id
                         ));
@@ -404,7 +458,7 @@ impl Run {
                     return;
                 }
                 Err(e) => {
-                    self.say(&format!(
+                    self.notice(&format!(
                         "job {} (line {}): task {task_id} was created, but {} cannot be written ({e}); retrying",
                         job.id,
                         job.line,
@@ -415,7 +469,7 @@ impl Run {
             tokio::time::sleep(delay).await;
             delay *= 2;
         }
-        self.say(&format!(
+        self.notice(&format!(
             "job {} (line {}): task {task_id} is NOT in the journal; keep this id: `kling wait {task_id} --out {}` fetches its video",
             job.id,
             job.line,

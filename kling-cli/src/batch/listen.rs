@@ -39,6 +39,7 @@ impl Listeners {
         out: crate::output::Out,
         listening: bool,
         unknown: Vec<(Job, String)>,
+        found: Vec<(Job, String)>,
         left: Option<Duration>,
     ) -> Listens {
         let stop = CancellationToken::new();
@@ -47,22 +48,30 @@ impl Listeners {
             plans: Vec::new(),
             until: None,
         };
-        if !listening || unknown.is_empty() {
+        if !listening || (unknown.is_empty() && found.is_empty()) {
             return none(stop);
+        }
+        if !found.is_empty() {
+            out.say(&format!(
+                "listening also on {} earlier submit(s) whose outcome stayed unknown (their tasks may exist): a task their callbacks name is recorded",
+                found.len()
+            ));
         }
         match left {
             Some(left) if left.is_zero() => {
                 out.say(&format!(
-                    "{} job(s) whose outcome is unknown were sent more than --timeout ago: their callbacks, if any, have come and gone; not listened for",
-                    unknown.len()
+                    "{} earlier submit(s) whose outcome is unknown were sent more than --timeout ago: their callbacks, if any, have come and gone; not listened for",
+                    unknown.len() + found.len()
                 ));
                 return none(stop);
             }
+            Some(_) if unknown.is_empty() => {}
             Some(left) => out.say(&format!(
                 "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on and up to {} (as long as their tasks may run; Ctrl-C stops, leaving them unknown)",
                 unknown.len(),
                 humantime::format_duration(Duration::from_secs(left.as_secs().max(1)))
             )),
+            None if unknown.is_empty() => {}
             None => out.say(&format!(
                 "listening for the callbacks of {} job(s) whose outcome is unknown, while the run goes on",
                 unknown.len()
@@ -71,6 +80,11 @@ impl Listeners {
         let plans = unknown
             .into_iter()
             .map(|(job, nonce)| Plan::Listen(job, nonce, stop.clone()))
+            .chain(
+                found
+                    .into_iter()
+                    .map(|(job, nonce)| Plan::Found(job, nonce, stop.clone())),
+            )
             .collect();
         Listens {
             stop,

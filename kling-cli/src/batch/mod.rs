@@ -15,15 +15,17 @@ mod job;
 mod journal;
 mod listen;
 mod manifest;
+mod mode;
 mod plan;
 mod report;
 mod result;
+mod status;
 mod store;
 
 use report::{Counts, add, sub};
 
-pub use fleet::status;
 pub use result::ResultLine;
+pub use status::status;
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -42,7 +44,7 @@ use crate::context::Context;
 use crate::dirlock::{DirLock, LockError};
 use crate::error::CliError;
 use crate::error::code;
-use crate::output::{Failure, shell_quote};
+use crate::output::Failure;
 use journal::{Journal, Results, rewrite_results_with};
 use listen::Listeners;
 use manifest::Job;
@@ -50,6 +52,18 @@ use plan::Decision;
 
 fn io_error(path: &Path, source: std::io::Error) -> CliError {
     CliError::local(path, source)
+}
+
+/// Takes `dir`'s lock (one batch process per directory, journal or fleet).
+fn lock_dir(dir: &Path) -> Result<DirLock, CliError> {
+    DirLock::acquire(dir).map_err(|e| match e {
+        LockError::Held { .. } => CliError::Invalid {
+            field: Field::File,
+            subject: Some(dir.display().to_string()),
+            reason: e.to_string(),
+        },
+        LockError::Io(path, source) => io_error(&path, source),
+    })
 }
 
 /// What to do with a job on this run.
@@ -61,6 +75,10 @@ enum Plan {
     /// An unknown outcome from an earlier run: listen for its nonce's
     /// callback until `stop` (the rest of the run is done).
     Listen(Job, String, CancellationToken),
+    /// An earlier intent of a job that went on without it (submitted again,
+    /// or a later intent is the one listened for): listen for its nonce's
+    /// callback until `stop`, and record the task it names as found.
+    Found(Job, String, CancellationToken),
 }
 
 struct Run {
@@ -90,6 +108,8 @@ struct Run {
     hooks: Option<crate::webhook::Webhooks>,
     /// Jobs whose unknown outcome a callback resolved this run.
     recovered: Mutex<Vec<String>>,
+    /// Tasks of earlier intents that callbacks named this run: job, task.
+    found: Mutex<Vec<(String, String)>>,
 }
 
 /// Reads and checks the manifest: its jobs and its invalid lines (said);
@@ -134,14 +154,11 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     }
     // Before the journal is read: a second process on this directory would
     // replay it too and submit every pending job again.
-    let _lock = DirLock::acquire(args.out_dir()).map_err(|e| match e {
-        LockError::Held { .. } => CliError::Invalid {
-            field: Field::File,
-            subject: Some(args.out_dir().display().to_string()),
-            reason: e.to_string(),
-        },
-        LockError::Io(path, source) => io_error(&path, source),
-    })?;
+    let _lock = lock_dir(args.out_dir())?;
+    // A fleet's directory: its jobs are in the store, not in a journal.
+    if let Some(mark) = mode::read_mark(args.out_dir())? {
+        return Err(mode::refuse_journal_in_fleet_dir(&args, &mark).into());
+    }
     let (journal, states, damage) =
         Journal::open(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
     if !damage.is_empty() {
@@ -155,19 +172,36 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     }
     let results = Results::open(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
 
-    let resume = format!(
-        "kling batch {} --out-dir {}",
-        shell_quote(&args.manifest.display().to_string()),
-        shell_quote(&args.out_dir().display().to_string())
-    );
+    out.say(&format!(
+        "journal batch: its records are in {} (one process per directory)",
+        journal.path().display()
+    ));
+    let resume = mode::resume_command(&args);
     let counts = Counts::default();
     let mut waits = Vec::new();
     let mut submits = Vec::new();
+    let mut sent_last = None;
     let mut tally = plan::Tally::new(&counts);
     let mut ambiguous = Vec::new();
+    let mut found = Vec::new();
+    let now = crate::batch::journal::now_ms();
     for job in jobs {
         let decision = plan::decide(&job, states.get(&job.id), &args);
         let left_alone = decision == Decision::Ambiguous;
+        // Earlier intents whose tasks may exist, while their tasks may still
+        // be called back: listened for whatever this run does with the job.
+        if let Some(record) = states.get(&job.id)
+            && record
+                .intent_at
+                .is_some_and(|at| at.saturating_add(args.timeout.as_millis() as u64) > now)
+        {
+            for nonce in &record.open_nonces {
+                if !(left_alone && record.nonce.as_ref() == Some(nonce)) {
+                    found.push((job.clone(), nonce.clone()));
+                    sent_last = sent_last.max(record.intent_at);
+                }
+            }
+        }
         match tally.take(&job, decision, out) {
             Some(Decision::Submit { note }) => {
                 if let Some(note) = note {
@@ -191,7 +225,10 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let to_submit: Vec<&Job> = submits
         .iter()
         .map(|plan| match plan {
-            Plan::Submit(job) | Plan::Wait(job, ..) | Plan::Listen(job, ..) => job,
+            Plan::Submit(job)
+            | Plan::Wait(job, ..)
+            | Plan::Listen(job, ..)
+            | Plan::Found(job, ..) => job,
         })
         .collect();
     // Before the guard reads the balance: bad webhook flags send nothing.
@@ -203,7 +240,6 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     // of the rate limit.
     let plans: Vec<Plan> = waits.into_iter().chain(submits).collect();
 
-    let mut sent_last = None;
     let unknown: Vec<(Job, String)> = ambiguous
         .into_iter()
         .filter_map(|job| {
@@ -216,10 +252,9 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     // A rerun listens while the rest of the run goes on and, once it is
     // done, as long as those tasks may still run: until the last one's intent
     // plus --timeout (a kill leaves tasks that end after the rest is done).
-    let now = crate::batch::journal::now_ms();
     let until = sent_last.map_or(0, |at| at.saturating_add(args.timeout.as_millis() as u64));
     let left = Duration::from_millis(until.saturating_sub(now));
-    let listens = Listeners::plans(out, hooks.is_some(), unknown, Some(left));
+    let listens = Listeners::plans(out, hooks.is_some(), unknown, found, Some(left));
     let parts = Parts {
         store: store::Store::Journal(journal),
         results,
@@ -320,6 +355,7 @@ fn start(
         resume,
         hooks,
         recovered: Mutex::new(Vec::new()),
+        found: Mutex::new(Vec::new()),
     });
     run.tick();
     // The bar's message carries countdowns ("waiting 6 s: ..."): refreshed on

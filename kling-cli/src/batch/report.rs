@@ -75,7 +75,7 @@ impl Run {
         match &recorded {
             Ok(()) => {}
             Err(e @ StoreError::LeaseLost { .. }) => self.say(&e.to_string()),
-            Err(e) => self.say(&format!(
+            Err(e) => self.notice(&format!(
                 "warning: cannot write {}: {e}",
                 self.store.describe()
             )),
@@ -85,6 +85,11 @@ impl Run {
 
     pub(super) fn say(&self, text: &str) {
         self.bar.suspend(|| self.ctx.out.say(text));
+    }
+
+    /// [`crate::output::Out::notice`] above the bar: shown even with `-q`.
+    pub(super) fn notice(&self, text: &str) {
+        self.bar.suspend(|| self.ctx.out.notice(text));
     }
 
     pub(super) fn tick(&self) {
@@ -164,7 +169,7 @@ impl Run {
         } else {
             "left alone on rerun unless --resubmit-ambiguous"
         };
-        self.say(&format!(
+        self.notice(&format!(
             "job {} (line {}): {error}; {next}",
             job.id, job.line
         ));
@@ -245,6 +250,13 @@ impl Run {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let found: Vec<Value> = self
+            .found
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, task)| json!({"id": id, "taskId": task}))
+            .collect();
         let left_alone: Vec<&String> = ambiguous
             .iter()
             .filter(|id| !recovered.contains(id))
@@ -267,6 +279,7 @@ impl Run {
             "leftAlone": left_alone,
             "unfinished": unfinished,
             "unjournaled": unjournaled,
+            "found": found,
             "resume": (left > 0 || interrupted).then_some(&self.resume),
             "results": self.args.out_dir().join(crate::batch::journal::RESULTS).display().to_string(),
         });
@@ -308,7 +321,7 @@ impl Run {
             }
         }
         if !unjournaled.is_empty() {
-            out.say(&format!(
+            out.notice(&format!(
                 "{} task(s) created but not journaled (the disk refused): {}",
                 unjournaled.len(),
                 unjournaled
@@ -322,8 +335,23 @@ impl Run {
                     .join(", ")
             ));
         }
+        if !found.is_empty() {
+            out.notice(&format!(
+                "{} task(s) of earlier submits found by their callbacks (paid for; recorded with their jobs): {}",
+                found.len(),
+                found
+                    .iter()
+                    .map(|f| format!(
+                        "{} = task {}",
+                        f["id"].as_str().unwrap_or(""),
+                        f["taskId"].as_str().unwrap_or("")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if interrupted {
-            out.say(&format!(
+            out.notice(&format!(
                 "interrupted: every createTask that was sent has its answer journaled; {} task(s) keep running on the service; resume with: {}",
                 get(&c.left_running),
                 self.resume
@@ -331,7 +359,7 @@ impl Run {
             return code::INTERRUPTED;
         }
         if left > 0 {
-            out.say(&format!(
+            out.notice(&format!(
                 "{left} job(s) still to do; resume with: {}",
                 self.resume
             ));

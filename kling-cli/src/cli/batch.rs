@@ -24,8 +24,14 @@ pub struct BatchArgs {
     /// (postgres://USER:PASSWORD@HOST/DB, or postgres:///DB?host=/SOCKET/DIR)
     #[arg(long, value_name = "URL", env = "KLING_STORE", value_parser = parse_store, hide_env_values = true)]
     pub store: Option<String>,
-    /// The batch's name in the store (default: the manifest's file name):
-    /// workers with the same name share the jobs
+    /// Whether `store` came from `KLING_STORE` in the environment (said at
+    /// the start of the run; printed commands then use `"$KLING_STORE"`).
+    #[arg(skip)]
+    pub store_from_env: bool,
+    /// The batch's name in the store: workers with the same name share the
+    /// jobs (default: the batch the output directory belongs to, else the
+    /// one holding the manifest's jobs unchanged, else a new one named after
+    /// the manifest's file and its jobs)
     #[arg(long, value_name = "NAME", requires = "store")]
     pub batch_name: Option<String>,
     /// Show every job's state in the store, across the fleet, and exit
@@ -73,15 +79,6 @@ impl BatchArgs {
     /// The output directory (absent only with `--status`, which writes nothing).
     pub fn out_dir(&self) -> &std::path::Path {
         self.out_dir.as_deref().unwrap_or(std::path::Path::new("."))
-    }
-
-    /// The batch's name in the store.
-    pub fn batch_name(&self) -> String {
-        self.batch_name.clone().unwrap_or_else(|| {
-            self.manifest
-                .file_name()
-                .map_or_else(|| "batch".to_owned(), |n| n.to_string_lossy().into_owned())
-        })
     }
 }
 

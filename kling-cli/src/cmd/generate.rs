@@ -40,7 +40,8 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
     let out_path = args.out.clone().unwrap_or_else(|| default_out(&id));
     let resume = (!ctx.simulated).then(|| resume_command(&id, Some(&out_path), args.force));
     match &resume {
-        Some(resume) => ctx.out.say(&format!(
+        // Even with -q: the task is paid for, and this is how to get it back.
+        Some(resume) => ctx.out.notice(&format!(
             "  task  {id} (if interrupted, resume with: {resume})"
         )),
         None => ctx.out.say(&format!("  task  {id} {SIM_ONLY}")),

@@ -197,7 +197,7 @@ async fn recover(
     match found {
         Ok(Some(task)) => {
             ctx.history.recovered(reference, task.task_id.as_str());
-            ctx.out.say(&format!(
+            ctx.out.notice(&format!(
                 "  recovered  task {} (createTask's answer was lost; its callback named it)",
                 task.task_id
             ));

@@ -2,6 +2,7 @@
 //! shape, bad input (the simulator's counters prove nothing was sent) and the
 //! batch's crash safety.
 
+mod answers;
 mod batch;
 mod commands;
 mod errors;
@@ -13,6 +14,7 @@ mod money;
 #[cfg(kling_probe)]
 mod probe;
 mod profiles;
+mod seams;
 mod security;
 mod spec;
 mod spend;

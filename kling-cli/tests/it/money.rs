@@ -489,3 +489,65 @@ fn the_resume_command_printed_at_ctrl_c_writes_the_file_when_run() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(std::fs::read(&target).unwrap(), kling_sim::RESULT_VIDEO);
 }
+
+#[test]
+fn quiet_never_hides_a_task_id_the_journal_could_not_keep() {
+    // A full disk right after the intent: the task exists, is paid for, and
+    // its id is in no file. `-q` silences chatter, never that id.
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), 1, &[]);
+    // The intent line's exact length, from a run with room to spare.
+    let roomy = dir.path().join("roomy");
+    let first = batch(&sim, &manifest, &roomy, &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let journal = std::fs::read_to_string(roomy.join("journal.jsonl")).unwrap();
+    let intent = journal.lines().next().unwrap();
+    assert!(intent.contains("\"intent\""), "{intent}");
+    // Room for the intent, not for the task id after it (EFBIG past the
+    // limit, with SIGXFSZ ignored as a full disk would leave the process).
+    let limit = intent.len() + 1 + 20;
+    let out = dir.path().join("full");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; exec prlimit --fsize={limit}:{limit} \"$0\" \"$@\""
+        ))
+        .arg(assert_cmd::cargo::cargo_bin("kling"));
+    crate::support::isolated(&mut cmd);
+    let output = cmd
+        .args([
+            "--base-url",
+            sim.sim.base_url(),
+            "--upload-base-url",
+            &sim.sim.upload_base_url(),
+            "-q",
+            "--no-json",
+            "batch",
+        ])
+        .arg(&manifest)
+        .arg("--out-dir")
+        .arg(&out)
+        .env("APIKLEY_API_KEY", sim.sim.api_key())
+        .output()
+        .unwrap();
+    let stats = sim.sim.stats();
+    assert_eq!(stats.tasks_created, 2, "{}", stderr(&output));
+    let id = &stats.tasks[1].task_id;
+    let said = stderr(&output);
+    assert!(
+        said.contains(&format!("task {id} is NOT in the journal; keep this id")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "created but not journaled (the disk refused): job-0 = task {id}"
+        )),
+        "{said}"
+    );
+    // The journal holds the intent only: a rerun sees "outcome unknown".
+    let kept = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    assert!(!kept.contains(id.as_str()), "{kept}");
+}

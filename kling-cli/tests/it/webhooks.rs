@@ -511,3 +511,89 @@ fn a_line_with_its_own_callback_url_keeps_it_and_is_polled() {
     // safety poll ten minutes away.
     assert!(polls >= 2, "{polls}");
 }
+
+/// A first run leaves a job unknown (its answer cut); the rerun submits it
+/// again (`--resubmit-ambiguous`) and still listens on the first intent's
+/// nonce: the first task's callback names it, and it is recorded (journal
+/// or store, history) and said, beside the new task.
+fn resubmit_still_listens(store: Option<&str>) {
+    let sim = answers_cut(3000);
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_listen();
+    let manifest = crate::batch::manifest(dir.path(), 1, &[]);
+    let store: Vec<&str> = store.map(|url| vec!["--store", url]).unwrap_or_default();
+    left_unknown(&sim, dir.path(), &manifest, &store, &listen);
+    let first_task = sim.sim.stats().tasks[0].task_id.clone();
+    let mut faults = sim.sim.config().faults.clone();
+    faults.create_task.reset_after = 0.0;
+    sim.sim.set_faults(faults).unwrap();
+    let second = batch(&sim, dir.path(), &manifest)
+        .args(&store)
+        .args([
+            "--resubmit-ambiguous",
+            "--listen",
+            &listen,
+            "--timeout",
+            "20s",
+        ])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", stderr(&second));
+    let summary = json(&second);
+    let stats = sim.sim.stats();
+    assert_eq!(stats.tasks_created, 2, "resubmitted once, as asked");
+    assert_eq!(summary["done"], 1, "{summary}");
+    assert_eq!(
+        summary["found"],
+        serde_json::json!([{"id": "job-0", "taskId": first_task}]),
+        "{summary}"
+    );
+    let said = stderr(&second);
+    assert!(
+        said.contains(&format!("earlier submit's task {first_task} exists")),
+        "{said}"
+    );
+    let history = std::fs::read_to_string(dir.path().join("state").join("history.jsonl")).unwrap();
+    assert!(
+        history.contains(&format!("\"taskId\":\"{first_task}\"")),
+        "{history}"
+    );
+    if store.is_empty() {
+        let journal =
+            std::fs::read_to_string(dir.path().join("out").join("journal.jsonl")).unwrap();
+        assert!(journal.contains("\"found\""), "{journal}");
+        assert!(journal.contains(&first_task), "{journal}");
+    } else {
+        let status = crate::support::kling()
+            .args(["--json", "batch"])
+            .arg(&manifest)
+            .args(&store)
+            .args(["--status", "--out-dir"])
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        let doc = json(&status);
+        let tasks = &doc["jobs"][0]["tasks"];
+        assert!(
+            tasks
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == first_task.as_str()),
+            "{doc}"
+        );
+    }
+}
+
+#[test]
+fn a_resubmitted_job_still_listens_on_its_earlier_nonce() {
+    resubmit_still_listens(None);
+}
+
+#[test]
+fn a_resubmitted_fleet_job_still_listens_on_its_earlier_nonce() {
+    let Some(pg) = kling_testkit::TestPg::start("webhooks_fleet_resubmit") else {
+        return;
+    };
+    resubmit_still_listens(Some(pg.url()));
+}

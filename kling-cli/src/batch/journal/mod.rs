@@ -77,6 +77,17 @@ pub enum Event {
         retrying: bool,
         at: u64,
     },
+    /// An earlier intent's task, whose answer was never recorded, named by
+    /// its callback (on that intent's nonce) while the job went on without
+    /// it (`--resubmit-ambiguous`): it exists and is paid for. Recorded with
+    /// the job's tasks; the job's own state does not change.
+    #[serde(rename_all = "camelCase")]
+    Found {
+        id: String,
+        task_id: String,
+        nonce: String,
+        at: u64,
+    },
     /// The job was refused before any task existed (by a check or the service).
     #[serde(rename_all = "camelCase")]
     Rejected {
@@ -106,6 +117,7 @@ impl Event {
             | Event::Submitted { id, .. }
             | Event::Unknown { id, .. }
             | Event::Recovered { id, .. }
+            | Event::Found { id, .. }
             | Event::NotTaken { id, .. }
             | Event::Rejected { id, .. }
             | Event::Finished { id, .. } => id,
@@ -147,8 +159,13 @@ pub struct JobRecord {
     pub task_ids: Vec<String>,
     /// The nonce of its last intent (webhook mode).
     pub nonce: Option<String>,
+    /// The nonces of every intent whose outcome is still unknown (no answer,
+    /// no callback found its task), oldest first: their tasks may exist.
+    pub open_nonces: Vec<String>,
     /// When its last intent was recorded (ms since the Unix epoch), if known.
     pub intent_at: Option<u64>,
+    /// The nonce of an intent not answered yet by a later event.
+    pub pending: Option<String>,
 }
 
 impl JobRecord {
@@ -158,7 +175,16 @@ impl JobRecord {
             input: None,
             task_ids: Vec::new(),
             nonce: None,
+            open_nonces: Vec::new(),
             intent_at: None,
+            pending: None,
+        }
+    }
+
+    /// The last intent was answered either way: its nonce is no longer open.
+    fn close_last(&mut self) {
+        if let Some(nonce) = self.pending.take() {
+            self.open_nonces.retain(|n| *n != nonce);
         }
     }
 
@@ -169,22 +195,46 @@ impl JobRecord {
                 input, nonce, at, ..
             } => {
                 self.input = Some(input.clone());
+                if let Some(nonce) = &nonce
+                    && !self.open_nonces.contains(nonce)
+                {
+                    self.open_nonces.push(nonce.clone());
+                }
+                self.pending.clone_from(&nonce);
                 self.nonce = nonce;
                 self.intent_at = Some(at);
                 JobState::Interrupted { input }
             }
             Event::Submitted { task_id, .. } | Event::Recovered { task_id, .. } => {
-                self.task_ids.push(task_id.clone());
+                self.close_last();
+                if !self.task_ids.contains(&task_id) {
+                    self.task_ids.push(task_id.clone());
+                }
                 JobState::Submitted { task_id }
             }
-            Event::Unknown { error, .. } => JobState::Unknown { error },
-            Event::NotTaken { .. } => JobState::New,
+            Event::Found { task_id, nonce, .. } => {
+                self.open_nonces.retain(|n| *n != nonce);
+                if !self.task_ids.contains(&task_id) {
+                    self.task_ids.push(task_id);
+                }
+                return;
+            }
+            Event::Unknown { error, .. } => {
+                // Left open: its task may exist.
+                self.pending = None;
+                JobState::Unknown { error }
+            }
+            Event::NotTaken { .. } => {
+                self.close_last();
+                JobState::New
+            }
             Event::Rejected {
                 kind,
                 message,
                 input,
                 ..
             } => {
+                self.close_last();
                 if input.is_some() {
                     self.input = input;
                 }

@@ -30,6 +30,16 @@ pub enum Claimed {
     Wait(String, String),
 }
 
+/// Connects to the store at `url` and creates or migrates its tables.
+pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    let pool = kling_api_ext::postgres_pool(url).map_err(StoreError::Limiter)?;
+    kling_api_ext::migrate_postgres(&pool)
+        .await
+        .map_err(StoreError::Limiter)?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
 /// A batch's jobs in the database, as one worker sees them.
 pub struct PgJobs {
     pool: PgPool,
@@ -65,24 +75,20 @@ pub(super) fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 }
 
 impl PgJobs {
-    /// Connects to the store at `url`, creates or migrates its tables, and
-    /// starts renewing this worker's leases.
-    pub async fn open(url: &str, batch: &str, worker: &str) -> Result<PgJobs, StoreError> {
-        PgJobs::open_with(url, batch, worker, LEASE).await
-    }
-
-    /// [`PgJobs::open`] with another lease (renewed every third of it).
+    /// Connects to the store at `url` (creating or migrating its tables) for
+    /// `batch`, with `lease` (renewed every third of it).
+    #[cfg(test)]
     pub async fn open_with(
         url: &str,
         batch: &str,
         worker: &str,
         lease: Duration,
     ) -> Result<PgJobs, StoreError> {
-        let pool = kling_api_ext::postgres_pool(url).map_err(StoreError::Limiter)?;
-        kling_api_ext::migrate_postgres(&pool)
-            .await
-            .map_err(StoreError::Limiter)?;
-        migrate(&pool).await?;
+        Ok(PgJobs::with_pool(connect(url).await?, batch, worker, lease))
+    }
+
+    /// The batch `batch` of the store `pool` ([`connect`]), as `worker` sees it.
+    pub fn with_pool(pool: PgPool, batch: &str, worker: &str, lease: Duration) -> PgJobs {
         let held: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let renewer = tokio::spawn(renew(
             pool.clone(),
@@ -91,14 +97,14 @@ impl PgJobs {
             held.clone(),
             lease,
         ));
-        Ok(PgJobs {
+        PgJobs {
             pool,
             batch: batch.to_owned(),
             worker: worker.to_owned(),
             held,
             lease,
             renewer,
-        })
+        }
     }
 
     fn hold(&self, id: &str, held: bool) {
@@ -163,10 +169,11 @@ impl PgJobs {
             Option<String>,
             bool,
             Option<String>,
+            Vec<String>,
         );
         let rows: Vec<Tuple> = sqlx::query_as(
             "SELECT id, line, state, input, task_id, task_ids, result::text, error, owner, \
-             COALESCE(lease_until > clock_timestamp(), false), nonce FROM kling.jobs WHERE batch = $1 ORDER BY line",
+             COALESCE(lease_until > clock_timestamp(), false), nonce, nonces FROM kling.jobs WHERE batch = $1 ORDER BY line",
         )
         .bind(&self.batch)
         .fetch_all(&self.pool)
@@ -187,6 +194,7 @@ impl PgJobs {
                     owner,
                     leased,
                     nonce,
+                    nonces,
                 )| {
                     let result = result.and_then(|r| serde_json::from_str(&r).ok());
                     (
@@ -202,6 +210,7 @@ impl PgJobs {
                             owner,
                             leased,
                             nonce,
+                            nonces,
                         },
                     )
                 },
@@ -303,6 +312,7 @@ impl PgJobs {
         let (query, ends) = match event {
             Event::Intent { input, nonce, .. } => (
                 base("UPDATE kling.jobs SET state = 'submitting', input = $4, nonce = $6, updated_at = clock_timestamp(), \
+                      nonces = CASE WHEN $6::text IS NULL OR $6 = ANY(nonces) THEN nonces ELSE array_append(nonces, $6) END, \
                       lease_until = clock_timestamp() + $5 * interval '1 millisecond' \
                       WHERE batch = $1 AND id = $2 AND owner = $3 AND state = 'todo' AND lease_until > clock_timestamp()")
                 .bind(input)
@@ -313,6 +323,7 @@ impl PgJobs {
             // The owner's answer wins over a sweep that found it slow.
             Event::Submitted { task_id, .. } | Event::Recovered { task_id, .. } => (
                 base("UPDATE kling.jobs SET state = 'running', task_id = $4, task_ids = array_append(task_ids, $4), \
+                      nonces = array_remove(nonces, nonce), \
                       error = NULL, updated_at = clock_timestamp(), lease_until = clock_timestamp() + $5 * interval '1 millisecond', \
                       owner = $3 WHERE batch = $1 AND id = $2 AND state IN ('submitting', 'unknown') \
                       AND (owner = $3 OR (owner IS NULL AND state = 'unknown'))")
@@ -329,21 +340,32 @@ impl PgJobs {
             // Between two attempts: to do again, still this worker's (its
             // next intent follows); a kill now leaves it to do, not unknown.
             Event::NotTaken { retrying: true, .. } => (
-                base("UPDATE kling.jobs SET state = 'todo', updated_at = clock_timestamp() \
+                base("UPDATE kling.jobs SET state = 'todo', updated_at = clock_timestamp(), nonces = array_remove(nonces, nonce) \
                       WHERE batch = $1 AND id = $2 AND owner = $3 AND state = 'submitting'"),
                 false,
             ),
             Event::NotTaken { .. } => (
-                base("UPDATE kling.jobs SET state = 'todo', owner = NULL, lease_until = NULL, updated_at = clock_timestamp() \
+                base("UPDATE kling.jobs SET state = 'todo', owner = NULL, lease_until = NULL, updated_at = clock_timestamp(), \
+                      nonces = CASE WHEN state = 'submitting' THEN array_remove(nonces, nonce) ELSE nonces END \
                       WHERE batch = $1 AND id = $2 AND owner = $3 AND state IN ('submitting', 'todo')"),
                 true,
             ),
             Event::Rejected { kind, message, input, .. } => (
                 base("UPDATE kling.jobs SET state = 'rejected', result = $4::jsonb, input = COALESCE($5, input), owner = NULL, \
+                      nonces = CASE WHEN state = 'submitting' THEN array_remove(nonces, nonce) ELSE nonces END, \
                       lease_until = NULL, updated_at = clock_timestamp() WHERE batch = $1 AND id = $2 AND owner = $3")
                 .bind(crate::batch::ResultLine::rejected(id, kind, message).to_value().to_string())
                 .bind(input.clone()),
                 true,
+            ),
+            // Not the job's state: one more task of it, from any worker.
+            Event::Found { task_id, nonce, .. } => (
+                base("UPDATE kling.jobs SET task_ids = CASE WHEN $4 = ANY(task_ids) THEN task_ids ELSE array_append(task_ids, $4) END, \
+                      nonces = array_remove(nonces, $5), updated_at = clock_timestamp() \
+                      WHERE batch = $1 AND id = $2 AND ($3::text IS NOT NULL)")
+                .bind(task_id)
+                .bind(nonce),
+                false,
             ),
             Event::Finished { result, .. } => (
                 base("UPDATE kling.jobs SET state = 'finished', result = $4::jsonb, owner = NULL, lease_until = NULL, \
@@ -447,6 +469,7 @@ async fn renew(
     }
 }
 
+pub mod identity;
 mod schema;
 mod speed;
 #[cfg(test)]

@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "nonce",
         include_str!("../../../../migrations/0003_nonce.sql"),
     ),
+    (
+        4,
+        "identity",
+        include_str!("../../../../migrations/0004_identity.sql"),
+    ),
 ];
 
 /// One job's row, as planning reads it.
@@ -39,6 +44,8 @@ pub struct Row {
     pub leased: bool,
     /// The nonce of its last intent (webhook mode).
     pub nonce: Option<String>,
+    /// The nonces of its intents whose outcome is still unknown.
+    pub nonces: Vec<String>,
 }
 
 impl Row {
@@ -74,6 +81,8 @@ impl Row {
         };
         JobRecord {
             nonce: self.nonce.clone(),
+            open_nonces: self.nonces.clone(),
+            pending: None,
             // The database's clock, not this host's: not compared here.
             intent_at: None,
             state,
