@@ -96,11 +96,17 @@ pub fn select(chosen: Option<&str>) -> Result<Option<Selected>, String> {
         }
         Err(e) => return Err(format!("config file {}: {e}", file.display())),
     };
+    // toml's Display quotes the offending line, which may be `api_key = "…"`
+    // (a key nothing has registered as secret yet): its message and place only.
     let config: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
         format!(
-            "config file {}: {}",
+            "config file {}{}: {}",
             file.display(),
-            e.to_string().trim_end()
+            line.map(|l| format!(", line {l}")).unwrap_or_default(),
+            e.message().trim_end()
         )
     })?;
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -22,6 +22,19 @@ pub struct Context {
     _sim: Option<Simulator>,
 }
 
+impl Context {
+    /// The service tasks are created on, as journals record it: the base
+    /// URL shown safely, or `kling --sim` for the embedded simulator (whose
+    /// port changes every run).
+    pub fn service(&self) -> String {
+        if self.simulated {
+            "kling --sim".to_owned()
+        } else {
+            kling_api_ext::redact(self.client.base_url().as_str().trim_end_matches('/'))
+        }
+    }
+}
+
 fn config_error(reason: impl Into<String>) -> CliError {
     CliError::config(None, reason)
 }

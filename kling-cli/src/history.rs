@@ -191,7 +191,8 @@ impl History {
         self.append(&Entry::Intent {
             reference: reference.clone(),
             at: now_ms(),
-            base_url: base_url.to_owned(),
+            // A base URL may carry a user and password (a proxy's): never kept.
+            base_url: kling_api_ext::redact(base_url),
             model: request.model().cloned().unwrap_or_default().to_string(),
             image: shown(request.image().source()),
             audio: shown(request.audio().source()),
@@ -216,7 +217,7 @@ impl History {
         self.append(&Entry::Found {
             reference: format!("found-{nonce}"),
             at: now_ms(),
-            base_url: base_url.to_owned(),
+            base_url: kling_api_ext::redact(base_url),
             by: by.to_owned(),
             task_id: task_id.to_owned(),
             nonce: nonce.to_owned(),

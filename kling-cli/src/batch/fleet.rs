@@ -48,7 +48,9 @@ pub(super) fn worker_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".into());
-    format!("{host}:{}:{:04x}", std::process::id(), fastrand::u16(..))
+    // 64 random bits: containers on one host network share the host name
+    // and often pid 1, and two workers with one name would share leases.
+    format!("{host}:{}:{:016x}", std::process::id(), fastrand::u64(..))
 }
 
 /// The store's URL as it may be shown: without its password, in either form
@@ -351,7 +353,16 @@ async fn drive(run: &Arc<Run>, by_id: Arc<HashMap<String, Job>>) {
             Ok(Some(claimed)) => {
                 idle = Duration::from_millis(100);
                 let (id, plan) = match claimed {
-                    Claimed::Submit(id) => match by_id.get(&id) {
+                    Claimed::Submit(id, input) => match by_id.get(&id) {
+                        // Another worker's manifest has another version of
+                        // this line (it set the store's): not this one's to pay.
+                        Some(job) if job.input != input => {
+                            run.say(&format!(
+                                "job {id} (line {}): the store has another version of this line (another worker's manifest): left to the workers whose manifest matches",
+                                job.line
+                            ));
+                            (id, None)
+                        }
                         Some(job) => {
                             add(&run.counts.pending);
                             (id, Some(Plan::Submit(job.clone())))
@@ -372,12 +383,15 @@ async fn drive(run: &Arc<Run>, by_id: Arc<HashMap<String, Job>>) {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(id.clone());
+                let known = by_id.contains_key(&id);
                 let run = run.clone();
                 set.spawn(async move {
                     let _permit = permit;
                     match plan {
                         Some(plan) => run.clone().job(plan).await,
-                        // Not in this worker's manifest: left to a worker that has it.
+                        // Not in this worker's manifest, or in another
+                        // version: left to a worker that has it (said above).
+                        None if known => {}
                         None => run.say(&format!(
                             "job {id}: not in this manifest; left to the workers that have it"
                         )),

@@ -230,6 +230,7 @@ impl Run {
             id: job.id.clone(),
             input: job.input.clone(),
             nonce: nonce.clone(),
+            service: Some(self.ctx.service()),
             at: now_ms(),
         };
         let refused: Arc<std::sync::Mutex<Option<StoreError>>> = Arc::default();

@@ -150,6 +150,14 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     let (jobs, bad) = load_manifest(out, &args)?;
     std::fs::create_dir_all(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
     if args.store.is_some() {
+        if ctx.simulated {
+            return Err(CliError::Invalid {
+                field: Field::Config,
+                subject: Some("--store".into()),
+                reason: "--sim keeps its tasks in this process's simulator: a shared job store would mix them with real tasks (and mark real jobs done with simulated videos); nothing was sent. Run a fleet against `kling sim` (its --base-url), or without --store".into(),
+            }
+            .into());
+        }
         return fleet::run(ctx, args, jobs, bad).await;
     }
     // Before the journal is read: a second process on this directory would
@@ -169,6 +177,24 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
             journal.path().display(),
             lines.join(", ")
         ));
+    }
+    // Tasks created on another service (another --base-url or profile, or
+    // the embedded simulator) are found on none here: their jobs would be
+    // taken as ended, or paid for again.
+    let service = ctx.service();
+    if let Some(other) = states
+        .values()
+        .filter_map(|r| r.service.as_deref())
+        .find(|s| *s != service)
+    {
+        return Err(CliError::Invalid {
+            field: Field::File,
+            subject: Some(args.out_dir().display().to_string()),
+            reason: format!(
+                "this directory's tasks were created on {other}, and this run talks to {service}: none of them exists there, and its jobs would be skipped as ended or paid for again; nothing was sent. Run it against {other} (its --base-url or --profile), or give another --out-dir"
+            ),
+        }
+        .into());
     }
     let results = Results::open(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
 

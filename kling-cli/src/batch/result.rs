@@ -100,7 +100,8 @@ impl ResultLine {
             error: ErrorLine {
                 kind: "generation_failed".into(),
                 fail_code,
-                message: fail_msg,
+                // It may quote the inputs (presigned URLs): shown safely.
+                message: fail_msg.map(|m| kling_api_ext::redact(&m)),
             },
         }
     }

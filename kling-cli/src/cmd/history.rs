@@ -26,10 +26,8 @@ pub fn history(out: &Out, args: &crate::cli::HistoryArgs) -> u8 {
 /// `kling history --refresh`: reads the state of unfinished tasks first (of
 /// this service only), records it, then lists.
 pub async fn refresh_history(ctx: &Context, args: &crate::cli::HistoryArgs) -> Result<u8, Error> {
-    let base = ctx
-        .client
-        .base_url()
-        .as_str()
+    // As the history keeps it (redacted).
+    let base = kling_api_ext::redact(ctx.client.base_url().as_str())
         .trim_end_matches('/')
         .to_owned();
     for record in crate::history::read()

@@ -10,8 +10,16 @@ use super::steps::*;
 pub async fn status(ctx: &Context, args: TaskArgs) -> Result<u8, Error> {
     let task = ctx.client.get(&task_id(&args.task_id)?).await?;
     if ctx.out.json {
-        ctx.out
-            .document(&serde_json::to_value(&task).expect("serializable"));
+        let mut doc = serde_json::to_value(&task).expect("serializable");
+        // The service's echo of the callBackUrl (a token in its query) and a
+        // failure message quoting inputs (presigned URLs) are shown safely;
+        // the result URLs are the user's to fetch, and stay whole.
+        for field in ["callbackUrl", "failMsg"] {
+            if let Some(text) = doc[field].as_str() {
+                doc[field] = kling_api_ext::redact(text).into();
+            }
+        }
+        ctx.out.document(&doc);
     } else {
         let mut text = format!("{} {}", task.task_id, task.state);
         if let Some(url) = task.video_url() {
@@ -23,7 +31,7 @@ pub async fn status(ctx: &Context, args: TaskArgs) -> Result<u8, Error> {
         if let (Some(code), msg) = (&task.fail_code, &task.fail_msg) {
             text.push_str(&format!(
                 "\nfailed: {code} {}",
-                msg.as_deref().unwrap_or("")
+                kling_api_ext::redact(msg.as_deref().unwrap_or(""))
             ));
         }
         ctx.out.text(&text);

@@ -280,3 +280,69 @@ fn the_resume_command_of_a_store_with_a_password_refers_to_kling_store() {
     assert_eq!(created(&sim), 1);
     assert!(out.join("job-0.mp4").exists());
 }
+
+#[test]
+fn a_directory_of_simulated_tasks_is_not_run_against_a_real_service() {
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = manifest(dir.path(), 2, &[]);
+    let out = dir.path().join("out");
+    let simulated = crate::support::kling()
+        .args(["--sim", "--json", "batch"])
+        .arg(&jobs)
+        .arg("--out-dir")
+        .arg(&out)
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert!(simulated.status.success(), "{}", all_text(&simulated));
+    // The same directory against a service (here the test's simulator):
+    // its tasks exist on none, its "ended" jobs hold simulated videos.
+    let real = batch(&sim, &jobs, &out, None, &[]);
+    assert_eq!(real.status.code(), Some(2), "{}", all_text(&real));
+    assert_eq!(created(&sim), 0);
+    assert!(
+        stderr(&real).contains("created on kling --sim"),
+        "{}",
+        stderr(&real)
+    );
+    // And --sim never joins a shared store (nothing is contacted).
+    let fleet = crate::support::kling()
+        .args(["--sim", "batch"])
+        .arg(&jobs)
+        .args(["--out-dir", "elsewhere", "--yes", "--store"])
+        .arg("postgres://kling@127.0.0.1:9/kling")
+        .output()
+        .unwrap();
+    assert_eq!(fleet.status.code(), Some(2), "{}", all_text(&fleet));
+    assert!(
+        stderr(&fleet).contains("--sim keeps its tasks"),
+        "{}",
+        stderr(&fleet)
+    );
+}
+
+#[test]
+fn a_broken_config_file_never_echoes_its_key() {
+    const SECRET: &str = "sk-config-echo-71c2-SECRET";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    // A misspelt setting beside the key: the parser quotes the line it
+    // stops at, which must not be the key's.
+    for text in [
+        format!("[profiles.default]\napi_key = \"{SECRET}\"\n"),
+        format!("[profiles.default]\nbase_url = \"https://x.example\"\napi_key = \"{SECRET}\n"),
+    ] {
+        std::fs::write(&config, &text).unwrap();
+        let output = crate::support::kling()
+            .env("KLING_CONFIG", &config)
+            .args(["--json", "credits"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", all_text(&output));
+        let said = all_text(&output);
+        assert!(!said.contains(SECRET), "{said}");
+        assert!(!said.contains("71c2"), "{said}");
+        assert!(said.contains("config.toml"), "{said}");
+    }
+}

@@ -43,6 +43,11 @@ pub enum Event {
         /// The nonce in its callBackUrl (webhook mode, `--listen`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
+        /// The service the task is created on (its base URL, shown safely;
+        /// `kling --sim` for the embedded simulator): a rerun against
+        /// another service would find none of these tasks and pay again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
         at: u64,
     },
     /// createTask answered with this task.
@@ -164,6 +169,8 @@ pub struct JobRecord {
     pub open_nonces: Vec<String>,
     /// When its last intent was recorded (ms since the Unix epoch), if known.
     pub intent_at: Option<u64>,
+    /// The service its last intent was for, if recorded.
+    pub service: Option<String>,
     /// The nonce of an intent not answered yet by a later event.
     pub pending: Option<String>,
 }
@@ -177,6 +184,7 @@ impl JobRecord {
             nonce: None,
             open_nonces: Vec::new(),
             intent_at: None,
+            service: None,
             pending: None,
         }
     }
@@ -192,8 +200,15 @@ impl JobRecord {
     fn apply(&mut self, event: Event) {
         self.state = match event {
             Event::Intent {
-                input, nonce, at, ..
+                input,
+                nonce,
+                service,
+                at,
+                ..
             } => {
+                if service.is_some() {
+                    self.service = service;
+                }
                 self.input = Some(input.clone());
                 if let Some(nonce) = &nonce
                     && !self.open_nonces.contains(nonce)

@@ -14,6 +14,7 @@ fn replay_rebuilds_each_jobs_state_and_skips_a_torn_line() {
                 id: "a".into(),
                 input: "ia".into(),
                 nonce: None,
+                service: None,
                 at: 1,
             },
             Event::Submitted {
@@ -25,12 +26,14 @@ fn replay_rebuilds_each_jobs_state_and_skips_a_torn_line() {
                 id: "b".into(),
                 input: "ib".into(),
                 nonce: None,
+                service: None,
                 at: 3,
             },
             Event::Intent {
                 id: "c".into(),
                 input: "ic".into(),
                 nonce: None,
+                service: None,
                 at: 4,
             },
             Event::Unknown {
@@ -49,6 +52,7 @@ fn replay_rebuilds_each_jobs_state_and_skips_a_torn_line() {
                 id: "e".into(),
                 input: "ie".into(),
                 nonce: None,
+                service: None,
                 at: 7,
             },
             Event::Submitted {
@@ -112,6 +116,7 @@ fn results_are_rebuilt_with_one_line_per_ended_job() {
             id: "b".into(),
             input: "ib".into(),
             nonce: None,
+            service: None,
             at: 2,
         },
         Event::Submitted {
@@ -128,6 +133,7 @@ fn results_are_rebuilt_with_one_line_per_ended_job() {
             id: "c".into(),
             input: "ic".into(),
             nonce: None,
+            service: None,
             at: 5,
         },
         // Retried after the rejection: the later outcome wins.
@@ -135,6 +141,7 @@ fn results_are_rebuilt_with_one_line_per_ended_job() {
             id: "a".into(),
             input: "ia".into(),
             nonce: None,
+            service: None,
             at: 6,
         },
         Event::Submitted {
@@ -177,6 +184,7 @@ fn intent(id: &str, at: u64) -> Event {
         id: id.into(),
         input: format!("i{id}"),
         nonce: None,
+        service: None,
         at,
     }
 }
@@ -268,4 +276,66 @@ fn a_full_disk_is_an_error_not_a_panic() {
     let error = journal.record(&intent("a", 1)).unwrap_err();
     assert_eq!(error.raw_os_error(), Some(28), "ENOSPC: {error}");
     assert!(journal.record(&intent("a", 2)).is_err());
+}
+
+#[test]
+fn an_intents_nonce_stays_open_until_its_outcome_is_known() {
+    let with_nonce = |nonce: &str, at| Event::Intent {
+        id: "j".into(),
+        input: "i".into(),
+        nonce: Some(nonce.into()),
+        service: None,
+        at,
+    };
+    let events = [
+        with_nonce("nonce-a", 1),
+        Event::Unknown {
+            id: "j".into(),
+            error: "reset".into(),
+            at: 2,
+        },
+        // Refused by a check before any intent: says nothing of nonce-a.
+        Event::Rejected {
+            id: "j".into(),
+            kind: "invalid_input".into(),
+            message: "x".into(),
+            input: None,
+            at: 3,
+        },
+        with_nonce("nonce-b", 4),
+        Event::Submitted {
+            id: "j".into(),
+            task_id: "t-b".into(),
+            at: 5,
+        },
+    ];
+    let bytes: Vec<u8> = events
+        .iter()
+        .flat_map(|e| {
+            let mut line = serde_json::to_vec(e).unwrap();
+            line.push(b'\n');
+            line
+        })
+        .collect();
+    let (states, _, _) = replay(&bytes);
+    assert_eq!(states["j"].open_nonces, ["nonce-a"]);
+    let found = Event::Found {
+        id: "j".into(),
+        task_id: "t-a".into(),
+        nonce: "nonce-a".into(),
+        at: 6,
+    };
+    let mut more = bytes.clone();
+    more.extend(serde_json::to_vec(&found).unwrap());
+    let (states, _, _) = replay(&more);
+    let record = &states["j"];
+    assert!(record.open_nonces.is_empty());
+    assert_eq!(record.task_ids, ["t-b", "t-a"]);
+    // Found changes no state: the job's own task is still t-b.
+    assert_eq!(
+        record.state,
+        JobState::Submitted {
+            task_id: "t-b".into()
+        }
+    );
 }

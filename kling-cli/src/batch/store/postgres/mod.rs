@@ -24,8 +24,8 @@ pub const LEASE: Duration = Duration::from_secs(30);
 /// A job a worker claimed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Claimed {
-    /// To submit.
-    Submit(String),
+    /// To submit, with the inputs the store has for it.
+    Submit(String, String),
     /// Its task exists: to wait for (and download).
     Wait(String, String),
 }
@@ -243,7 +243,7 @@ impl PgJobs {
         skip: &[String],
         submit: bool,
     ) -> Result<Option<Claimed>, StoreError> {
-        let claimed: Option<(String, String, Option<String>)> = sqlx::query_as(
+        let claimed: Option<(String, String, Option<String>, String)> = sqlx::query_as(
             // A scalar subquery runs once: joined in FROM instead, the
             // planner may rescan it per row and claim many jobs at once.
             "UPDATE kling.jobs SET owner = $2, lease_until = clock_timestamp() + $3 * interval '1 millisecond' \
@@ -251,7 +251,7 @@ impl PgJobs {
                    WHERE batch = $1 AND (state = 'running' OR (state = 'todo' AND $5)) \
                      AND (lease_until IS NULL OR lease_until < clock_timestamp()) AND NOT (id = ANY($4)) \
                    ORDER BY state = 'running' DESC, line LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, state, task_id",
+             RETURNING id, state, task_id, input",
         )
         .bind(&self.batch)
         .bind(&self.worker)
@@ -261,11 +261,11 @@ impl PgJobs {
         .fetch_optional(&self.pool)
         .await
         .map_err(db("cannot claim a job"))?;
-        Ok(claimed.map(|(id, state, task_id)| {
+        Ok(claimed.map(|(id, state, task_id, input)| {
             self.hold(&id, true);
             match (state.as_str(), task_id) {
                 ("running", Some(task_id)) => Claimed::Wait(id, task_id),
-                _ => Claimed::Submit(id),
+                _ => Claimed::Submit(id, input),
             }
         }))
     }

@@ -82,6 +82,7 @@ impl Row {
         JobRecord {
             nonce: self.nonce.clone(),
             open_nonces: self.nonces.clone(),
+            service: None,
             pending: None,
             // The database's clock, not this host's: not compared here.
             intent_at: None,

@@ -32,13 +32,14 @@ fn intent(id: &str) -> Event {
         id: id.into(),
         input: "{}".into(),
         nonce: None,
+        service: None,
         at: now_ms(),
     }
 }
 
 fn id(claimed: &Claimed) -> &str {
     match claimed {
-        Claimed::Submit(id) | Claimed::Wait(id, _) => id,
+        Claimed::Submit(id, _) | Claimed::Wait(id, _) => id,
     }
 }
 
@@ -104,7 +105,10 @@ async fn the_intent_needs_a_live_lease_so_one_createtask_per_intent() {
     slow.load(&manifest(1)).await.unwrap();
     assert_eq!(
         slow.claim(&[], true).await.unwrap(),
-        Some(Claimed::Submit("job-01".into()))
+        Some(Claimed::Submit(
+            "job-01".into(),
+            "{\"prompt\":\"1\"}".into()
+        ))
     );
     // The slow worker stalls (its renewals stop) past its lease.
     drop(slow);
@@ -112,7 +116,10 @@ async fn the_intent_needs_a_live_lease_so_one_createtask_per_intent() {
     let fast = worker(&pg, "fast", DEAD).await;
     assert_eq!(
         fast.claim(&[], true).await.unwrap(),
-        Some(Claimed::Submit("job-01".into()))
+        Some(Claimed::Submit(
+            "job-01".into(),
+            "{\"prompt\":\"1\"}".into()
+        ))
     );
     fast.record(&intent("job-01")).await.unwrap();
     // The stalled worker comes back: its intent is refused, nothing is sent.
@@ -279,7 +286,8 @@ async fn a_kill_while_waiting_to_retry_an_attempt_not_taken_leaves_the_job_to_do
     other.sweep().await.unwrap();
     assert_eq!(
         other.claim(&[], true).await.unwrap(),
-        Some(Claimed::Submit("job-01".into())),
+        // The input its last intent recorded.
+        Some(Claimed::Submit("job-01".into(), "{}".into())),
         "to do, not unknown"
     );
 }
