@@ -77,21 +77,22 @@ pub fn register_secret(secret: &str) {
 /// );
 /// ```
 pub fn redact(text: &str) -> String {
-    let mut shown = {
+    // URLs first, so a password in one is shown as `***` like any other.
+    let mut shown = if text.contains("://") || text.contains(":\\/\\/") {
+        hide_urls(text)
+    } else {
+        text.to_owned()
+    };
+    if shown.contains('=') {
+        shown = hide_secret_params(&shown);
+    }
+    {
         let secrets = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
-        let mut shown = text.to_owned();
         for secret in secrets.iter() {
             if shown.contains(secret.as_str()) {
                 shown = shown.replace(secret.as_str(), HIDDEN);
             }
         }
-        shown
-    };
-    if shown.contains("://") || shown.contains(":\\/\\/") {
-        shown = hide_urls(&shown);
-    }
-    if shown.contains('=') {
-        shown = hide_secret_params(&shown);
     }
     if let Some(at) = find_ignore_case(&shown, "bearer ") {
         let start = at + "bearer ".len();
@@ -337,6 +338,12 @@ mod tests {
         assert_eq!(
             redact("Authorization: Bearer tok-123 sent"),
             "Authorization: Bearer [redacted] sent"
+        );
+        // A registered password inside a URL is shown as any URL password.
+        register_secret("pw-in-url-42");
+        assert_eq!(
+            redact("postgres://u:pw-in-url-42@h/db"),
+            "postgres://u:***@h/db"
         );
         // Words that merely end like a key are left alone.
         assert_eq!(redact("nosig=1 design=2"), "nosig=1 design=2");

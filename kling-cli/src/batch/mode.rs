@@ -126,8 +126,9 @@ fn refused(dir: &Path, reason: String) -> CliError {
 
 /// A journal run into a directory a fleet ran into: refused.
 pub fn refuse_journal_in_fleet_dir(args: &BatchArgs, mark: &StoreMark) -> CliError {
-    let shown_whole =
-        kling_api_ext::redact(&mark.store) == mark.store && !mark.store.contains("***");
+    let shown_whole = kling_api_ext::redact(&mark.store) == mark.store
+        && !mark.store.contains("***")
+        && !mark.store.contains("[redacted]");
     let go_on = if shown_whole {
         format!(
             "{} --store {}",
