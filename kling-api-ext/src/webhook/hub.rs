@@ -304,6 +304,25 @@ impl CallbackHub {
         state.nonces.remove(nonce);
     }
 
+    /// No longer expects callbacks for `task` (its wait ended), nor on the
+    /// nonces whose callbacks named it: later ones are answered and
+    /// forgotten.
+    pub fn forget_task(&self, task: &TaskId) {
+        let mut state = self.inner.lock();
+        state.tasks.remove(task);
+        state.expected_tasks.remove(task);
+        let done: Vec<String> = state
+            .nonces
+            .iter()
+            .filter(|(_, (tasks, _))| tasks.contains(task))
+            .map(|(nonce, _)| nonce.clone())
+            .collect();
+        for nonce in done {
+            state.nonces.remove(&nonce);
+            state.expected_nonces.remove(&nonce);
+        }
+    }
+
     /// How many tasks, nonces and unexpected callbacks the hub holds now
     /// (what its memory grows with).
     pub fn held(&self) -> (usize, usize, usize) {

@@ -62,6 +62,10 @@ impl Run {
             Some(task) if task.state.is_terminal() => task.into_result(),
             _ => self.ctx.client.wait(&task_id, options).await,
         };
+        if let (Some(hooks), Ok(_) | Err(Error::GenerationFailed { .. })) = (&self.hooks, &waited) {
+            // Ended: its callbacks (and its nonce's) are no longer waited on.
+            hooks.hub.forget_task(&task_id);
+        }
         sub(&self.counts.running);
         match waited {
             Ok(task) => {

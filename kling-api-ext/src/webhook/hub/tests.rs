@@ -108,3 +108,17 @@ async fn a_waiter_wakes_on_the_callback_it_waits_for() {
     assert_eq!(waiter.await.unwrap(), 1);
     assert_eq!(by_nonce.await.unwrap(), task);
 }
+
+#[test]
+fn a_task_whose_wait_ended_is_forgotten_with_its_nonce() {
+    let hub = CallbackHub::new();
+    let nonce = hub.issue_nonce();
+    hub.deliver(&notice("task-done", Some(&nonce)));
+    let task = TaskId::new("task-done").unwrap();
+    hub.forget_task(&task);
+    assert_eq!(hub.held(), (0, 0, 0));
+    // A late duplicate is answered and kept only among the strays.
+    hub.deliver(&notice("task-done", Some(&nonce)));
+    assert_eq!(hub.task_for_nonce(&nonce), None);
+    assert_eq!(hub.held(), (0, 0, 1));
+}
