@@ -30,9 +30,47 @@ impl InvalidTaskId {
 
 /// A task id, as createTask returns it. Opaque: documented ids look like
 /// `task_kling_1765186008504`, real ones are 32 hex characters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// An id this process's createTask just returned also knows when it was
+/// created (not part of its value: equality, hashing, order and serde see the
+/// text only). A wait gives such a fresh task a grace to become visible
+/// ([`crate::WaitOptions::not_visible_grace`]); any other id the service does
+/// not know fails at once.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct TaskId(String);
+pub struct TaskId(String, #[serde(skip)] Option<std::time::Instant>);
+
+impl PartialEq for TaskId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for TaskId {}
+
+impl std::hash::Hash for TaskId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialOrd for TaskId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TaskId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TaskId").field(&self.0).finish()
+    }
+}
 
 impl TaskId {
     /// Checks and wraps a task id: 1 to 256 characters, none of them white space
@@ -61,7 +99,19 @@ impl TaskId {
         if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return bad("a task id has no spaces or control characters");
         }
-        Ok(TaskId(id))
+        Ok(TaskId(id, None))
+    }
+
+    /// The same id, marked as created by this process just now.
+    pub(crate) fn created_now(mut self) -> Self {
+        self.1 = Some(std::time::Instant::now());
+        self
+    }
+
+    /// How long ago this process created the task, when it did (an id
+    /// returned by createTask, not one parsed from text).
+    pub fn created_ago(&self) -> Option<std::time::Duration> {
+        self.1.map(|at| at.elapsed())
     }
 
     /// The id as text.

@@ -291,6 +291,15 @@ pub struct Record {
     pub by: String,
 }
 
+/// Whether this machine's history says `task_id` was created in the last
+/// minute (so it may not be visible on the service yet).
+pub fn created_recently(task_id: &str) -> bool {
+    let now = now_ms();
+    read()
+        .iter()
+        .any(|r| r.task_id.as_deref() == Some(task_id) && now.saturating_sub(r.at_ms) < 60_000)
+}
+
 /// Reads the history, newest first.
 pub fn read() -> Vec<Record> {
     let Some(path) = state_dir().map(|d| d.join(FILE)) else {

@@ -369,6 +369,7 @@ impl Client {
             retry_after: None,
         })?;
         tracing::info!(task_id = %id, "task created");
-        Ok(id)
+        // Fresh: a wait gives it a moment to become visible.
+        Ok(id.created_now())
     }
 }

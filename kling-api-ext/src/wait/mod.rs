@@ -89,6 +89,7 @@ impl Client {
         let mut incomplete_in_a_row = 0u32;
         // Status requests in a row that failed in transit: each lost a look at
         // the task, so the next comes sooner than the policy's delay.
+        let grace = options.grace_for(task_id);
         let mut failed_in_a_row = 0u32;
         // Why the last look told nothing (said if the wait times out).
         let mut last_problem: Option<String> = None;
@@ -219,14 +220,15 @@ impl Client {
                         _ => {}
                     }
                 }
-                // The first look counts as "right after creation" however
-                // late it comes: with callbacks it may come only with the
-                // safety poll, past the grace.
+                // Only a task that has a grace (created by this process just
+                // now, or given one). Its first look counts as "right after
+                // creation" however late it comes: with callbacks it may come
+                // only with the safety poll, past the grace.
                 Err(Error::Api {
                     kind: crate::error::ApiErrorKind::NotFound,
                     ..
                 }) if !seen_once
-                    && (context.elapsed < options.not_visible_grace || context.polls == 1) =>
+                    && grace.is_some_and(|grace| context.elapsed < grace || context.polls == 1) =>
                 {
                     transient = Some("not visible yet (recordInfo is null)".to_owned());
                     last_problem = None;

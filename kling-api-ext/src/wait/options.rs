@@ -20,8 +20,8 @@ use crate::webhook::CallbackHub;
 /// models). 30 minutes covers that with margin and still ends every wait.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
-/// How long `recordInfo is null` right after creation counts as "not visible
-/// yet" rather than "no such task".
+/// How long `recordInfo is null` right after this process created the task
+/// counts as "not visible yet" rather than "no such task".
 pub const DEFAULT_NOT_VISIBLE_GRACE: Duration = Duration::from_secs(30);
 
 /// Something the wait reports as it goes.
@@ -73,7 +73,9 @@ pub type ProgressCallback = Arc<dyn Fn(&WaitEvent) + Send + Sync>;
 pub struct WaitOptions {
     pub(super) deadline: Option<Duration>,
     pub(super) policy: Arc<dyn PollPolicy>,
-    pub(super) not_visible_grace: Duration,
+    /// `None`: [`DEFAULT_NOT_VISIBLE_GRACE`] for tasks this process just
+    /// created, none for others. `Some`: that grace for any task.
+    pub(super) not_visible_grace: Option<Duration>,
     pub(super) cancel: Option<CancellationToken>,
     pub(super) progress: Option<ProgressCallback>,
     pub(super) expected_generation: Option<Duration>,
@@ -109,7 +111,7 @@ impl Default for WaitOptions {
         WaitOptions {
             deadline: Some(DEFAULT_DEADLINE),
             policy: Arc::new(AdaptivePoll::default()),
-            not_visible_grace: DEFAULT_NOT_VISIBLE_GRACE,
+            not_visible_grace: None,
             cancel: None,
             progress: None,
             expected_generation: None,
@@ -142,10 +144,25 @@ impl WaitOptions {
         self
     }
 
-    /// How long `recordInfo is null` counts as "not visible yet".
+    /// How long `recordInfo is null` counts as "not visible yet", for any
+    /// task id. By default only a task this process just created (an id
+    /// `submit` returned) gets [`DEFAULT_NOT_VISIBLE_GRACE`]; an id the
+    /// service does not know fails at once with
+    /// [`ApiErrorKind::NotFound`](crate::ApiErrorKind::NotFound). Give a grace
+    /// for an id another process created moments ago.
     pub fn not_visible_grace(mut self, grace: Duration) -> Self {
-        self.not_visible_grace = grace;
+        self.not_visible_grace = Some(grace);
         self
+    }
+
+    /// The grace `task` gets: what was set, else the default for a task
+    /// created by this process moments ago, else none.
+    pub(super) fn grace_for(&self, task: &crate::TaskId) -> Option<Duration> {
+        match (self.not_visible_grace, task.created_ago()) {
+            (Some(grace), _) => Some(grace),
+            (None, Some(ago)) => Some(DEFAULT_NOT_VISIBLE_GRACE.saturating_sub(ago)),
+            (None, None) => None,
+        }
     }
 
     /// Stops the wait when `token` is cancelled ([`Error::Cancelled`]).

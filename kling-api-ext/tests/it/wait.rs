@@ -47,10 +47,39 @@ async fn unknown_states_count_as_running() {
 #[tokio::test]
 async fn not_visible_right_after_creation_is_waited_out() {
     let null = Canned::json(200, &envelope(422, "recordInfo is null", json!(null)));
-    let server =
-        ScriptedServer::start(vec![null.clone(), null, ok("queuing"), ok("success")]).await;
-    let task = server.client().wait(&id(), fast()).await.unwrap();
+    let server = ScriptedServer::start(vec![
+        Canned::json(200, &crate::support::created("t-1")),
+        null.clone(),
+        null,
+        ok("queuing"),
+        ok("success"),
+    ])
+    .await;
+    let client = kling_api_ext::Client::builder()
+        .api_key(crate::support::KEY)
+        .base_url(&server.url)
+        .upload_base_url(&server.url)
+        .preflight(false)
+        .build()
+        .unwrap();
+    // An id this client's createTask just returned gets the grace.
+    let fresh = client.submit(&crate::support::url_request()).await.unwrap();
+    assert!(fresh.created_ago().is_some());
+    let task = client.wait(&fresh, fast()).await.unwrap();
     assert_eq!(task.state, State::Success);
+}
+
+#[tokio::test]
+async fn an_id_this_client_did_not_create_is_not_found_at_once() {
+    let server = ScriptedServer::start(vec![Canned::json(
+        200,
+        &envelope(422, "recordInfo is null", json!(null)),
+    )])
+    .await;
+    // A typo, an id from elsewhere: no grace of looks.
+    let error = server.client().wait(&id(), fast()).await.unwrap_err();
+    assert_eq!(error.kind(), "not_found");
+    assert_eq!(server.hits(), 1);
 }
 
 #[tokio::test]

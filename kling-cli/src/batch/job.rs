@@ -44,9 +44,12 @@ impl Run {
         };
         add(&self.counts.running);
         self.tick();
+        // Every id here came from a createTask answer (this run's, or one
+        // journaled or stored): "not visible yet" for a while, never a typo.
         let options = WaitOptions::new()
             .deadline(Some(self.args.timeout))
-            .cancel_token(self.cancel.clone());
+            .cancel_token(self.cancel.clone())
+            .not_visible_grace(kling_api_ext::DEFAULT_NOT_VISIBLE_GRACE);
         // A line with its own callbackUrl is called back elsewhere, and a task
         // submitted without --listen is called back nowhere: both are polled.
         let hooks = self

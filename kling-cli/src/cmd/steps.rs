@@ -225,10 +225,15 @@ pub(super) async fn wait(
     hooks: Option<&Webhooks>,
 ) -> Result<Task, Error> {
     let status = ui::StatusLine::new(&ctx.out, id.as_str());
-    let options = WaitOptions::new()
+    let mut options = WaitOptions::new()
         .deadline(Some(timeout))
         .cancel_token(ctx.interrupt.token())
         .on_progress(status.callback());
+    // An id this machine created moments ago (`kling submit`, then `kling
+    // wait`) may not be visible yet; any other unknown id fails at once.
+    if id.created_ago().is_none() && crate::history::created_recently(id.as_str()) {
+        options = options.not_visible_grace(kling_api_ext::DEFAULT_NOT_VISIBLE_GRACE);
+    }
     let options = match hooks {
         Some(hooks) => {
             status.waiting_for_callback();

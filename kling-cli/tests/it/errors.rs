@@ -385,22 +385,77 @@ fn an_unknown_submit_outcome_exits_6_and_is_not_retried() {
 }
 
 #[test]
-fn waiting_for_an_id_the_service_never_showed_does_not_say_it_exists() {
+fn waiting_for_an_id_the_service_does_not_know_fails_at_once() {
     let sim = sim(|_| {});
+    // A default --timeout of 30 minutes: only an answer ends it.
     let output = sim
         .kling()
-        .args(["--json", "wait", "no-such-task", "--timeout", "1s"])
+        .args(["--json", "wait", "no-such-task"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let text = stderr(&output);
-    assert!(!text.contains("exists"), "{text}");
+    assert!(!text.contains(" exists"), "{text}");
+    assert!(text.contains("not found"), "{text}");
     assert!(
-        text.contains("never showed task no-such-task: check the id"),
+        text.contains("the service knows no task no-such-task"),
         "{text}"
     );
-    // Seconds a person reads, not a Debug duration.
-    assert!(text.contains("did not end within 1 s"), "{text}");
+    assert_eq!(json(&output)["error"]["kind"], json!("not_found"));
+    // One look, not a grace of looks.
+    assert_eq!(sim.sim.stats().requests_to("recordInfo"), 1);
+}
+
+#[test]
+fn an_id_this_machine_created_moments_ago_gets_a_grace_to_appear() {
+    // Tasks invisible for their first 1.5 s, as right after creation.
+    let sim = sim(|c| {
+        c.faults.null_record = 1.0;
+        c.faults.null_record_ms = 1500;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let submitted = sim
+        .kling()
+        .env("KLING_STATE_DIR", dir.path())
+        .args(["--json", "submit", "--yes", "--image"])
+        .arg(asset("face.png"))
+        .arg("--audio")
+        .arg(asset("hello.wav"))
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let id = sim.sim.stats().tasks[0].task_id.clone();
+    let waited = sim
+        .kling()
+        .env("KLING_STATE_DIR", dir.path())
+        .args(["--json", "wait", &id])
+        .output()
+        .unwrap();
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    // Another machine's history does not know it: no grace, at once.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let sim2 = crate::support::sim(|c| {
+        c.faults.null_record = 1.0;
+        c.faults.null_record_ms = 60_000;
+    });
+    let submitted = sim2
+        .kling()
+        .env("KLING_STATE_DIR", dir.path())
+        .args(["--json", "submit", "--yes", "--image"])
+        .arg(asset("face.png"))
+        .arg("--audio")
+        .arg(asset("hello.wav"))
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let id = sim2.sim.stats().tasks[0].task_id.clone();
+    let other = sim2
+        .kling()
+        .env("KLING_STATE_DIR", elsewhere.path())
+        .args(["--json", "wait", &id])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(3), "{}", stderr(&other));
 }
 
 #[test]
