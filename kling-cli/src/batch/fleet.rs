@@ -99,6 +99,27 @@ pub(super) async fn resolve_batch(
         .map_err(store_error)?;
     match found.as_slice() {
         [] => {
+            // No batch holds any of these lines as they are. One holding
+            // most of these ids with other lines (another --model or
+            // profile, every line edited) may be this manifest's: a new
+            // batch would pay for every job again, so a person says which.
+            let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+            let sharing = identity::batches_sharing_ids(pool, &ids)
+                .await
+                .map_err(store_error)?;
+            if let Some((other, n)) = sharing.first()
+                && (*n as usize) * 2 > ids.len()
+            {
+                return Err(CliError::Invalid {
+                    field: kling_api_ext::Field::File,
+                    subject: Some(args.manifest.display().to_string()),
+                    reason: format!(
+                        "batch {other:?} of the store holds {n} of this manifest's {} job id(s), each with another line (another --model or profile, or edited lines); nothing was sent. If this manifest is that batch's, give --batch-name {other:?} (its changed lines are then reported, not paid again); if it is another project's, give it a --batch-name of its own",
+                        ids.len()
+                    ),
+                }
+                .into());
+            }
             let file = args
                 .manifest
                 .file_name()
@@ -141,13 +162,23 @@ pub(super) async fn run(
     let mark = mode::read_mark(args.out_dir())?;
     let pool = postgres::connect(&url).await.map_err(store_error)?;
     let store_id = identity::store_id(&pool).await.map_err(store_error)?;
-    let batch = resolve_batch(&pool, &args, &jobs, &store_id, mark.as_ref()).await?;
+    // Deciding the batch and loading its jobs, one worker at a time.
+    let resolving = identity::lock(&pool).await.map_err(store_error)?;
+    let batch = match resolve_batch(&pool, &args, &jobs, &store_id, mark.as_ref()).await {
+        Ok(batch) => batch,
+        Err(refused) => {
+            identity::unlock(resolving).await;
+            return Err(refused);
+        }
+    };
     let pg = PgJobs::with_pool(pool, &batch, &worker_name(), args.lease);
     let manifest: Vec<(String, usize, String)> = jobs
         .iter()
         .map(|j| (j.id.clone(), j.line, j.input.clone()))
         .collect();
-    let added = pg.load(&manifest).await.map_err(store_error)?;
+    let added = pg.load(&manifest).await;
+    identity::unlock(resolving).await;
+    let added = added.map_err(store_error)?;
     pg.sweep().await.map_err(store_error)?;
     let rows = pg.rows().await.map_err(store_error)?;
     out.say(&format!(

@@ -346,3 +346,32 @@ fn a_broken_config_file_never_echoes_its_key() {
         assert!(said.contains("config.toml"), "{said}");
     }
 }
+
+#[test]
+fn a_worker_whose_lines_all_differ_is_not_a_new_batch_by_itself() {
+    let Some(pg) = TestPg::start("a_worker_whose_lines_all_differ_is_not_a_new_batch_by_itself")
+    else {
+        return;
+    };
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = manifest(dir.path(), 3, &[]);
+    let first = batch(&sim, &jobs, &dir.path().join("a"), Some(pg.url()), &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // Another host's worker, started with another default model: every
+    // line differs from the store's, every id is the same.
+    let other = batch(
+        &sim,
+        &jobs,
+        &dir.path().join("b"),
+        Some(pg.url()),
+        &["--model", "kling/ai-avatar-standard"],
+    );
+    assert_eq!(other.status.code(), Some(2), "{}", all_text(&other));
+    assert_eq!(created(&sim), 3, "paid again: {}", all_text(&other));
+    assert!(
+        stderr(&other).contains("--batch-name"),
+        "{}",
+        stderr(&other)
+    );
+}

@@ -220,7 +220,21 @@ impl JobRecord {
                 self.intent_at = Some(at);
                 JobState::Interrupted { input }
             }
-            Event::Submitted { task_id, .. } | Event::Recovered { task_id, .. } => {
+            Event::Recovered { ref task_id, .. } => {
+                // Its nonce is the last intent's (left open by `unknown`): the
+                // callback on it named this task, so it is closed.
+                if let Some(nonce) = &self.nonce {
+                    self.open_nonces.retain(|n| n != nonce);
+                }
+                self.pending = None;
+                if !self.task_ids.contains(task_id) {
+                    self.task_ids.push(task_id.clone());
+                }
+                JobState::Submitted {
+                    task_id: task_id.clone(),
+                }
+            }
+            Event::Submitted { task_id, .. } => {
                 self.close_last();
                 if !self.task_ids.contains(&task_id) {
                     self.task_ids.push(task_id.clone());

@@ -339,3 +339,38 @@ fn an_intents_nonce_stays_open_until_its_outcome_is_known() {
         }
     );
 }
+
+#[test]
+fn a_recovered_intent_closes_its_nonce() {
+    let events = [
+        Event::Intent {
+            id: "j".into(),
+            input: "i".into(),
+            nonce: Some("nonce-r".into()),
+            service: None,
+            at: 1,
+        },
+        Event::Unknown {
+            id: "j".into(),
+            error: "reset".into(),
+            at: 2,
+        },
+        Event::Recovered {
+            id: "j".into(),
+            task_id: "t-r".into(),
+            at: 3,
+        },
+    ];
+    let bytes: Vec<u8> = events
+        .iter()
+        .flat_map(|e| {
+            let mut line = serde_json::to_vec(e).unwrap();
+            line.push(b'\n');
+            line
+        })
+        .collect();
+    let (states, _, _) = replay(&bytes);
+    // Not "an earlier submit" to listen for on a rerun: it is this job's task.
+    assert!(states["j"].open_nonces.is_empty(), "{:?}", states["j"]);
+    assert_eq!(states["j"].task_ids, ["t-r"]);
+}

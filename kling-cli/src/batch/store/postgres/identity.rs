@@ -12,7 +12,8 @@
 //!    of its jobs, so that workers starting at once agree on it.
 
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 
 use super::db;
 use crate::batch::store::StoreError;
@@ -52,6 +53,51 @@ pub async fn batches_holding(
     .fetch_all(pool)
     .await
     .map_err(db("cannot look for the manifest's batch"))
+}
+
+/// The batches holding any of `ids` (whatever their lines), with how many,
+/// most first.
+pub async fn batches_sharing_ids(
+    pool: &PgPool,
+    ids: &[String],
+) -> Result<Vec<(String, i64)>, StoreError> {
+    sqlx::query_as(
+        "SELECT batch, count(*) FROM kling.jobs WHERE id = ANY($1) \
+         GROUP BY batch ORDER BY count(*) DESC, batch",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .map_err(db("cannot look for the manifest's batch"))
+}
+
+/// Holds the store's batch-resolution lock on one connection until
+/// [`unlock`]: workers starting at once decide their batch (and load its
+/// jobs) one after the other, so none of them creates a second batch for
+/// jobs another has just loaded. A killed worker's connection closes, and
+/// the lock with it.
+pub async fn lock(pool: &PgPool) -> Result<PoolConnection<Postgres>, StoreError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(db("cannot connect to decide the batch"))?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext('kling.batch-resolution'))")
+        .execute(&mut *conn)
+        .await
+        .map_err(db("cannot lock the batch resolution"))?;
+    Ok(conn)
+}
+
+/// Lets the next worker decide its batch.
+pub async fn unlock(mut conn: PoolConnection<Postgres>) {
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtext('kling.batch-resolution'))")
+        .execute(&mut *conn)
+        .await;
+    if let Err(error) = unlocked {
+        // Dropped with its connection: closed, so the lock goes too.
+        tracing::warn!(%error, "cannot unlock the batch resolution; closing its connection");
+        let _ = conn.close().await;
+    }
 }
 
 /// A new batch's key: the manifest's file name and a hash of its jobs.
