@@ -277,7 +277,14 @@ pub(super) async fn run(
     let by_id: HashMap<String, Job> = jobs.into_iter().map(|j| (j.id.clone(), j)).collect();
     let results = super::journal::Results::open(args.out_dir())
         .map_err(|e| Failure::from(CliError::local(args.out_dir(), e)))?;
-    let resume = format!("{}{}", mode::resume_command(&args), mode::store_note(&args));
+    // Printed as a command that runs as printed: a note beside it would not.
+    let resume = mode::resume_command(&args);
+    let note = mode::store_note(&args);
+    if !note.is_empty() {
+        out.notice(&format!(
+            "the commands printed below refer to \"$KLING_STORE\"{note}"
+        ));
+    }
     let parts = super::Parts {
         store: Store::Postgres(pg),
         results,

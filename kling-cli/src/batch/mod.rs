@@ -167,6 +167,10 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     if let Some(mark) = mode::read_mark(args.out_dir())? {
         return Err(mode::refuse_journal_in_fleet_dir(&args, &mark).into());
     }
+    // A journal run journals a task before its result line names it.
+    if !mode::journal_holds(args.out_dir()) && mode::results_name_tasks(args.out_dir()) {
+        return Err(mode::refuse_journal_in_unmarked_fleet_dir(&args).into());
+    }
     let (journal, states, damage) =
         Journal::open(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
     if !damage.is_empty() {

@@ -66,6 +66,16 @@ pub fn journal_holds(dir: &Path) -> bool {
         .is_ok_and(|bytes| bytes.iter().any(|b| !b.is_ascii_whitespace()))
 }
 
+/// Whether `DIR/results.jsonl` names a task (a line with a `taskId`).
+pub fn results_name_tasks(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(super::journal::RESULTS)).is_ok_and(|text| {
+        text.lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|v| v.get("taskId").is_some_and(|t| !t.is_null()))
+        })
+    })
+}
+
 /// The `--store` words of a printed command: the URL itself when it holds
 /// no secret and was typed, else `"$KLING_STORE"` (which runs as printed
 /// where it is set, and shows no password).
@@ -82,7 +92,7 @@ pub fn store_words(args: &BatchArgs) -> String {
 /// variable is not where the command came from.
 pub fn store_note(args: &BatchArgs) -> &'static str {
     if args.store.is_some() && !args.store_from_env && store_words(args).contains("$KLING_STORE") {
-        " (with KLING_STORE set to the store's URL; its password is not shown here)"
+        ": set it to the store's URL, password included, to run them (the password is never printed)"
     } else {
         ""
     }
@@ -199,4 +209,18 @@ pub fn refuse_ambiguous_batch(args: &BatchArgs, candidates: &[(String, i64)]) ->
             names.join(", ")
         ),
     }
+}
+
+/// A journal run into a directory with a fleet's results but no mark (a
+/// fleet of an earlier version wrote it): refused.
+pub fn refuse_journal_in_unmarked_fleet_dir(args: &BatchArgs) -> CliError {
+    refused(
+        args.out_dir(),
+        format!(
+            "this directory holds {} but no journal: a fleet run (--store) wrote it, and its jobs are recorded in that store; a run without the store would pay for them again; nothing was sent. Go on with: {} --store \"$KLING_STORE\" (with KLING_STORE set to that store's URL); or, to start over here, delete {}",
+            super::journal::RESULTS,
+            resume_command(args),
+            args.out_dir().join(super::journal::RESULTS).display()
+        ),
+    )
 }

@@ -375,3 +375,70 @@ fn a_worker_whose_lines_all_differ_is_not_a_new_batch_by_itself() {
         stderr(&other)
     );
 }
+
+#[test]
+fn a_fleet_directory_from_before_the_mark_is_not_run_from_a_journal() {
+    let Some(pg) =
+        TestPg::start("a_fleet_directory_from_before_the_mark_is_not_run_from_a_journal")
+    else {
+        return;
+    };
+    let sim = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = manifest(dir.path(), 2, &[]);
+    let out = dir.path().join("out");
+    let first = batch(&sim, &jobs, &out, Some(pg.url()), &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // As an earlier version's fleet left it: videos and results, no mark.
+    std::fs::remove_file(out.join("store.json")).unwrap();
+    let plain = batch(&sim, &jobs, &out, None, &[]);
+    assert_eq!(plain.status.code(), Some(2), "{}", all_text(&plain));
+    assert_eq!(created(&sim), 2, "paid again: {}", all_text(&plain));
+    assert!(
+        stderr(&plain).contains("but no journal"),
+        "{}",
+        stderr(&plain)
+    );
+}
+
+#[test]
+fn a_typed_store_url_with_a_password_gives_a_resume_command_that_runs_as_printed() {
+    let Some(pg) = TestPg::start("a_typed_store_url_with_a_password_gives_a_resume_command") else {
+        return;
+    };
+    const SECRET: &str = "pw-Typed-secret";
+    let sim = sim(|c| c.faults.download.html502 = 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = manifest(dir.path(), 1, &[]);
+    let out = dir.path().join("out");
+    let url = format!("{}&password={SECRET}", pg.url());
+    // Typed on the command line, not exported.
+    let output = batch(&sim, &jobs, &out, None, &["--store", &url]);
+    let text = all_text(&output);
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(
+        stderr(&output).contains("refer to \"$KLING_STORE\""),
+        "{text}"
+    );
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let resume = doc["resume"].as_str().unwrap_or_else(|| panic!("{doc}"));
+    assert!(resume.ends_with("--store \"$KLING_STORE\""), "{resume}");
+    sim.sim.set_faults(Default::default()).unwrap();
+    let mut shell = std::process::Command::new("sh");
+    crate::support::isolated(&mut shell);
+    let resumed = shell
+        .arg("-c")
+        .arg(format!(
+            "exec \"$KLING\" --base-url \"$BASE\" --upload-base-url \"$UPLOAD\" --json {} --yes",
+            resume.trim_start_matches("kling ")
+        ))
+        .env("KLING", assert_cmd::cargo::cargo_bin("kling"))
+        .env("BASE", sim.sim.base_url())
+        .env("UPLOAD", sim.sim.upload_base_url())
+        .env("APIKLEY_API_KEY", sim.sim.api_key())
+        .env("KLING_STORE", &url)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", all_text(&resumed));
+    assert_eq!(created(&sim), 1);
+}
