@@ -385,56 +385,6 @@ impl Run {
 
     /// Journals a created task's id; a refused write is retried, and the id is
     /// said on stderr either way, so it is never lost.
-    /// Listens on an earlier intent's nonce while the job goes on without
-    /// it: a task its callback names (and the service confirms) exists and
-    /// is paid for, so it is recorded (journal or store, history) and said,
-    /// even though the job has, or will have, another task.
-    pub(super) async fn find(&self, job: &Job, nonce: &str, stop: CancellationToken) {
-        let Some(hooks) = self.hooks.as_ref() else {
-            return;
-        };
-        let options = WaitOptions::new()
-            .deadline(Some(self.args.timeout))
-            .cancel_token(stop);
-        match self.ctx.client.recover(&hooks.hub, nonce, &options).await {
-            Ok(Some(task)) => {
-                let task_id = task.task_id.to_string();
-                let _ = self
-                    .record(&Event::Found {
-                        id: job.id.clone(),
-                        task_id: task_id.clone(),
-                        nonce: nonce.to_owned(),
-                        at: now_ms(),
-                    })
-                    .await;
-                self.ctx.history.found(
-                    self.ctx.client.base_url().as_str(),
-                    &format!("batch {}", job.id),
-                    &task_id,
-                    nonce,
-                );
-                self.found
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((job.id.clone(), task_id.clone()));
-                self.notice(&format!(
-                    "job {} (line {}): an earlier submit's task {task_id} exists after all (its createTask answer was lost; its callback named it; state {}): it is paid for, and recorded with the job; the job went on without it, so its video is fetched only by `kling download {task_id} --out FILE`",
-                    job.id, job.line, task.state
-                ));
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let (named, said) = hooks.unconfirmed(nonce, &e);
-                if !named.is_empty() {
-                    self.notice(&format!(
-                        "job {} (line {}): an earlier submit: {said}",
-                        job.id, job.line
-                    ));
-                }
-            }
-        }
-    }
-
     pub(super) async fn journal_task(&self, job: &Job, task_id: &TaskId) {
         self.journal_event(job, task_id, false).await;
     }

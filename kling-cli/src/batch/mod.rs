@@ -18,6 +18,7 @@ mod manifest;
 mod mode;
 mod plan;
 mod report;
+mod resolve;
 mod result;
 mod status;
 mod store;
@@ -182,24 +183,7 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
             lines.join(", ")
         ));
     }
-    // Tasks created on another service (another --base-url or profile, or
-    // the embedded simulator) are found on none here: their jobs would be
-    // taken as ended, or paid for again.
-    let service = ctx.service();
-    if let Some(other) = states
-        .values()
-        .filter_map(|r| r.service.as_deref())
-        .find(|s| *s != service)
-    {
-        return Err(CliError::Invalid {
-            field: Field::File,
-            subject: Some(args.out_dir().display().to_string()),
-            reason: format!(
-                "this directory's tasks were created on {other}, and this run talks to {service}: none of them exists there, and its jobs would be skipped as ended or paid for again; nothing was sent. Run it against {other} (its --base-url or --profile), or give another --out-dir"
-            ),
-        }
-        .into());
-    }
+    mode::check_service(&args, &ctx.service(), &states)?;
     let results = Results::open(args.out_dir()).map_err(|e| io_error(args.out_dir(), e))?;
 
     out.say(&format!(

@@ -224,3 +224,26 @@ pub fn refuse_journal_in_unmarked_fleet_dir(args: &BatchArgs) -> CliError {
         ),
     )
 }
+
+/// Tasks created on another service (another --base-url or profile, or the
+/// embedded simulator) are found on none here: their jobs would be taken as
+/// ended, or paid for again. Refused.
+pub fn check_service(
+    args: &BatchArgs,
+    service: &str,
+    states: &super::journal::States,
+) -> Result<(), CliError> {
+    match states
+        .values()
+        .filter_map(|r| r.service.as_deref())
+        .find(|s| *s != service)
+    {
+        Some(other) => Err(refused(
+            args.out_dir(),
+            format!(
+                "this directory's tasks were created on {other}, and this run talks to {service}: none of them exists there, and its jobs would be skipped as ended or paid for again; nothing was sent. Run it against {other} (its --base-url or --profile), or give another --out-dir"
+            ),
+        )),
+        None => Ok(()),
+    }
+}

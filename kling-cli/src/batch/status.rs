@@ -3,10 +3,12 @@
 
 use serde_json::json;
 
-use super::fleet::{resolve_batch, store_error, worker_name};
+use super::fleet::worker_name;
 use super::mode;
+use super::resolve::resolve_batch;
 use super::store::PgJobs;
 use super::store::postgres::{self, identity};
+use super::store::store_error;
 use crate::cli::BatchArgs;
 use crate::error::{CliError, code};
 use crate::output::{Failure, Out};

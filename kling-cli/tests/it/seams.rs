@@ -442,3 +442,32 @@ fn a_typed_store_url_with_a_password_gives_a_resume_command_that_runs_as_printed
     assert!(resumed.status.success(), "{}", all_text(&resumed));
     assert_eq!(created(&sim), 1);
 }
+
+#[test]
+fn a_fleet_worker_pointed_at_another_service_is_refused() {
+    let Some(pg) = TestPg::start("a_fleet_worker_pointed_at_another_service_is_refused") else {
+        return;
+    };
+    let production = sim(|_| {});
+    let staging = sim(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = manifest(dir.path(), 2, &[]);
+    let first = batch(
+        &production,
+        &jobs,
+        &dir.path().join("a"),
+        Some(pg.url()),
+        &[],
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    // Another host's worker, on another service (a profile, a --base-url).
+    let other = batch(&staging, &jobs, &dir.path().join("b"), Some(pg.url()), &[]);
+    assert_eq!(other.status.code(), Some(2), "{}", all_text(&other));
+    assert_eq!(created(&staging), 0);
+    assert_eq!(staging.sim.stats().requests_to("recordInfo"), 0);
+    assert!(
+        stderr(&other).contains("creates its tasks on"),
+        "{}",
+        stderr(&other)
+    );
+}

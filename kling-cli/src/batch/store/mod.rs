@@ -58,3 +58,18 @@ impl Store {
         }
     }
 }
+
+/// A store error as the run's failure, with its whole chain of causes.
+pub fn store_error(error: StoreError) -> crate::output::Failure {
+    // The whole chain: "cannot migrate" says little without "connection refused".
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = inner.source();
+    }
+    crate::error::CliError::Store { message }.into()
+}

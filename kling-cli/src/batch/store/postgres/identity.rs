@@ -100,6 +100,26 @@ pub async fn unlock(mut conn: PoolConnection<Postgres>) {
     }
 }
 
+/// The service `batch`'s tasks are created on: `service` if this is the
+/// batch's first worker (recorded), else what its first worker recorded.
+pub async fn service_of(pool: &PgPool, batch: &str, service: &str) -> Result<String, StoreError> {
+    sqlx::query(
+        "INSERT INTO kling.batches (batch, service) VALUES ($1, $2) ON CONFLICT (batch) DO NOTHING",
+    )
+    .bind(batch)
+    .bind(service)
+    .execute(pool)
+    .await
+    .map_err(db("cannot record the batch's service"))?;
+    let (recorded,): (String,) =
+        sqlx::query_as("SELECT service FROM kling.batches WHERE batch = $1")
+            .bind(batch)
+            .fetch_one(pool)
+            .await
+            .map_err(db("cannot read the batch's service"))?;
+    Ok(recorded)
+}
+
 /// A new batch's key: the manifest's file name and a hash of its jobs.
 pub fn new_batch_key(file_name: &str, jobs: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> = jobs.iter().collect();
