@@ -84,6 +84,10 @@ pub enum Entry {
         by: String,
         task_id: String,
         nonce: String,
+        /// Why it could not be read to confirm it (an outage): the callback
+        /// named it, the service did not confirm it yet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unconfirmed: Option<String>,
     },
     /// createTask answered with a task.
     #[serde(rename_all = "camelCase")]
@@ -213,14 +217,24 @@ impl History {
     }
 
     /// Records a task an earlier intent's callback named (see [`Entry::Found`]).
-    pub fn found(&self, base_url: &str, by: &str, task_id: &str, nonce: &str) {
+    /// `unconfirmed`: why it could not be read (it is recorded all the same:
+    /// it may be a paid task).
+    pub fn found(
+        &self,
+        base_url: &str,
+        by: &str,
+        task_id: &str,
+        nonce: &str,
+        unconfirmed: Option<&str>,
+    ) {
         self.append(&Entry::Found {
-            reference: format!("found-{nonce}"),
+            reference: format!("found-{nonce}-{task_id}"),
             at: now_ms(),
             base_url: kling_api_ext::redact(base_url),
             by: by.to_owned(),
             task_id: task_id.to_owned(),
             nonce: nonce.to_owned(),
+            unconfirmed: unconfirmed.map(str::to_owned),
         });
     }
 
@@ -348,6 +362,7 @@ pub fn read() -> Vec<Record> {
                 base_url,
                 by,
                 task_id,
+                unconfirmed,
                 ..
             } => {
                 let when = UNIX_EPOCH + Duration::from_millis(at);
@@ -357,9 +372,13 @@ pub fn read() -> Vec<Record> {
                         reference,
                         at: humantime::format_rfc3339_seconds(when).to_string(),
                         at_ms: at,
-                        state: "found".into(),
+                        state: if unconfirmed.is_some() {
+                            "found, unconfirmed".into()
+                        } else {
+                            "found".into()
+                        },
                         task_id: Some(task_id),
-                        error: None,
+                        error: unconfirmed,
                         base_url,
                         model: String::new(),
                         image: String::new(),

@@ -152,11 +152,13 @@ impl Run {
                     &format!("batch {}", job.id),
                     &task_id,
                     nonce,
+                    None,
                 );
-                self.found
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((job.id.clone(), task_id.clone()));
+                self.found.lock().unwrap_or_else(|p| p.into_inner()).push((
+                    job.id.clone(),
+                    task_id.clone(),
+                    true,
+                ));
                 self.notice(&format!(
                     "job {} (line {}): an earlier submit's task {task_id} exists after all (its createTask answer was lost; its callback named it; state {}): it is paid for, and recorded with the job; the job went on without it, so its video is fetched only by `kling download {task_id} --out FILE`",
                     job.id, job.line, task.state
@@ -164,7 +166,23 @@ impl Run {
             }
             Ok(None) => {}
             Err(e) => {
+                // Named but not confirmed (an outage): it may be a paid
+                // task, so it is kept (history, summary) and said.
                 let (named, said) = hooks.unconfirmed(nonce, &e);
+                for task_id in &named {
+                    self.ctx.history.found(
+                        self.ctx.client.base_url().as_str(),
+                        &format!("batch {}", job.id),
+                        task_id,
+                        nonce,
+                        Some(&e.to_string()),
+                    );
+                    self.found.lock().unwrap_or_else(|p| p.into_inner()).push((
+                        job.id.clone(),
+                        task_id.clone(),
+                        false,
+                    ));
+                }
                 if !named.is_empty() {
                     self.notice(&format!(
                         "job {} (line {}): an earlier submit: {said}",

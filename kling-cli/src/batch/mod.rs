@@ -109,8 +109,9 @@ struct Run {
     hooks: Option<crate::webhook::Webhooks>,
     /// Jobs whose unknown outcome a callback resolved this run.
     recovered: Mutex<Vec<String>>,
-    /// Tasks of earlier intents that callbacks named this run: job, task.
-    found: Mutex<Vec<(String, String)>>,
+    /// Tasks of earlier intents that callbacks named this run: job, task,
+    /// whether the service confirmed it.
+    found: Mutex<Vec<(String, String, bool)>>,
 }
 
 /// Reads and checks the manifest: its jobs and its invalid lines (said);

@@ -255,7 +255,7 @@ impl Run {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|(id, task)| json!({"id": id, "taskId": task}))
+            .map(|(id, task, confirmed)| json!({"id": id, "taskId": task, "confirmed": confirmed}))
             .collect();
         let left_alone: Vec<&String> = ambiguous
             .iter()
@@ -342,9 +342,10 @@ impl Run {
                 found
                     .iter()
                     .map(|f| format!(
-                        "{} = task {}",
+                        "{} = task {}{}",
                         f["id"].as_str().unwrap_or(""),
-                        f["taskId"].as_str().unwrap_or("")
+                        f["taskId"].as_str().unwrap_or(""),
+                        if f["confirmed"] == true { "" } else { " (not confirmed yet)" }
                     ))
                     .collect::<Vec<_>>()
                     .join(", ")

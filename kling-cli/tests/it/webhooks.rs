@@ -545,7 +545,7 @@ fn resubmit_still_listens(store: Option<&str>) {
     assert_eq!(summary["done"], 1, "{summary}");
     assert_eq!(
         summary["found"],
-        serde_json::json!([{"id": "job-0", "taskId": first_task}]),
+        serde_json::json!([{"id": "job-0", "taskId": first_task, "confirmed": true}]),
         "{summary}"
     );
     let said = stderr(&second);
@@ -596,4 +596,58 @@ fn a_resubmitted_fleet_job_still_listens_on_its_earlier_nonce() {
         return;
     };
     resubmit_still_listens(Some(pg.url()));
+}
+
+/// The earlier task's callback comes, but no status request can read it
+/// (an outage): it may be a paid task, so it is kept, marked unconfirmed.
+#[test]
+fn an_earlier_task_named_but_not_readable_is_kept_unconfirmed() {
+    // Every task invisible for 10 minutes after its creation.
+    let sim = sim(|c| {
+        c.lifecycle.generating_ms = [3000, 3000];
+        c.faults.create_task.reset_after = 1.0;
+        c.faults.null_record = 1.0;
+        c.faults.null_record_ms = 600_000;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_listen();
+    let manifest = crate::batch::manifest(dir.path(), 1, &[]);
+    left_unknown(&sim, dir.path(), &manifest, &[], &listen);
+    let first_task = sim.sim.stats().tasks[0].task_id.clone();
+    let mut faults = sim.sim.config().faults.clone();
+    faults.create_task.reset_after = 0.0;
+    sim.sim.set_faults(faults).unwrap();
+    let second = batch(&sim, dir.path(), &manifest)
+        .args([
+            "--resubmit-ambiguous",
+            "--listen",
+            &listen,
+            "--timeout",
+            "6s",
+        ])
+        .output()
+        .unwrap();
+    let summary = json(&second);
+    assert_eq!(
+        summary["found"],
+        serde_json::json!([{"id": "job-0", "taskId": first_task, "confirmed": false}]),
+        "{summary}\n{}",
+        stderr(&second)
+    );
+    let history = std::fs::read_to_string(dir.path().join("state").join("history.jsonl")).unwrap();
+    assert!(history.contains("\"unconfirmed\""), "{history}");
+    let listed = crate::support::kling()
+        .env("KLING_STATE_DIR", dir.path().join("state"))
+        .args(["--json", "history"])
+        .output()
+        .unwrap();
+    let records = json(&listed);
+    assert!(
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["taskId"] == first_task.as_str() && r["state"] == "found, unconfirmed"),
+        "{records}"
+    );
 }
