@@ -326,6 +326,12 @@ pub struct ServeOptions {
     /// At most this many more connections from one address may wait for its
     /// slots (default 64); past that, its new connections are closed at once.
     pub max_waiting_per_address: usize,
+    /// Whether loopback peers are capped per address too (default `false`):
+    /// a local tunnel or proxy (`cloudflared`, `ngrok`, nginx on this host)
+    /// brings every callback from one loopback address, so capping it would
+    /// let a few idle connections through the tunnel block all of them. Limit
+    /// connections at such a proxy instead.
+    pub cap_loopback: bool,
 }
 
 setters!(ServeOptions {
@@ -333,6 +339,7 @@ setters!(ServeOptions {
     max_connections: usize => "At most this many connections served at once.",
     max_per_address: usize => "At most this many connections from one address served at once.",
     max_waiting_per_address: usize => "At most this many more connections from one address waiting.",
+    cap_loopback: bool => "Whether loopback peers (a local tunnel or proxy) are capped per address too.",
 });
 
 impl Default for ServeOptions {
@@ -342,6 +349,7 @@ impl Default for ServeOptions {
             max_connections: 256,
             max_per_address: 8,
             max_waiting_per_address: 64,
+            cap_loopback: false,
         }
     }
 }
@@ -370,12 +378,19 @@ impl Drop for Counted {
     }
 }
 
-/// An IPv4 peer seen through an IPv6 socket is the same address.
+/// The address a peer is counted as: an IPv4 peer seen through an IPv6
+/// socket is that IPv4 address; an IPv6 peer counts as its /64 (one host
+/// usually holds a whole /64).
 fn canonical(address: std::net::IpAddr) -> std::net::IpAddr {
     match address {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None if v6.is_loopback() => std::net::IpAddr::V6(v6),
+            None => {
+                let s = v6.segments();
+                std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
         v4 => v4,
     }
 }
@@ -415,6 +430,18 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, options: Serv
             }
         };
         let address = canonical(peer.ip());
+        if address.is_loopback() && !options.cap_loopback {
+            // A local tunnel or proxy: every callback comes from it.
+            let (app, slots) = (app.clone(), slots.clone());
+            let header_timeout = options.header_timeout;
+            tokio::spawn(async move {
+                let Ok(_slot) = slots.acquire_owned().await else {
+                    return;
+                };
+                serve_one(stream, app, header_timeout).await;
+            });
+            continue;
+        }
         let own = {
             let mut table = table.lock().unwrap_or_else(|p| p.into_inner());
             let (own, count) = table
@@ -453,20 +480,24 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, options: Serv
             let Ok(Some(_permits)) = acquired else {
                 return;
             };
-            let service = hyper::service::service_fn(
-                move |request: hyper::Request<hyper::body::Incoming>| {
-                    let mut app = app.clone();
-                    async move { tower_service::Service::call(&mut app, request).await }
-                },
-            );
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(false)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "a callback connection ended with an error");
-            }
+            serve_one(stream, app, header_timeout).await;
         });
+    }
+}
+
+/// One connection, one request (no keep-alive), headers within the limit.
+async fn serve_one(stream: tokio::net::TcpStream, app: Router, header_timeout: Duration) {
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut app = app.clone();
+            async move { tower_service::Service::call(&mut app, request).await }
+        });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(false)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "a callback connection ended with an error");
     }
 }

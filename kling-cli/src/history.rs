@@ -455,6 +455,17 @@ pub fn unfinished(record: &Record) -> bool {
 
 /// The records as `kling history` prints them.
 pub fn show(out: &Out, records: &[Record]) {
+    // Lines written before every message was redacted are shown safely too.
+    let records: Vec<Record> = records
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.error = r.error.as_deref().map(kling_api_ext::redact);
+            r.base_url = kling_api_ext::redact(&r.base_url);
+            r
+        })
+        .collect();
+    let records = records.as_slice();
     if out.json {
         out.document(&json!(records));
         return;

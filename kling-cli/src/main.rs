@@ -70,15 +70,7 @@ fn parse() -> (Cli, Result<(), String>) {
         .try_get_matches()
         .unwrap_or_else(|e| output::clap_exit(e));
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| output::clap_exit(e));
-    // Hidden from every message from here on (a database error, a log line).
-    if let Command::Batch(args) = &cli.command
-        && let Some(url) = &args.store
-    {
-        output::register_url_secrets(url);
-    }
-    if let Some(cli::LimitStore::Postgres(url)) = &cli.global.rate_limit_store {
-        output::register_url_secrets(url);
-    }
+
     let from = |name: &str| Source::of(&matches, name);
     cli.global.api_key_from_command_line = from("api_key") == Source::CommandLine;
     cli.global.graceful_interrupt = matches!(

@@ -252,8 +252,6 @@ fn hint(error: &CliError) -> Option<String> {
     }
 }
 
-/// A word as a POSIX shell reads it back: as is when it is plain, else in
-/// single quotes (so a printed resume command runs as printed).
 /// Log lines go to stderr through [`redact`]: the fmt layer writes each
 /// event in one call, so a URL or key is never split across two writes.
 pub struct RedactingStderr;
@@ -290,30 +288,8 @@ pub fn clap_exit(error: clap::Error) -> ! {
     std::process::exit(error.exit_code())
 }
 
-/// Registers the password of a database URL (as `user:pw@` or as a
-/// `password=` parameter) as a secret no message shows.
-pub fn register_url_secrets(url: &str) {
-    if let Ok(parsed) = url::Url::parse(url) {
-        if let Some(password) = parsed.password() {
-            let decoded = percent_decode(password);
-            kling_api_ext::register_secret(password);
-            kling_api_ext::register_secret(&decoded);
-        }
-        for (key, value) in parsed.query_pairs() {
-            if key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sslpassword") {
-                kling_api_ext::register_secret(&value);
-            }
-        }
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| text.to_owned())
-}
-
+/// A word as a POSIX shell reads it back: as is when it is plain, else in
+/// single quotes (so a printed resume command runs as printed).
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word

@@ -35,8 +35,8 @@ const SECRET_KEYS: &[&str] = &[
 
 /// Registers a secret to hide from every message [`redact`] passes: the
 /// [`crate::ClientBuilder`] registers the API key, the receiver its webhook
-/// key; an application may add its own (a database password). Texts shorter
-/// than 6 characters are not registered (they would hide ordinary words).
+/// key; an application may add its own. Texts shorter than 8 characters are
+/// not registered (they would hide ordinary words, or a URL's scheme).
 ///
 /// ```
 /// kling_api_ext::register_secret("s3cr3t-pa55");
@@ -44,7 +44,7 @@ const SECRET_KEYS: &[&str] = &[
 /// ```
 pub fn register_secret(secret: &str) {
     let secret = secret.trim();
-    if secret.chars().count() < 6 {
+    if secret.chars().count() < 8 {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(PoisonError::into_inner);

@@ -91,8 +91,10 @@ impl Client {
         // the task, so the next comes sooner than the policy's delay.
         let grace = options.grace_for(task_id);
         let mut failed_in_a_row = 0u32;
-        // Why the last look told nothing (said if the wait times out).
+        // Why the last look told nothing (said if the wait times out), and
+        // whether any answer came that could not be read.
         let mut last_problem: Option<String> = None;
+        let mut unreadable_seen = false;
         // With callbacks: the schedule is the safety poll's, `arrivals` counts
         // the callbacks acted on, `via_callback` says the next look confirms
         // one, and `rechecks` counts the quick looks after a confirmation
@@ -236,9 +238,15 @@ impl Client {
                 Err(error) if error.is_retryable() => {
                     retry_after = error.retry_after();
                     transient = Some(error.to_string());
+                    unreadable_seen |= matches!(error, Error::UnexpectedResponse { .. });
                     last_problem = Some(match &error {
                         Error::UnexpectedResponse { .. } => {
                             format!("unreadable answers, last: {error}")
+                        }
+                        // "unreadable" first: the task was answered, only
+                        // never readably (not "not visible").
+                        _ if unreadable_seen => {
+                            format!("unreadable answers, then failed looks, last: {error}")
                         }
                         _ => format!("failed looks, last: {error}"),
                     });

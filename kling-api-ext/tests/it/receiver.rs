@@ -298,7 +298,10 @@ async fn idle_connections_from_one_address_do_not_delay_another_address_s_callba
     let addr = listener.local_addr().unwrap();
     // Idle connections are held for a whole minute: a callback that had to
     // wait for one to go would come far too late.
-    let options = ServeOptions::default().header_timeout(Duration::from_secs(60));
+    // Loopback stands for two public addresses here: capped like them.
+    let options = ServeOptions::default()
+        .header_timeout(Duration::from_secs(60))
+        .cap_loopback(true);
     tokio::spawn(kling_api_ext::receiver::serve(listener, app, options));
     // 600 idle connections from another address (loopback's 127.0.0.2).
     let mut idle = Vec::new();
@@ -330,5 +333,33 @@ async fn idle_connections_from_one_address_do_not_delay_another_address_s_callba
         "{:?}",
         started.elapsed()
     );
+    drop(idle);
+}
+
+#[tokio::test]
+async fn a_local_tunnel_s_connections_are_not_capped_as_one_address() {
+    use kling_api_ext::receiver::{ServeOptions, hub_router};
+    let hub = kling_api_ext::CallbackHub::new();
+    let nonce = hub.issue_nonce();
+    let app = hub_router(ReceiverConfig::unsigned(), hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = ServeOptions::default().header_timeout(Duration::from_secs(60));
+    tokio::spawn(kling_api_ext::receiver::serve(listener, app, options));
+    // Behind cloudflared or nginx every connection comes from loopback:
+    // 80 idle ones (past 8 served and 64 waiting) must not close the rest.
+    let idle = futures_idle(addr, 80).await;
+    let response = tokio::time::timeout(
+        Duration::from_secs(20),
+        http()
+            .post(format!("http://{addr}/{nonce}"))
+            .body(BODY)
+            .send(),
+    )
+    .await
+    .expect("answered while the idle connections are held")
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(hub.task_for_nonce(&nonce).unwrap().as_str(), "task-9");
     drop(idle);
 }

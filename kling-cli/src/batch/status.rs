@@ -29,7 +29,44 @@ pub async fn status(out: Out, args: &BatchArgs) -> Result<u8, Failure> {
     };
     let pool = postgres::connect(&url).await.map_err(store_error)?;
     let store_id = identity::store_id(&pool).await.map_err(store_error)?;
-    let batch = resolve_batch(&pool, args, &jobs, &store_id, mark.as_ref()).await?;
+    // Read only, and from a host that may lack the media files or the
+    // workers' options: the batch the lines name, else the one holding most
+    // of the manifest's ids (read from every line that has one).
+    let batch = match (&mark, &args.batch_name) {
+        (Some(_), _) | (_, Some(_)) => {
+            resolve_batch(&pool, args, &jobs, &store_id, mark.as_ref()).await?
+        }
+        (None, None) => {
+            let pairs: Vec<(String, String)> = jobs
+                .iter()
+                .map(|j| (j.id.clone(), j.input.clone()))
+                .collect();
+            let ids: Vec<String> = text
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter_map(|v| v["id"].as_str().map(str::to_owned))
+                .collect();
+            let by_lines = identity::batches_holding(&pool, &pairs)
+                .await
+                .map_err(store_error)?;
+            let by_ids = identity::batches_sharing_ids(&pool, &ids)
+                .await
+                .map_err(store_error)?;
+            match by_lines.first().or(by_ids.first()) {
+                Some((batch, _)) => batch.clone(),
+                None => {
+                    out.say(&format!(
+                        "no batch of this store holds the jobs of {} yet",
+                        args.manifest.display()
+                    ));
+                    if out.json {
+                        out.document(&json!({"batch": null, "counts": {}, "jobs": []}));
+                    }
+                    return Ok(code::OK);
+                }
+            }
+        }
+    };
     let pg = PgJobs::with_pool(pool, &batch, &worker_name(), postgres::LEASE);
     let rows = pg.rows().await.map_err(store_error)?;
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -51,7 +88,7 @@ pub async fn status(out: Out, args: &BatchArgs) -> Result<u8, Failure> {
             "tasks": row.task_ids,
             "worker": row.leased.then_some(row.owner.clone()).flatten(),
             "output": output,
-            "error": row.error,
+            "error": row.error.as_deref().map(kling_api_ext::redact),
             "status": row.result.as_ref().and_then(|r| r["status"].as_str()),
         }));
     }
