@@ -18,21 +18,34 @@
 //! duplicated, delayed or reordered on their way (`faults.callback`), counted
 //! per task in [`TaskStats::callbacks`].
 //!
+//! By default there are no faults: it answers as the service does on a good
+//! day.
+//!
+//! ```no_run
+//! use kling_sim::Simulator;
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = Simulator::builder().api_key("test-key").start().await?;
+//! // Point a client at sim.base_url() and sim.upload_base_url(), run code
+//! // that means to create 2 tasks, then:
+//! assert_eq!(sim.stats().tasks_created, 2, "a paid task was created twice, or not at all");
+//! # Ok(()) }
+//! ```
+//!
+//! Faults are asked for, seeded: here 1 task in 10 fails, and 1 create answer
+//! in 20 is cut after the task was taken (`SubmitOutcomeUnknown` for the SDK).
+//!
 //! ```no_run
 //! use kling_sim::{SimConfig, Simulator};
 //!
 //! # async fn demo() -> std::io::Result<()> {
 //! let sim = Simulator::builder()
-//!     .api_key("test-key")
 //!     .with(|c: &mut SimConfig| {
 //!         c.lifecycle.fail_fraction = 0.1;
 //!         c.faults.create_task.reset_after = 0.05;
 //!     })
 //!     .start()
 //!     .await?;
-//! // Point a client at sim.base_url() and sim.upload_base_url(), then:
-//! let stats = sim.stats();
-//! assert!(stats.duplicate_inputs().is_empty(), "a paid task was created twice");
 //! # Ok(()) }
 //! ```
 //!

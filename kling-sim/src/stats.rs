@@ -74,7 +74,11 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Inputs created more than once, with their counts.
+    /// Inputs (files and prompt) that more than one task was created for,
+    /// with their counts. It counts inputs, not intents: a program that
+    /// submits the same inputs twice on purpose finds them here too. To check
+    /// that no task was paid twice, compare [`Stats::tasks_created`] with the
+    /// tasks the program meant to create.
     pub fn duplicate_inputs(&self) -> Vec<(&str, u32)> {
         self.tasks_per_input
             .iter()

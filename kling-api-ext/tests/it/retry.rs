@@ -349,8 +349,10 @@ async fn retry_after_in_seconds_is_honoured() {
 
 #[tokio::test]
 async fn retry_after_as_an_http_date_is_honoured() {
-    // Two seconds ahead, at one-second resolution: at least one second of wait.
-    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+    // Three seconds ahead, at one-second resolution: at least two seconds
+    // after `at` was computed, so at least one second of wait even when a
+    // loaded machine is slow to start the server and send the first request.
+    let at = std::time::SystemTime::now() + Duration::from_secs(3);
     let server = ScriptedServer::start(vec![
         Canned::json(200, &envelope(429, "Rate limit exceeded", json!(null)))
             .header("retry-after", &httpdate::fmt_http_date(at)),

@@ -314,6 +314,9 @@ async fn record_info_answers_conform_in_every_state() {
         c.faults.unknown_state = 1.0;
         c.faults.unknown_state_ms = 60_000;
         c.faults.null_record = 0.0;
+        // An ended task shows its real state: it must not end before the
+        // look, however loaded the machine.
+        c.lifecycle.generating_ms = [60_000, 60_000];
     })
     .await;
     let created = post(
