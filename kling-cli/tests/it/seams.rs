@@ -29,6 +29,26 @@ fn batch(sim: &Sim, manifest: &Path, out: &Path, store: Option<&str>, extra: &[&
         .unwrap()
 }
 
+/// `resume`, a printed `kling …` command, run through `sh` as a person would
+/// paste it, with `KLING_STORE` set to `store` (against `sim`).
+fn run_as_printed(sim: &Sim, resume: &str, store: &str) -> Output {
+    let mut shell = std::process::Command::new("sh");
+    crate::support::isolated(&mut shell);
+    shell
+        .arg("-c")
+        .arg(format!(
+            "exec \"$KLING\" --base-url \"$BASE\" --upload-base-url \"$UPLOAD\" --json {} --yes",
+            resume.trim_start_matches("kling ")
+        ))
+        .env("KLING", assert_cmd::cargo::cargo_bin("kling"))
+        .env("BASE", sim.sim.base_url())
+        .env("UPLOAD", sim.sim.upload_base_url())
+        .env("APIKLEY_API_KEY", sim.sim.api_key())
+        .env("KLING_STORE", store)
+        .output()
+        .unwrap()
+}
+
 fn all_text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned() + &stderr(output)
 }
@@ -261,21 +281,7 @@ fn the_resume_command_of_a_store_with_a_password_refers_to_kling_store() {
     assert!(resume.contains("--store \"$KLING_STORE\""), "{resume}");
     // Run as printed (through a shell, KLING_STORE still set): nothing paid again.
     sim.sim.set_faults(Default::default()).unwrap();
-    let mut shell = std::process::Command::new("sh");
-    crate::support::isolated(&mut shell);
-    let resumed = shell
-        .arg("-c")
-        .arg(format!(
-            "exec \"$KLING\" --base-url \"$BASE\" --upload-base-url \"$UPLOAD\" --json {} --yes",
-            resume.trim_start_matches("kling ")
-        ))
-        .env("KLING", assert_cmd::cargo::cargo_bin("kling"))
-        .env("BASE", sim.sim.base_url())
-        .env("UPLOAD", sim.sim.upload_base_url())
-        .env("APIKLEY_API_KEY", sim.sim.api_key())
-        .env("KLING_STORE", &url)
-        .output()
-        .unwrap();
+    let resumed = run_as_printed(&sim, resume, &url);
     assert!(resumed.status.success(), "{}", all_text(&resumed));
     assert_eq!(created(&sim), 1);
     assert!(out.join("job-0.mp4").exists());
@@ -424,21 +430,7 @@ fn a_typed_store_url_with_a_password_gives_a_resume_command_that_runs_as_printed
     let resume = doc["resume"].as_str().unwrap_or_else(|| panic!("{doc}"));
     assert!(resume.ends_with("--store \"$KLING_STORE\""), "{resume}");
     sim.sim.set_faults(Default::default()).unwrap();
-    let mut shell = std::process::Command::new("sh");
-    crate::support::isolated(&mut shell);
-    let resumed = shell
-        .arg("-c")
-        .arg(format!(
-            "exec \"$KLING\" --base-url \"$BASE\" --upload-base-url \"$UPLOAD\" --json {} --yes",
-            resume.trim_start_matches("kling ")
-        ))
-        .env("KLING", assert_cmd::cargo::cargo_bin("kling"))
-        .env("BASE", sim.sim.base_url())
-        .env("UPLOAD", sim.sim.upload_base_url())
-        .env("APIKLEY_API_KEY", sim.sim.api_key())
-        .env("KLING_STORE", &url)
-        .output()
-        .unwrap();
+    let resumed = run_as_printed(&sim, resume, &url);
     assert!(resumed.status.success(), "{}", all_text(&resumed));
     assert_eq!(created(&sim), 1);
 }

@@ -309,14 +309,7 @@ fn an_intents_nonce_stays_open_until_its_outcome_is_known() {
             at: 5,
         },
     ];
-    let bytes: Vec<u8> = events
-        .iter()
-        .flat_map(|e| {
-            let mut line = serde_json::to_vec(e).unwrap();
-            line.push(b'\n');
-            line
-        })
-        .collect();
+    let bytes = lines(&events);
     let (states, _, _) = replay(&bytes);
     assert_eq!(states["j"].open_nonces, ["nonce-a"]);
     let found = Event::Found {
@@ -361,16 +354,21 @@ fn a_recovered_intent_closes_its_nonce() {
             at: 3,
         },
     ];
-    let bytes: Vec<u8> = events
+    let bytes = lines(&events);
+    let (states, _, _) = replay(&bytes);
+    // Not "an earlier submit" to listen for on a rerun: it is this job's task.
+    assert!(states["j"].open_nonces.is_empty(), "{:?}", states["j"]);
+    assert_eq!(states["j"].task_ids, ["t-r"]);
+}
+
+/// `events` as journal lines.
+fn lines(events: &[Event]) -> Vec<u8> {
+    events
         .iter()
         .flat_map(|e| {
             let mut line = serde_json::to_vec(e).unwrap();
             line.push(b'\n');
             line
         })
-        .collect();
-    let (states, _, _) = replay(&bytes);
-    // Not "an earlier submit" to listen for on a rerun: it is this job's task.
-    assert!(states["j"].open_nonces.is_empty(), "{:?}", states["j"]);
-    assert_eq!(states["j"].task_ids, ["t-r"]);
+        .collect()
 }
