@@ -4,7 +4,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kling_api_ext::reqwest::header::{HeaderMap, HeaderValue};
-use kling_api_ext::{SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyOptions, sign_callback as sign, verify_callback};
+use kling_api_ext::fuzzing::sign_callback as sign;
+use kling_api_ext::{VerifyOptions, verify_callback};
+use kling_api_ext::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (&[u8], &[u8], &[u8], i64)| {

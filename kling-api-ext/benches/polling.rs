@@ -24,9 +24,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kling_api_ext::{
-    AdaptivePoll, DurationModel, ExponentialPoll, PollContext, PollPolicy, WaitOptions,
-};
+use kling_api_ext::WaitOptions;
+use kling_api_ext::wait::{AdaptivePoll, DurationModel, ExponentialPoll, PollContext, PollPolicy};
 use kling_api_ext::{AvatarRequest, Client, State};
 
 const TASKS: usize = 20_000;

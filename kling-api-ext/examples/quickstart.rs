@@ -1,10 +1,11 @@
-//! The README's "SDK in ten lines", compiled by `cargo test` so it stays true.
+//! A video in one call, against the real service or a `kling sim` process:
+//! compiled by `cargo test` so it stays true.
 //!
 //! Against the real service: `APIKLEY_API_KEY=... cargo run -p kling-api-ext --example quickstart`.
 //! Against a local simulator: start `kling sim`, export the three variables it
-//! prints, then run the same command.
+//! prints, then run the same command. (The crate README's example runs the
+//! simulator inside the program instead.)
 
-use kling_api_ext::WaitOptions;
 use kling_api_ext::{AvatarRequest, Client};
 
 #[tokio::main]
@@ -15,8 +16,7 @@ async fn main() -> Result<(), kling_api_ext::Error> {
         .audio("examples/assets/hello.wav")
         .prompt("A friendly presenter, looking at the camera")
         .build()?; // every check happens here, before anything is sent
-    let task = client.submit_and_wait(&request, WaitOptions::new()).await?;
-    let saved = client.download(&task, "avatar.mp4").await?; // atomic, with SHA-256
-    println!("{} ({} bytes)", saved.path.display(), saved.bytes);
+    let made = client.generate(&request, "avatar.mp4").await?; // atomic, with SHA-256
+    println!("{} ({} bytes)", made.video.path.display(), made.video.bytes);
     Ok(())
 }

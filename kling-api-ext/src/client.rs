@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::error::{Error, Operation, Result};
 use crate::lifecycle::TaskId;
-use crate::ratelimit::{CreationLimiter, RateLimit};
+use crate::limit::{CreationLimiter, RateLimit};
 use crate::request::Model;
 use crate::retry::RetryPolicy;
 use crate::task::Task;
@@ -46,10 +46,10 @@ pub(crate) struct Inner {
     pub(crate) upload_path: String,
     pub(crate) preflight: bool,
     pub(crate) transfer_timeout: Duration,
-    /// What the waits learn (generation speed, submitted tasks' audio).
-    pub(crate) estimates: crate::wait::estimate::Estimates,
+    /// What the waits learn: generation speed per second of audio.
+    pub(crate) durations: crate::speed::DurationModel,
     /// Recent uploads of local files, reused by later submits of the same file.
-    pub(crate) uploads: crate::upload::cache::UploadCache,
+    pub(crate) uploads: crate::cache::UploadCache,
     /// The `User-Agent`, for requests sent with `http` directly: a caller's own
     /// reqwest client may have none, and the service refuses requests without.
     pub(crate) user_agent: HeaderValue,

@@ -2,7 +2,6 @@
 //! and the TLS provider.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use url::Url;
 
 use crate::client::{Client, Inner};
 use crate::error::{Error, Field, Result};
-use crate::ratelimit::{AccountKey, CreationLimiter, FileLimiter, RateLimit};
+use crate::limit::{AccountKey, CreationLimiter, LimiterError, RateLimit};
 
 use crate::request::Model;
 use crate::retry::RetryPolicy;
@@ -21,10 +20,22 @@ use crate::retry::RetryPolicy;
 #[derive(Clone, Debug)]
 enum LimiterChoice {
     Process,
-    File(PathBuf),
-    #[cfg(feature = "postgres")]
-    Postgres(String),
+    PerAccount(MakeLimiter),
     Custom(Arc<dyn CreationLimiter>),
+}
+
+/// Makes a limiter for an account and a limit (see
+/// [`ClientBuilder::rate_limiter_per_account`]).
+type MakeFn =
+    dyn Fn(&AccountKey, RateLimit) -> Result<Arc<dyn CreationLimiter>, LimiterError> + Send + Sync;
+
+#[derive(Clone)]
+struct MakeLimiter(Arc<MakeFn>);
+
+impl std::fmt::Debug for MakeLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MakeLimiter")
+    }
 }
 
 /// The `User-Agent` sent with every request: `kling-rs/<version>`. The service's
@@ -47,6 +58,9 @@ pub fn install_tls_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Err means another provider is already installed, which is fine.
+        // ring on purpose (no C toolchain, a faster build); rustls 0.23.48
+        // deprecates it only for lacking post-quantum key exchange.
+        #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
@@ -189,7 +203,7 @@ impl ClientBuilder {
     /// unless it keeps no idle connections (`pool_max_idle_per_host(0)`).
     ///
     /// ```
-    /// kling_api_ext::install_tls_provider();
+    /// kling_api_ext::config::install_tls_provider();
     /// let http = kling_api_ext::reqwest::Client::builder().pool_max_idle_per_host(4).build().unwrap();
     /// let client = kling_api_ext::Client::builder().api_key("k").http_client(http).build()?;
     /// # Ok::<(), kling_api_ext::Error>(())
@@ -222,34 +236,34 @@ impl ClientBuilder {
         self
     }
 
-    /// Counts creation slots in `dir`, in a file every process of this host
-    /// using the same key and base URL shares ([`FileLimiter`]), so that many
-    /// processes started at once keep one window. The limit is
-    /// [`rate_limit`](Self::rate_limit)'s; `rate_limit(None)` still turns
-    /// limiting off.
+    /// Counts creation slots in a limiter made for this client's account
+    /// (a digest of its key and base URL) and its
+    /// [`rate_limit`](Self::rate_limit), when the client is built: how a
+    /// limiter shared by many processes or hosts plugs in (the `kling-fleet`
+    /// crate's `FileLimiter::per_account(dir)` and `PgLimiter::per_account(url)`).
+    /// `rate_limit(None)` still turns limiting off; an error from `make`
+    /// fails [`build`](Self::build).
     ///
     /// ```
-    /// let dir = tempfile::tempdir().unwrap();
+    /// use std::sync::Arc;
+    /// use kling_api_ext::limit::{CreationLimiter, ProcessLimiter};
+    ///
     /// let client = kling_api_ext::Client::builder()
     ///     .api_key("sk-example")
-    ///     .rate_limit_file(dir.path())
+    ///     .rate_limiter_per_account(|_account, limit| {
+    ///         Ok(Arc::new(ProcessLimiter::new(limit)) as Arc<dyn CreationLimiter>)
+    ///     })
     ///     .build()?;
     /// # Ok::<(), kling_api_ext::Error>(())
     /// ```
-    pub fn rate_limit_file(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.limiter = LimiterChoice::File(dir.into());
-        self
-    }
-
-    /// Counts creation slots in the PostgreSQL database at `url`, shared by
-    /// every process and host using the same key and base URL
-    /// ([`crate::PgLimiter`]); its tables are created on first use. The limit
-    /// is [`rate_limit`](Self::rate_limit)'s; `rate_limit(None)` still turns
-    /// limiting off. The URL is checked when the client is built; the
-    /// database is first reached by the first creation.
-    #[cfg(feature = "postgres")]
-    pub fn rate_limit_postgres(mut self, url: impl Into<String>) -> Self {
-        self.limiter = LimiterChoice::Postgres(url.into());
+    pub fn rate_limiter_per_account(
+        mut self,
+        make: impl Fn(&AccountKey, RateLimit) -> Result<Arc<dyn CreationLimiter>, LimiterError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.limiter = LimiterChoice::PerAccount(MakeLimiter(Arc::new(make)));
         self
     }
 
@@ -291,7 +305,7 @@ impl ClientBuilder {
         let key_text = key.expose_secret();
         // Hidden from every message from now on: a service, a proxy or a
         // library may echo it back.
-        crate::register_secret(key_text);
+        crate::error::register_secret(key_text);
         if key_text.trim().is_empty() {
             return Err(config("the API key is empty".into()));
         }
@@ -387,22 +401,12 @@ impl ClientBuilder {
         let limiter: Option<Arc<dyn CreationLimiter>> = match (self.rate_limit, self.limiter) {
             (None, _) => None,
             (Some(limit), LimiterChoice::Process) => {
-                Some(crate::ratelimit::shared(key_text, base_url.as_str(), limit))
+                Some(crate::limit::shared(key_text, base_url.as_str(), limit))
             }
-            (Some(limit), LimiterChoice::File(dir)) => Some(Arc::new(FileLimiter::new(
-                dir,
-                &AccountKey::new(key_text, base_url.as_str()),
-                limit,
-            ))),
-            #[cfg(feature = "postgres")]
-            (Some(limit), LimiterChoice::Postgres(url)) => Some(Arc::new(
-                crate::PgLimiter::connect_lazy(
-                    &url,
-                    &AccountKey::new(key_text, base_url.as_str()),
-                    limit,
-                )
-                .map_err(|e| config(format!("the rate limit's database: {e}")))?,
-            )),
+            (Some(limit), LimiterChoice::PerAccount(make)) => Some(
+                (make.0)(&AccountKey::new(key_text, base_url.as_str()), limit)
+                    .map_err(|e| config(format!("the rate limiter: {e}")))?,
+            ),
             (Some(_), LimiterChoice::Custom(limiter)) => Some(limiter),
         };
         // A creation's request ends within its timeouts; its slot's lease
@@ -429,7 +433,7 @@ impl ClientBuilder {
                 upload_path,
                 preflight: self.preflight,
                 transfer_timeout: self.transfer_timeout,
-                estimates: Default::default(),
+                durations: Default::default(),
                 uploads: Default::default(),
                 user_agent,
             }),

@@ -25,6 +25,11 @@ pub fn result_json(text: &str) -> Result<Vec<url::Url>, String> {
     crate::task::parse_result_urls(text)
 }
 
+/// The service's callback signature for a task id and timestamp.
+pub fn sign_callback(key: &[u8], task_id: &str, timestamp: i64) -> String {
+    crate::webhook::sign_callback(key, task_id, timestamp)
+}
+
 /// `Retry-After` parsing.
 pub fn retry_after(text: &str) -> Option<std::time::Duration> {
     crate::retry::parse_retry_after(

@@ -255,12 +255,12 @@ setters!(RetryPolicy {
     time_budget: Duration => "No retry starts once this much time has passed since the first attempt.",
 });
 
-/// One retry about to wait, as [`crate::PrepareEvent::Retrying`] reports it.
+/// One retry about to wait, as [`crate::submit::PrepareEvent::Retrying`] reports it.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Retrying {
     /// The request that failed.
-    pub operation: crate::Operation,
+    pub operation: crate::error::Operation,
     /// How long it waits before the next attempt.
     pub wait: Duration,
     /// The attempt about to be made (2 for the first retry).

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{Error, Operation};
-use crate::lifecycle::{State, TaskId};
+pub use crate::lifecycle::{InvalidTaskId, State, TaskId};
 
 /// A task, as recordInfo reports it.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -33,6 +33,7 @@
 //! building a client, or `reqwest` panics; `kling-api-ext` does this for you:
 //!
 //! ```
+//! #[allow(deprecated)] // ring: see docs/dependencies.md §1
 //! let _ = kling_api::rustls::crypto::ring::default_provider().install_default();
 //! ```
 //!
@@ -46,6 +47,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kling_api::Error<()>> {
+//! #[allow(deprecated)] // ring: see docs/dependencies.md §1
 //! let _ = kling_api::rustls::crypto::ring::default_provider().install_default();
 //! use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, USER_AGENT};
 //!

@@ -85,9 +85,13 @@ pub async fn build(
             None => &LimitStore::Host,
         };
         let builder = match (store, crate::history::state_dir()) {
-            (LimitStore::Host, Some(dir)) => builder.rate_limit_file(dir.join("ratelimit")),
+            (LimitStore::Host, Some(dir)) => builder.rate_limiter_per_account(
+                kling_fleet::FileLimiter::per_account(dir.join("ratelimit")),
+            ),
             (LimitStore::Host | LimitStore::Process, _) => builder,
-            (LimitStore::Postgres(url), _) => builder.rate_limit_postgres(url),
+            (LimitStore::Postgres(url), _) => {
+                builder.rate_limiter_per_account(kling_fleet::PgLimiter::per_account(url))
+            }
         };
         customize(builder)
     };

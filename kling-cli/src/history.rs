@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kling_api_ext::{AvatarRequest, Error, MediaSource, TaskId};
+use kling_api_ext::request::MediaSource;
+use kling_api_ext::{AvatarRequest, Error, TaskId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

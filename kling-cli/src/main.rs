@@ -234,7 +234,7 @@ async fn run(cli: Cli, out: Out) -> u8 {
     let customize = |b: kling_api_ext::ClientBuilder| {
         let b = b.preflight(preflight);
         match &fleet_store {
-            Some(url) => b.rate_limit_postgres(url),
+            Some(url) => b.rate_limiter_per_account(kling_fleet::PgLimiter::per_account(url)),
             None => b,
         }
     };

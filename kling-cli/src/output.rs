@@ -239,7 +239,7 @@ fn hint(error: &CliError) -> Option<String> {
             "the service knows no task {task_id}: check the id (a task created a moment ago may not be visible for a few seconds)"
         )),
         Error::Cancelled { task_id } => Some(format!("the task keeps running on the service; resume with: kling wait {task_id}")),
-        Error::Api { kind: ApiErrorKind::Rejected, operation: kling_api_ext::Operation::CreateTask, msg, .. }
+        Error::Api { kind: ApiErrorKind::Rejected, operation: kling_api_ext::error::Operation::CreateTask, msg, .. }
             if msg.to_ascii_lowercase().contains("model") =>
         {
             let known: Vec<&str> = kling_api_ext::Model::ALL.iter().map(|m| m.as_str()).collect();
@@ -314,7 +314,8 @@ pub fn size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kling_api_ext::{Field, Operation, State, TaskId};
+    use kling_api_ext::error::Operation;
+    use kling_api_ext::{Field, State, TaskId};
     use std::time::Duration;
 
     #[test]

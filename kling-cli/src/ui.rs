@@ -4,8 +4,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
-use kling_api_ext::WaitEvent;
-use kling_api_ext::{MediaKind, PrepareEvent, PrepareOptions, ProgressFn};
+use kling_api_ext::MediaKind;
+use kling_api_ext::submit::{PrepareEvent, PrepareOptions};
+use kling_api_ext::upload::ProgressFn;
+use kling_api_ext::wait::WaitEvent;
 
 use crate::output::Out;
 
@@ -214,11 +216,11 @@ impl SubmitLine {
         }
     }
 
-    pub fn callback(&self) -> impl Fn(&kling_api_ext::SubmitWait) + Send + Sync + 'static {
+    pub fn callback(&self) -> impl Fn(&kling_api_ext::submit::SubmitWait) + Send + Sync + 'static {
         let bar = self.bar.clone();
         let out = self.out;
         let countdown = self.countdown.clone();
-        move |w: &kling_api_ext::SubmitWait| {
+        move |w: &kling_api_ext::submit::SubmitWait| {
             if !bar.is_hidden() {
                 countdown.until(w.wait);
                 bar.set_message(format!("waiting before creating the task: {}", w.reason));

@@ -5,8 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use kling_api_ext::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
-use kling_api_ext::{CallbackHub, SafetyPoll, WaitOptions, callback_url};
+use kling_api_ext::WaitOptions;
+use kling_api_ext::wait::SafetyPoll;
+use kling_fleet::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
+use kling_fleet::{CallbackHub, callback_url};
 use url::Url;
 
 use crate::cli::WebhookArgs;

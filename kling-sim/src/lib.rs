@@ -77,5 +77,12 @@ pub use config::{
     EndpointFaults, FaultConfig, LifecycleConfig, RateLimitConfig, RateLimitMode, SimConfig,
 };
 pub use handlers::{JSON_BODY_LIMIT, RESULT_VIDEO};
+
+/// A sample portrait (PNG, 480 × 600) that the service accepts: for examples
+/// and tests that need a real file.
+pub const SAMPLE_PORTRAIT: &[u8] = include_bytes!("../assets/face.png");
+
+/// A sample voice clip (WAV, about 3 s) that the service accepts.
+pub const SAMPLE_VOICE: &[u8] = include_bytes!("../assets/hello.wav");
 pub use server::{HEADER_READ_TIMEOUT, Simulator, SimulatorBuilder};
 pub use stats::{CallbackRecord, Stats, TaskStats};

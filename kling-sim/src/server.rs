@@ -120,6 +120,9 @@ impl SimulatorBuilder {
         let base_url = format!("http://{addr}");
         let cancel = CancellationToken::new();
         // reqwest is built without a default rustls provider (see kling-api).
+        // ring on purpose (no C toolchain, a faster build); rustls 0.23.48
+        // deprecates it only for lacking post-quantum key exchange.
+        #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))

@@ -63,6 +63,12 @@ pub async fn sim(key: &str, change: impl FnOnce(&mut SimConfig)) -> Simulator {
         .expect("the simulator starts on a free loopback port")
 }
 
+/// The `X-Webhook-Signature` the service sends for a task id and timestamp
+/// (the simulator's signer), for tests of receivers.
+pub fn sign_callback(key: &[u8], task_id: &str, timestamp: i64) -> String {
+    kling_sim::signature(&String::from_utf8_lossy(key), task_id, timestamp)
+}
+
 /// The service's envelope.
 pub fn envelope(code: i64, msg: &str, data: Value) -> Value {
     serde_json::json!({"code": code, "msg": msg, "data": data})

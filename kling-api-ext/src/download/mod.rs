@@ -7,6 +7,7 @@ use serde::Serialize;
 use sha2::Digest as _;
 use url::Url;
 
+use crate::call::Call;
 use crate::client::Client;
 use crate::error::{Error, Field, Operation, Result, safe_url};
 use crate::task::Task;
@@ -120,26 +121,31 @@ impl Client {
     /// println!("{} bytes, sha256 {}", saved.bytes, saved.sha256);
     /// # Ok(()) }
     /// ```
-    pub async fn download(
-        &self,
-        source: impl Into<DownloadSource>,
-        path: impl AsRef<Path>,
-    ) -> Result<Downloaded> {
-        self.download_with_progress(source, path, None).await
-    }
-
-    /// [`download`](Self::download), reporting `(bytes written, total)`.
     ///
     /// When `source` is a task, every error names it, and an expired result URL
     /// is replaced once by a fresh link from [`download_url`](Self::download_url).
-    pub async fn download_with_progress(
+    /// [`TransferOptions`](crate::upload::TransferOptions) (`.options(..)`)
+    /// report `(bytes written, total)`.
+    pub fn download(
         &self,
         source: impl Into<DownloadSource>,
         path: impl AsRef<Path>,
+    ) -> Call<'_, crate::upload::TransferOptions, Downloaded> {
+        let source = source.into();
+        let path = path.as_ref().to_path_buf();
+        Call::new(move |options: crate::upload::TransferOptions| async move {
+            self.download_inner(source, &path, options.get_progress().cloned())
+                .await
+        })
+    }
+
+    async fn download_inner(
+        &self,
+        source: DownloadSource,
+        path: &Path,
         progress: Option<ProgressFn>,
     ) -> Result<Downloaded> {
-        let path = path.as_ref();
-        match source.into() {
+        match source {
             DownloadSource::Url(url) => self.download_url_to(&url, path, progress.as_ref()).await,
             DownloadSource::Task(task) => {
                 let id = &task.task_id;

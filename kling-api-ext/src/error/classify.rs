@@ -73,7 +73,8 @@ impl Error {
     /// cannot vouch for (an unknown code).
     ///
     /// ```
-    /// use kling_api_ext::{Error, Operation};
+    /// use kling_api_ext::Error;
+    /// use kling_api_ext::error::Operation;
     /// assert!(Error::NotSent { operation: Operation::CreateTask }.is_not_taken());
     /// ```
     pub fn is_not_taken(&self) -> bool {
@@ -164,7 +165,8 @@ impl Error {
     /// the operation's name or a response body, at most 100 characters.
     ///
     /// ```
-    /// use kling_api_ext::{Error, Operation};
+    /// use kling_api_ext::Error;
+    /// use kling_api_ext::error::Operation;
     ///
     /// let error = Error::UnexpectedResponse {
     ///     operation: Operation::UploadStream,
@@ -284,7 +286,8 @@ impl Error {
     /// cannot name a task are returned as they are.
     ///
     /// ```
-    /// use kling_api_ext::{Error, Operation, TaskId};
+    /// use kling_api_ext::{Error, TaskId};
+    /// use kling_api_ext::error::Operation;
     /// let error = Error::Io {
     ///     operation: Operation::Download,
     ///     task_id: None,

@@ -178,7 +178,8 @@ pub enum Error {
     /// HTTP 429): it refused the call, or failed it.
     ///
     /// ```
-    /// use kling_api_ext::{ApiErrorKind, Error, Operation};
+    /// use kling_api_ext::{ApiErrorKind, Error};
+    /// use kling_api_ext::error::Operation;
     ///
     /// let error = Error::Api {
     ///     operation: Operation::Credits,
@@ -303,7 +304,7 @@ pub enum Error {
         operation: Operation,
         /// What went wrong.
         #[source]
-        source: crate::ratelimit::LimiterError,
+        source: crate::limit::LimiterError,
     },
 
     /// The task did not end before the deadline. It may still finish: call

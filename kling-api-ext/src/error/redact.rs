@@ -39,7 +39,7 @@ const SECRET_KEYS: &[&str] = &[
 /// not registered (they would hide ordinary words, or a URL's scheme).
 ///
 /// ```
-/// kling_api_ext::register_secret("s3cr3t-pa55");
+/// kling_api_ext::error::register_secret("s3cr3t-pa55");
 /// assert_eq!(kling_api_ext::redact("login with s3cr3t-pa55"), "login with [redacted]");
 /// ```
 pub fn register_secret(secret: &str) {
@@ -116,7 +116,7 @@ fn find_ignore_case(text: &str, needle: &str) -> Option<usize> {
 ///
 /// ```
 /// let url = url::Url::parse("https://b.example.com/v.mp3?X-Amz-Signature=abc").unwrap();
-/// assert_eq!(kling_api_ext::safe_url(&url), "https://b.example.com/v.mp3?[query hidden]");
+/// assert_eq!(kling_api_ext::error::safe_url(&url), "https://b.example.com/v.mp3?[query hidden]");
 /// ```
 pub fn safe_url(url: &url::Url) -> String {
     if url.query().is_none() && url.fragment().is_none() && url.password().is_none() {

@@ -11,7 +11,7 @@ use crate::error::{Error, Field};
 
 /// The generated builder of the createTask `input`, as the spec this SDK was
 /// built from defines it: one setter per field. See
-/// [`AvatarRequestBuilder::input_with`](crate::AvatarRequestBuilder::input_with).
+/// [`AvatarRequestBuilder::input_with`](crate::request::AvatarRequestBuilder::input_with).
 pub type InputBuilder = kling_api::types::builder::KlingAiAvatarV1ProBodyInput;
 
 /// The fields the request's own methods set (`image`, `audio`, `prompt`).

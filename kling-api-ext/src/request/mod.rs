@@ -109,6 +109,13 @@ impl AvatarRequest {
         &self.audio
     }
 
+    /// The audio's length, when it is known (read from a local file's
+    /// headers): what a wait needs to place its polls
+    /// ([`WaitOptions::audio_duration`](crate::WaitOptions::audio_duration)).
+    pub fn audio_duration(&self) -> Option<std::time::Duration> {
+        self.audio.facts().and_then(|f| f.duration)
+    }
+
     /// The prompt (possibly empty).
     pub fn prompt(&self) -> &str {
         &self.prompt
@@ -121,7 +128,7 @@ impl AvatarRequest {
 
     /// The same request with another callback URL (checked as the builder's
     /// is: absolute http or https), e.g. one per intent with a nonce
-    /// ([`callback_url`](crate::callback_url)).
+    /// (the `kling-fleet` crate's `callback_url`).
     pub fn with_callback_url(mut self, url: Url) -> crate::Result<Self> {
         self.callback_url = Some(check_http_url(Field::CallbackUrl, url.as_str())?);
         Ok(self)

@@ -17,10 +17,10 @@ pub enum MediaSource {
     Url(Url),
 }
 
-/// As messages show it: the path, or the URL without its query ([`crate::safe_url`]).
+/// As messages show it: the path, or the URL without its query ([`crate::error::safe_url`]).
 ///
 /// ```
-/// use kling_api_ext::MediaSource;
+/// use kling_api_ext::request::MediaSource;
 /// let url = url::Url::parse("https://b.example.com/v.mp3?X-Amz-Signature=abc").unwrap();
 /// assert_eq!(MediaSource::Url(url).to_string(), "https://b.example.com/v.mp3?[query hidden]");
 /// ```

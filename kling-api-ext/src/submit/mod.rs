@@ -4,12 +4,13 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::call::Call;
 use crate::client::Client;
 use crate::error::{ApiErrorKind, Error, Field, Operation, Result};
 use crate::interpret::Answer;
 use crate::lifecycle::TaskId;
+use crate::limit::LimitWait;
 use crate::media::MediaKind;
-use crate::ratelimit::LimitWait;
 use crate::request::{AvatarRequest, BuiltInput, Media, MediaSource};
 use crate::retry::{Runner, Step};
 
@@ -104,30 +105,19 @@ impl Client {
     /// # assert_eq!(sim.stats().tasks_created, 1);
     /// # Ok(()) }
     /// ```
-    pub async fn submit(&self, request: &AvatarRequest) -> Result<TaskId> {
-        self.submit_with(request, SubmitOptions::default()).await
-    }
-
-    /// [`submit`](Self::submit) with a cancel token and wait reports (see
-    /// [`SubmitOptions`]). A cancel during the uploads stops before createTask.
-    pub async fn submit_with(
-        &self,
-        request: &AvatarRequest,
-        options: SubmitOptions,
-    ) -> Result<TaskId> {
-        let prepared = self.prepare(request, None).await?;
-        self.create_task_with(&prepared, options).await
+    ///
+    /// [`SubmitOptions`] (`.options(..)`) add a cancel token and wait
+    /// reports; a cancel during the uploads stops before createTask.
+    pub fn submit<'a>(&'a self, request: &'a AvatarRequest) -> Call<'a, SubmitOptions, TaskId> {
+        Call::new(move |options| async move {
+            let prepared = self.prepare(request).await?;
+            self.create_task_inner(&prepared, options).await
+        })
     }
 
     /// Creates the task for a request whose image and audio are URLs (see
     /// [`prepare`](Self::prepare)). The rule for repeats is [`submit`](Self::submit)'s.
-    pub async fn create_task(&self, request: &AvatarRequest) -> Result<TaskId> {
-        self.create_task_with(request, SubmitOptions::default())
-            .await
-    }
-
-    /// [`create_task`](Self::create_task) with a cancel token and wait reports
-    /// (see [`SubmitOptions`]).
+    /// [`SubmitOptions`] (`.options(..)`) add a cancel token and wait reports.
     ///
     /// A pause the service asked for (a 429's `Retry-After`, shared by every
     /// client of the key) is waited out only within the retry policy's time
@@ -137,7 +127,14 @@ impl Client {
     /// [`ApiErrorKind::RateLimited`], [`ApiErrorKind::UsageLimited`] or
     /// [`ApiErrorKind::Maintenance`], and a
     /// [`Error::Transport`] whose request was not sent.
-    pub async fn create_task_with(
+    pub fn create_task<'a>(
+        &'a self,
+        request: &'a AvatarRequest,
+    ) -> Call<'a, SubmitOptions, TaskId> {
+        Call::new(move |options| self.create_task_inner(request, options))
+    }
+
+    async fn create_task_inner(
         &self,
         request: &AvatarRequest,
         options: SubmitOptions,
@@ -176,7 +173,6 @@ impl Client {
             }
         };
 
-        let audio = request.audio.facts().and_then(|f| f.duration);
         let policy = &self.inner.retry;
         let limiter = self.inner.limiter.as_ref();
         let started = Instant::now();
@@ -220,7 +216,7 @@ impl Client {
                         // others queue here, in order): a shared limiter is asked
                         // once per process per freed slot, not once per waiting job.
                         let gate = &self.inner.limiter_gate;
-                        let ask = crate::ratelimit::acquire(limiter, self.inner.create_lease, |wait, why| {
+                        let ask = crate::limit::acquire(limiter, self.inner.create_lease, |wait, why| {
                             if why == LimitWait::Paused
                                 && started.elapsed().saturating_add(wait) > policy.time_budget
                             {
@@ -304,13 +300,7 @@ impl Client {
                     permit.release().await;
                 }
                 match outcome {
-                    Ok(task_id) => {
-                        if let Some(audio) = audio {
-                            // For this task's wait: its expected generation time.
-                            self.inner.estimates.remember_audio(&task_id, audio);
-                        }
-                        Ok(task_id)
-                    }
+                    Ok(task_id) => Ok(task_id),
                     Err(error) => {
                         let step = verdict(error);
                         if let (Step::Again(error), Some(hook)) = (&step, &options.after_not_taken)

@@ -1,18 +1,19 @@
 //! Before createTask: local files uploaded (each once, however many requests
 //! use it), URLs checked, each step reported as it goes.
 
+use crate::cache::UploadKey;
+use crate::call::Call;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::media::MediaKind;
 use crate::request::{AvatarRequest, Media, MediaSource};
 use crate::upload::ProgressFn;
-use crate::upload::cache::UploadKey;
 
-/// What [`Client::prepare_with`] reports as it goes: each step that can take
+/// What [`Client::prepare`] reports as it goes: each step that can take
 /// a while, so that a caller's status line always says what it waits for.
 ///
 /// ```
-/// use kling_api_ext::{PrepareEvent, PrepareOptions};
+/// use kling_api_ext::submit::{PrepareEvent, PrepareOptions};
 ///
 /// let options = PrepareOptions::new().on_event(|event| match event {
 ///     PrepareEvent::CheckingUrls { urls } => eprintln!("checking {urls} URL(s)"),
@@ -45,7 +46,7 @@ pub enum PrepareEvent {
     Retrying(crate::retry::Retrying),
 }
 
-/// Progress and event reports for [`Client::prepare_with`].
+/// Progress and event reports for [`Client::prepare`].
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct PrepareOptions {
@@ -92,21 +93,17 @@ impl PrepareOptions {
 impl Client {
     /// Uploads the request's local files (as multipart streams) and, if preflight
     /// is on, checks its URLs; returns the request with URL sources only, ready
-    /// for [`create_task`](Self::create_task). `progress` gets `(bytes sent, total)`
-    /// per file.
-    pub async fn prepare(
-        &self,
-        request: &AvatarRequest,
-        progress: Option<ProgressFn>,
-    ) -> Result<AvatarRequest> {
-        let mut options = PrepareOptions::new();
-        options.progress = progress;
-        self.prepare_with(request, options).await
+    /// for [`create_task`](Self::create_task). [`PrepareOptions`]
+    /// (`.options(..)`) report each file's bytes sent, and each step, retry
+    /// and wait ([`PrepareEvent`]).
+    pub fn prepare<'a>(
+        &'a self,
+        request: &'a AvatarRequest,
+    ) -> Call<'a, PrepareOptions, AvatarRequest> {
+        Call::new(move |options| self.prepare_inner(request, options))
     }
 
-    /// [`prepare`](Self::prepare), reporting each step, retry and wait (see
-    /// [`PrepareEvent`]).
-    pub async fn prepare_with(
+    async fn prepare_inner(
         &self,
         request: &AvatarRequest,
         options: PrepareOptions,

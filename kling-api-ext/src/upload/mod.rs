@@ -1,8 +1,6 @@
 //! Uploads: a local file as a multipart stream (memory does not grow with the
 //! file), small content as base64, or a public URL the service fetches.
 
-pub(crate) mod cache;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +11,7 @@ use futures_util::StreamExt as _;
 use serde::Serialize;
 use url::Url;
 
+use crate::call::Call;
 use crate::client::Client;
 use crate::error::{Error, Field, Operation, Result};
 use crate::interpret::Answer;
@@ -26,6 +25,41 @@ crate::interpret::upload_envelope!(
 /// Called as an upload or download progresses, with the bytes done and the
 /// total (when known).
 pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
+
+/// Options of an upload or a download ([`Client::upload_file`],
+/// [`Client::download`]): a progress report.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct TransferOptions {
+    progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for TransferOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferOptions")
+            .field("progress", &self.progress.as_ref().map(|_| "Fn"))
+            .finish()
+    }
+}
+
+impl TransferOptions {
+    /// No progress report.
+    pub fn new() -> Self {
+        TransferOptions::default()
+    }
+
+    /// Calls `progress` with `(bytes so far, total when known)` as the
+    /// transfer goes.
+    pub fn progress(mut self, progress: ProgressFn) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The progress report, if any: for code that moves bytes itself.
+    pub fn get_progress(&self) -> Option<&ProgressFn> {
+        self.progress.as_ref()
+    }
+}
 
 /// Files up to this size may go as base64 (which adds a third to the size).
 pub const MAX_BASE64_BYTES: u64 = media::MAX_MEDIA_BYTES;
@@ -151,17 +185,19 @@ impl Client {
     /// the type of its content. No avatar rules apply here (the upload API takes
     /// any file); [`AvatarRequest`](crate::AvatarRequest) checks those, and
     /// [`submit`](Self::submit) uploads its files itself.
-    pub async fn upload_file(&self, path: impl AsRef<Path>) -> Result<UploadedFile> {
-        self.upload_file_with_progress(path, None).await
+    /// [`TransferOptions`] (`.options(..)`) report the bytes sent.
+    pub fn upload_file(&self, path: impl AsRef<Path>) -> Call<'_, TransferOptions, UploadedFile> {
+        let path = path.as_ref().to_path_buf();
+        Call::new(move |options: TransferOptions| async move {
+            self.upload_file_inner(&path, options.progress).await
+        })
     }
 
-    /// [`upload_file`](Self::upload_file), reporting bytes sent.
-    pub async fn upload_file_with_progress(
+    async fn upload_file_inner(
         &self,
-        path: impl AsRef<Path>,
+        path: &Path,
         progress: Option<ProgressFn>,
     ) -> Result<UploadedFile> {
-        let path = path.as_ref();
         let (len, mime) = inspect_any_file(path)?;
         // The extension of a type the SDK knows, else the file's own.
         let extension = match media::extension_for(&mime) {

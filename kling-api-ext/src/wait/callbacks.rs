@@ -1,16 +1,32 @@
-//! Waiting with callbacks: the safety poll that catches a callback that never
-//! comes, and recovering a task whose createTask answer was lost.
+//! Waiting with callbacks: what tells a wait that a callback came
+//! ([`CallbackSignal`]), and the safety poll that catches one that never
+//! comes.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use super::{PollContext, PollPolicy, WaitOptions};
 use crate::client::Client;
-use crate::error::{Error, Result};
 use crate::lifecycle::TaskId;
-use crate::task::Task;
-use crate::webhook::CallbackHub;
+
+/// Where a wait with callbacks ([`WaitOptions::callbacks`]) hears that a
+/// callback for its task came. The `kling-fleet` crate's `CallbackHub`, fed
+/// by its receiver, is one; code with its own web server can implement it
+/// (a counter per task and a [`tokio::sync::Notify`] are enough).
+pub trait CallbackSignal: Send + Sync {
+    /// Resolves once more than `seen` callbacks for `task` have been
+    /// received, with how many there are now. Cancel-safe: a wait drops it
+    /// when its next look is due.
+    fn callback_after<'a>(
+        &'a self,
+        task: &'a TaskId,
+        seen: u32,
+    ) -> Pin<Box<dyn Future<Output = u32> + Send + 'a>>;
+}
 
 /// The poll schedule of a wait that has callbacks ([`WaitOptions::callbacks`]):
 /// callbacks end the wait, so these looks only catch one that never arrives
@@ -20,7 +36,7 @@ use crate::webhook::CallbackHub;
 /// The first look comes when the task should have ended well before: its
 /// longest expected generation time × `after_expected` + `grace` when the
 /// client knows one (it learns from polled waits, and from other processes
-/// through the `kling` CLI's samples), else `cold_first` (30 s). Then every
+/// from samples it is given), else `cold_first` (30 s). Then every
 /// `then` (30 s), growing by `factor` to `cap` (2 min). A lost callback is so
 /// found within about one of these delays.
 #[derive(Clone, Debug, PartialEq)]
@@ -125,7 +141,7 @@ impl Client {
     ) -> Woke {
         let callback = async {
             match &options.callbacks {
-                Some(hub) => hub.callback_after(task_id, *arrivals).await,
+                Some(signal) => signal.callback_after(task_id, *arrivals).await,
                 None => std::future::pending().await,
             }
         };
@@ -144,134 +160,6 @@ impl Client {
             }
             () = tokio::time::sleep_until(until) => Woke::Time,
         }
-    }
-
-    /// Finds the task a createTask left when its answer was lost
-    /// ([`Error::SubmitOutcomeUnknown`](crate::Error::SubmitOutcomeUnknown)):
-    /// the service calls back when the task ends, at the `callBackUrl` the
-    /// request carried, so a callback on the nonce's URL
-    /// ([`callback_url`](crate::callback_url)) names it. Waits for one
-    /// until `options`' deadline or cancellation (`Ok(None)`), reads the task
-    /// from the service, and checks that it was created with this nonce's URL
-    /// when the service echoes it: a callback naming another task (a replay,
-    /// a forgery) is passed over and the wait goes on. A task named but not
-    /// readable (an outage, a record not visible yet) is read again, every 2 s
-    /// growing to 30 s, while other callbacks are still heard; if none was
-    /// confirmed by the deadline, the last read's error comes back, naming
-    /// its task: every task named stays in
-    /// [`CallbackHub::tasks_for_nonce`], so a paid task's id is never lost.
-    /// `options.deadline(None)` with no cancellation waits as long as it takes.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: kling_api_ext::Client, request: kling_api_ext::AvatarRequest) -> Result<(), kling_api_ext::Error> {
-    /// use kling_api_ext::{CallbackHub, Error, WaitOptions, callback_url};
-    ///
-    /// let hub = CallbackHub::new(); // fed by a receiver (feature `webhook-receiver`)
-    /// let nonce = hub.issue_nonce(); // expected by the hub from now on
-    /// let public = "https://hooks.example.com/kling".parse().unwrap();
-    /// let request = request.with_callback_url(callback_url(&public, &nonce))?;
-    /// let task_id = match client.submit(&request).await {
-    ///     Ok(id) => id,
-    ///     Err(Error::SubmitOutcomeUnknown { .. }) => {
-    ///         match client.recover(&hub, &nonce, &WaitOptions::new()).await? {
-    ///             Some(task) => task.task_id, // recovered: paid once, found again
-    ///             None => return Ok(()),      // no callback came: look on the dashboard
-    ///         }
-    ///     }
-    ///     Err(e) => return Err(e),
-    /// };
-    /// let task = client.wait(&task_id, WaitOptions::new().callbacks(hub.clone())).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn recover(
-        &self,
-        hub: &CallbackHub,
-        nonce: &str,
-        options: &WaitOptions,
-    ) -> Result<Option<Task>> {
-        let deadline = options.deadline.and_then(|d| Instant::now().checked_add(d));
-        let limit = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        let cancelled = async {
-            match &options.cancel {
-                Some(token) => token.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(limit, cancelled);
-        // Tasks read and found created with another callBackUrl.
-        let mut passed_over: Vec<TaskId> = Vec::new();
-        // Tasks named but not read yet (the read failed): read again later,
-        // never forgotten, and given back in the error at the end.
-        let mut unread: Vec<(TaskId, Error)> = Vec::new();
-        let mut again_in = Duration::from_secs(2);
-        loop {
-            let seen: Vec<TaskId> = passed_over
-                .iter()
-                .chain(unread.iter().map(|(t, _)| t))
-                .cloned()
-                .collect();
-            let retry = async {
-                if unread.is_empty() {
-                    std::future::pending::<()>().await;
-                }
-                tokio::time::sleep(again_in).await;
-            };
-            let task_id = tokio::select! {
-                biased;
-                () = &mut cancelled => return give_back(unread),
-                task = hub.nonce_names_another(nonce, &seen) => task,
-                () = retry => {
-                    again_in = (again_in * 2).min(Duration::from_secs(30));
-                    unread.remove(0).0
-                }
-                () = &mut limit => return give_back(unread),
-            };
-            let task = match self.get(&task_id).await {
-                Ok(task) => task,
-                Err(error) => {
-                    tracing::warn!(%task_id, nonce, %error, "a callback named this task, which cannot be read yet: read again later");
-                    unread.push((task_id, error));
-                    continue;
-                }
-            };
-            let ours = match &task.callback_url {
-                Some(url) => {
-                    crate::webhook::hub::nonce_in_path(
-                        url::Url::parse(url)
-                            .map(|u| u.path().to_owned())
-                            .as_deref()
-                            .unwrap_or(url),
-                    )
-                    .as_deref()
-                        == Some(nonce)
-                }
-                // The service did not echo the request: the callback came to
-                // the nonce's URL and the task exists in this account.
-                None => true,
-            };
-            if ours {
-                tracing::info!(%task_id, nonce, "recovered the task of a lost createTask answer from its callback");
-                return Ok(Some(task));
-            }
-            tracing::warn!(%task_id, nonce, "a callback on this nonce's URL names a task created with another callBackUrl: passed over");
-            passed_over.push(task_id);
-        }
-    }
-}
-
-/// The end of a recovery that confirmed nothing: `None` when no callback
-/// named a task that could not be read, else the last read's error, which
-/// carries that task's id ([`Error::task_id`]); every task named is in
-/// [`CallbackHub::tasks_for_nonce`].
-fn give_back(unread: Vec<(TaskId, Error)>) -> Result<Option<Task>> {
-    match unread.into_iter().last() {
-        Some((_, error)) => Err(error),
-        None => Ok(None),
     }
 }
 

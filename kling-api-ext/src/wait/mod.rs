@@ -12,13 +12,13 @@ use crate::lifecycle::{State, TaskId};
 use crate::task::Task;
 
 mod callbacks;
-pub(crate) mod estimate;
+
 mod options;
 mod policy;
 
-pub use callbacks::SafetyPoll;
+pub use crate::speed::DurationModel;
 use callbacks::Woke;
-pub use estimate::DurationModel;
+pub use callbacks::{CallbackSignal, SafetyPoll};
 pub use options::{
     DEFAULT_DEADLINE, DEFAULT_NOT_VISIBLE_GRACE, ProgressCallback, WaitEvent, WaitOptions,
 };
@@ -29,7 +29,7 @@ impl Client {
     /// waited for; [`wait`](Self::wait) uses it to poll near a task's expected
     /// end. Its samples can be kept between runs (the `kling` CLI does).
     pub fn duration_model(&self) -> &DurationModel {
-        &self.inner.estimates.durations
+        &self.inner.durations
     }
 
     /// Waits until the task ends: `Ok` with its result URLs when it succeeds,
@@ -54,18 +54,12 @@ impl Client {
     /// ```
     pub async fn wait(&self, task_id: &TaskId, mut options: WaitOptions) -> Result<Task> {
         use tracing::Instrument as _;
-        if options.audio.is_none() {
-            options.audio = self.inner.estimates.submitted_audio(task_id);
-        }
         if options.expected_generation.is_none()
             && let Some(audio) = options.audio
         {
-            options.expected_generation = self.inner.estimates.durations.expected_generation(audio);
-            options.expected_generation_range = self
-                .inner
-                .estimates
-                .durations
-                .expected_generation_range(audio);
+            options.expected_generation = self.inner.durations.expected_generation(audio);
+            options.expected_generation_range =
+                self.inner.durations.expected_generation_range(audio);
         }
         let span = tracing::info_span!("kling_wait", task_id = %task_id);
         self.wait_inner(task_id, options).instrument(span).await
@@ -210,7 +204,6 @@ impl Client {
                                 (options.audio, context.generating_since)
                             {
                                 self.inner
-                                    .estimates
                                     .durations
                                     .learn(audio, context.elapsed.saturating_sub(since));
                             }
@@ -335,9 +328,12 @@ impl Client {
     pub async fn submit_and_wait(
         &self,
         request: &crate::AvatarRequest,
-        options: WaitOptions,
+        mut options: WaitOptions,
     ) -> Result<Task> {
         let task_id = self.submit(request).await?;
+        if options.audio.is_none() {
+            options.audio = request.audio_duration();
+        }
         self.wait(&task_id, options).await
     }
 }

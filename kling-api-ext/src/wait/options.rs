@@ -9,7 +9,6 @@ use std::time::Duration;
 pub use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::webhook::CallbackHub;
 
 /// The default overall deadline: 30 minutes.
 ///
@@ -82,7 +81,7 @@ pub struct WaitOptions {
     pub(super) expected_generation_range: Option<(Duration, Duration)>,
     pub(super) expected_total: Option<Duration>,
     pub(super) audio: Option<Duration>,
-    pub(super) callbacks: Option<CallbackHub>,
+    pub(super) callbacks: Option<Arc<dyn CallbackSignal>>,
     pub(super) safety: Arc<dyn PollPolicy>,
     pub(super) look_now: bool,
 }
@@ -129,6 +128,17 @@ impl WaitOptions {
     /// The defaults: 30 min deadline, [`AdaptivePoll`], 30 s grace.
     pub fn new() -> Self {
         WaitOptions::default()
+    }
+
+    /// The deadline set ([`deadline`](Self::deadline)): for code that waits
+    /// on something else under the same options (a recovery by nonce).
+    pub fn get_deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// The cancellation token set ([`cancel_token`](Self::cancel_token)).
+    pub fn get_cancel_token(&self) -> Option<&CancellationToken> {
+        self.cancel.as_ref()
     }
 
     /// The overall deadline; `None` waits until the task ends (it still stops
@@ -202,14 +212,18 @@ impl WaitOptions {
     }
 
     /// The length of the task's audio: the client expects a generation time
-    /// from what it learned, and learns from this task when it ends. Not needed
-    /// for tasks this client submitted: it remembers their audio.
+    /// from what it learned, and learns from this task when it ends. The
+    /// client keeps nothing between calls about the tasks it submitted, so
+    /// give it here ([`AvatarRequest::audio_duration`](crate::AvatarRequest::audio_duration));
+    /// [`Client::submit_and_wait`](crate::Client::submit_and_wait) and
+    /// [`Client::generate`](crate::Client::generate) do.
     pub fn audio_duration(mut self, audio: Duration) -> Self {
         self.audio = Some(audio);
         self
     }
 
-    /// Ends the wait on the task's callback, as `hub` receives it: the first
+    /// Ends the wait on the task's callback, as `signal` hears it (the
+    /// `kling-fleet` crate's `CallbackHub`, or your own): the first
     /// look comes when a callback arrives (one recordInfo confirms it: the
     /// body is not signed, so it is never trusted alone), and the safety poll
     /// ([`safety_poll`](Self::safety_poll), [`SafetyPoll`] by default)
@@ -217,8 +231,8 @@ impl WaitOptions {
     /// comes. A callback whose confirmation shows the task still running (a
     /// replay, or a record a moment behind) is looked at again after 2, 4 and
     /// 8 s, then left to the safety poll.
-    pub fn callbacks(mut self, hub: CallbackHub) -> Self {
-        self.callbacks = Some(hub);
+    pub fn callbacks(mut self, signal: impl CallbackSignal + 'static) -> Self {
+        self.callbacks = Some(Arc::new(signal));
         self
     }
 

@@ -14,11 +14,9 @@ use crate::lifecycle::TaskId;
 use crate::task::Task;
 
 mod callback;
-pub(crate) mod hub;
 
 pub use callback::Callback;
 use callback::task_id_of;
-pub use hub::{CallbackHub, CallbackNotice, callback_url, new_nonce};
 
 /// The timestamp header.
 pub const TIMESTAMP_HEADER: &str = "x-webhook-timestamp";
@@ -90,8 +88,11 @@ pub enum WebhookError {
 }
 
 /// The signature the service sends for a task id and timestamp (the documented
-/// scheme), for tests of your own receiver: `X-Webhook-Signature`.
-pub fn sign_callback(key: &[u8], task_id: &str, timestamp: i64) -> String {
+/// scheme): `X-Webhook-Signature`. For this crate's tests and the fuzz
+/// targets; tests of your own receiver can use the simulator's
+/// (`kling_sim::signature`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn sign_callback(key: &[u8], task_id: &str, timestamp: i64) -> String {
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(format!("{task_id}.{timestamp}").as_bytes());
@@ -131,8 +132,8 @@ fn header<'a>(
 /// the body's other fields. Before acting on the result or the failure (paying
 /// out, publishing the video), call [`Client::confirm`], which re-reads the task
 /// by id. Callbacks are sent once and never retried as far as anyone knows, so
-/// pair them with a slow poll as a fallback (see the `receiver` module, feature
-/// `webhook-receiver`).
+/// pair them with a slow poll as a fallback (the `kling-fleet` crate's
+/// receiver and hub do, with [`WaitOptions::callbacks`](crate::WaitOptions::callbacks)).
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -222,7 +223,7 @@ pub fn verify_signature(
 ///
 /// ```
 /// let body = br#"{"code":200,"data":{"taskId":"task1","state":"success","resultJson":""}}"#;
-/// assert_eq!(kling_api_ext::callback_task_id(body).unwrap().as_str(), "task1");
+/// assert_eq!(kling_api_ext::webhook::callback_task_id(body).unwrap().as_str(), "task1");
 /// ```
 pub fn callback_task_id(body: &[u8]) -> std::result::Result<TaskId, WebhookError> {
     let value: Value =

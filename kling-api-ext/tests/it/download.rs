@@ -122,7 +122,7 @@ async fn a_download_lands_whole_with_its_hash() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("avatar.mp4");
     let saved = client(&url)
-        .download(&url.parse::<url::Url>().unwrap(), &target)
+        .download(url.parse::<url::Url>().unwrap(), &target)
         .await
         .unwrap();
     assert_eq!(saved.bytes, content.len() as u64);
@@ -144,7 +144,7 @@ async fn a_cut_transfer_resumes_with_range() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("avatar.mp4");
     let saved = client(&url)
-        .download(&url.parse::<url::Url>().unwrap(), &target)
+        .download(url.parse::<url::Url>().unwrap(), &target)
         .await
         .unwrap();
     assert_eq!(std::fs::read(&target).unwrap(), content);
@@ -175,7 +175,7 @@ async fn without_ranges_a_cut_transfer_starts_over() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("avatar.mp4");
     let saved = client(&url)
-        .download(&url.parse::<url::Url>().unwrap(), &target)
+        .download(url.parse::<url::Url>().unwrap(), &target)
         .await
         .unwrap();
     assert_eq!(std::fs::read(&target).unwrap(), content);
@@ -195,7 +195,7 @@ async fn a_transfer_that_keeps_breaking_leaves_nothing_at_the_target() {
     let target = dir.path().join("avatar.mp4");
     std::fs::write(&target, b"the previous video").unwrap();
     let error = client(&url)
-        .download(&url.parse::<url::Url>().unwrap(), &target)
+        .download(url.parse::<url::Url>().unwrap(), &target)
         .await
         .unwrap_err();
     assert!(error.is_retryable(), "{error:?}");
@@ -301,7 +301,7 @@ async fn a_file_that_changed_between_attempts_is_never_spliced() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("avatar.mp4");
     let saved = client(&url)
-        .download(&url.parse::<url::Url>().unwrap(), &target)
+        .download(url.parse::<url::Url>().unwrap(), &target)
         .await
         .unwrap();
     assert_eq!(std::fs::read(&target).unwrap(), new);
@@ -328,7 +328,7 @@ async fn a_file_that_changed_between_attempts_is_never_spliced() {
     .await;
     let target = dir.path().join("again.mp4");
     client(&url)
-        .download(&url.parse::<url::Url>().unwrap(), &target)
+        .download(url.parse::<url::Url>().unwrap(), &target)
         .await
         .unwrap();
     assert_eq!(
@@ -356,7 +356,7 @@ async fn without_a_validator_a_cut_transfer_starts_over() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("avatar.mp4");
     client(&url)
-        .download(&url.parse::<url::Url>().unwrap(), &target)
+        .download(url.parse::<url::Url>().unwrap(), &target)
         .await
         .unwrap();
     assert_eq!(std::fs::read(&target).unwrap(), content);
@@ -392,7 +392,7 @@ async fn a_body_cut_short_without_content_length_is_not_taken_as_complete() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("avatar.mp4");
     let saved = client(&url)
-        .download(&url.parse::<url::Url>().unwrap(), &target)
+        .download(url.parse::<url::Url>().unwrap(), &target)
         .await
         .unwrap();
     assert_eq!(saved.bytes, content.len() as u64);

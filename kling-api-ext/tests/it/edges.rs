@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kling_api_ext::{
-    ApiErrorKind, Error, RateLimit, RetryPolicy, State, SubmitOptions, SubmitWaitReason, TaskId,
-};
-use kling_api_ext::{CancellationToken, ExponentialPoll, WaitOptions};
+use kling_api_ext::submit::SubmitWaitReason;
+use kling_api_ext::wait::ExponentialPoll;
+use kling_api_ext::{ApiErrorKind, Error, RateLimit, RetryPolicy, State, SubmitOptions, TaskId};
+use kling_api_ext::{CancellationToken, WaitOptions};
 use serde_json::json;
 
 use crate::support::ScriptedClient as _;
@@ -166,7 +166,7 @@ async fn a_pause_is_reported_and_cancellable() {
         .on_wait(move |w| log.lock().unwrap().push((w.reason.clone(), w.wait)));
     let submit = tokio::spawn({
         let client = client.clone();
-        async move { client.submit_with(&url_request(), options).await }
+        async move { client.submit(&url_request()).options(options).await }
     });
     // Cancelled once the pause has been reported.
     for _ in 0..500 {
@@ -202,7 +202,7 @@ async fn a_full_window_is_reported_and_a_cancel_sends_nothing() {
         .on_wait(move |w| log.lock().unwrap().push(w.reason.clone()));
     let second = tokio::spawn({
         let client = client.clone();
-        async move { client.submit_with(&url_request(), options).await }
+        async move { client.submit(&url_request()).options(options).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.cancel();
@@ -227,7 +227,7 @@ async fn a_media_host_that_is_down_is_not_invalid_input() {
         .audio(format!("{}/voice.mp3", server.url))
         .build()
         .unwrap();
-    let error = server.client().prepare(&request, None).await.unwrap_err();
+    let error = server.client().prepare(&request).await.unwrap_err();
     assert!(
         !matches!(error, Error::InvalidInput { .. }),
         "a 503 says nothing about the file: {error:?}"
@@ -242,7 +242,7 @@ async fn a_media_host_that_is_down_is_not_invalid_input() {
         .audio(format!("http://127.0.0.1:{port}/voice.mp3"))
         .build()
         .unwrap();
-    let error = server.client().prepare(&request, None).await.unwrap_err();
+    let error = server.client().prepare(&request).await.unwrap_err();
     assert!(matches!(error, Error::Transport { .. }), "{error:?}");
     assert!(
         !format!("{error} {error:?}").contains("secret-sig"),
@@ -259,7 +259,7 @@ async fn a_media_host_that_is_down_is_not_invalid_input() {
         .audio(format!("{}/voice.mp3", server.url))
         .build()
         .unwrap();
-    let error = server.client().prepare(&request, None).await.unwrap_err();
+    let error = server.client().prepare(&request).await.unwrap_err();
     assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
     assert!(
         !format!("{error} {error:?}").contains("secret-sig"),

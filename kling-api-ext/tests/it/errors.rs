@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use httpmock::MockServer;
 use kling_api::mock::MockServerExt as _;
-use kling_api_ext::{ApiErrorKind, Error, Operation, State, TaskId, TransportKind};
+use kling_api_ext::error::{Operation, TransportKind};
+use kling_api_ext::{ApiErrorKind, Error, State, TaskId};
 use serde_json::{Value, json};
 
 use crate::support::{KEY, client, closed_port, envelope, record, resetting_server};
@@ -338,14 +339,14 @@ async fn requests_carry_the_key_and_the_user_agent() {
     let mock = server.get_account_credits(|when, then| {
         when.into_inner()
             .header("authorization", format!("Bearer {KEY}"))
-            .header("user-agent", kling_api_ext::DEFAULT_USER_AGENT);
+            .header("user-agent", kling_api_ext::config::DEFAULT_USER_AGENT);
         then.into_inner()
             .status(200)
             .body(envelope(200, "success", json!(3)).to_string());
     });
     assert_eq!(client(&server).credits().await.unwrap(), 3.0);
     mock.assert_calls(1);
-    assert!(kling_api_ext::DEFAULT_USER_AGENT.starts_with("kling-rs/"));
+    assert!(kling_api_ext::config::DEFAULT_USER_AGENT.starts_with("kling-rs/"));
 }
 
 #[tokio::test]
@@ -354,12 +355,12 @@ async fn your_own_reqwest_client_still_sends_key_and_user_agent() {
     let mock = server.get_account_credits(|when, then| {
         when.into_inner()
             .header("authorization", format!("Bearer {KEY}"))
-            .header("user-agent", kling_api_ext::DEFAULT_USER_AGENT);
+            .header("user-agent", kling_api_ext::config::DEFAULT_USER_AGENT);
         then.into_inner()
             .status(200)
             .body(envelope(200, "success", json!(3)).to_string());
     });
-    kling_api_ext::install_tls_provider();
+    kling_api_ext::config::install_tls_provider();
     let own = kling_api_ext::reqwest::Client::builder().build().unwrap();
     let client = crate::support::builder(&server)
         .http_client(own)
@@ -377,7 +378,7 @@ async fn your_own_reqwest_client_sends_the_user_agent_on_preflight_and_download_
     let head = server.mock(|when, then| {
         when.method(httpmock::Method::HEAD)
             .path("/face.png")
-            .header("user-agent", kling_api_ext::DEFAULT_USER_AGENT);
+            .header("user-agent", kling_api_ext::config::DEFAULT_USER_AGENT);
         then.status(200)
             .header("content-type", "image/png")
             .header("content-length", "1000");
@@ -385,10 +386,10 @@ async fn your_own_reqwest_client_sends_the_user_agent_on_preflight_and_download_
     let video = server.mock(|when, then| {
         when.method(httpmock::Method::GET)
             .path("/video.mp4")
-            .header("user-agent", kling_api_ext::DEFAULT_USER_AGENT);
+            .header("user-agent", kling_api_ext::config::DEFAULT_USER_AGENT);
         then.status(200).body("0123456789");
     });
-    kling_api_ext::install_tls_provider();
+    kling_api_ext::config::install_tls_provider();
     let own = kling_api_ext::reqwest::Client::builder().build().unwrap();
     let client = crate::support::builder(&server)
         .http_client(own)
@@ -400,7 +401,7 @@ async fn your_own_reqwest_client_sends_the_user_agent_on_preflight_and_download_
         .build()
         .unwrap();
     // The audio URL has no mock: preflight fails on it, after checking the image.
-    let _ = client.prepare(&request, None).await;
+    let _ = client.prepare(&request).await;
     head.assert_calls(1);
     let dir = tempfile::tempdir().unwrap();
     let saved = client

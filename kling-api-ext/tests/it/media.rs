@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use kling_api_ext::{AvatarRequest, Error, Field, MAX_MEDIA_BYTES};
+use kling_api_ext::media::MAX_MEDIA_BYTES;
+use kling_api_ext::{AvatarRequest, Error, Field};
 
 use crate::support::{asset, copy_as, data, png_head, wav};
 

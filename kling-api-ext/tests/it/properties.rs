@@ -6,10 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kling_api_ext::fuzzing;
 use kling_api_ext::reqwest::header::{HeaderMap, HeaderValue};
+use kling_api_ext::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookError};
 use kling_api_ext::{Callback, Error, State};
-use kling_api_ext::{
-    SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyOptions, WebhookError, sign_callback, verify_callback,
-};
+use kling_api_ext::{VerifyOptions, verify_callback};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -99,7 +98,7 @@ proptest! {
     ) {
         let body = json!({"code": 200, "msg": "ok", "data": {"taskId": task_id, "state": "fail"}}).to_string();
         let now = UNIX_EPOCH + Duration::from_secs((timestamp + skew) as u64);
-        let signature = sign_callback(&key, &task_id, timestamp);
+        let signature = kling_api_ext::fuzzing::sign_callback(&key, &task_id, timestamp);
         let mut headers = HeaderMap::new();
         headers.insert(TIMESTAMP_HEADER, HeaderValue::from_str(&timestamp.to_string()).unwrap());
         headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).unwrap());

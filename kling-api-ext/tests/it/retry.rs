@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use kling_api_ext::{ApiErrorKind, Error, TaskId, TransportKind};
+use kling_api_ext::error::TransportKind;
+use kling_api_ext::{ApiErrorKind, Error, TaskId};
 use serde_json::json;
 
 use crate::support::ScriptedClient as _;

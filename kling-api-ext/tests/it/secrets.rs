@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use httpmock::MockServer;
 use kling_api::mock::MockServerExt as _;
-use kling_api_ext::{ApiErrorKind, Error, Field, Operation, State, TaskId, TransportKind};
+use kling_api_ext::error::{Operation, TransportKind};
+use kling_api_ext::{ApiErrorKind, Error, Field, State, TaskId};
 use serde_json::Value;
 
 use crate::support::{KEY, builder, envelope};
@@ -18,7 +19,7 @@ fn assert_clean(text: &str) {
 }
 
 async fn transport_error() -> reqwest::Error {
-    kling_api_ext::install_tls_provider();
+    kling_api_ext::config::install_tls_provider();
     kling_api_ext::reqwest::Client::new()
         .get(format!(
             "http://127.0.0.1:{}/",

@@ -468,7 +468,9 @@ async fn the_same_files_are_uploaded_once_for_many_submits() {
 #[tokio::test]
 async fn prepare_reports_each_step_and_each_retry_before_its_wait() {
     use crate::support::{Canned, ScriptedServer};
-    use kling_api_ext::{MediaKind, Operation, PrepareEvent, PrepareOptions};
+    use kling_api_ext::MediaKind;
+    use kling_api_ext::error::Operation;
+    use kling_api_ext::submit::{PrepareEvent, PrepareOptions};
 
     // In order: the image URL's HEAD, a failed audio upload, the retried one.
     let image = Canned {
@@ -498,14 +500,12 @@ async fn prepare_reports_each_step_and_each_retry_before_its_wait() {
     let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = events.clone();
     let prepared = client
-        .prepare_with(
-            &request,
-            PrepareOptions::new().on_event(move |e| seen.lock().unwrap().push(e.clone())),
-        )
+        .prepare(&request)
+        .options(PrepareOptions::new().on_event(move |e| seen.lock().unwrap().push(e.clone())))
         .await
         .unwrap();
     assert!(
-        matches!(prepared.audio().source(), kling_api_ext::MediaSource::Url(u) if u.as_str() == "https://files.example.com/hello.mp3")
+        matches!(prepared.audio().source(), kling_api_ext::request::MediaSource::Url(u) if u.as_str() == "https://files.example.com/hello.mp3")
     );
     let events = events.lock().unwrap();
     assert_eq!(events.len(), 3, "{events:?}");
@@ -662,7 +662,11 @@ async fn before_send_runs_just_before_the_request_and_its_error_sends_nothing() 
             Ok(())
         }
     });
-    client.submit_with(&request, options.clone()).await.unwrap();
+    client
+        .submit(&request)
+        .options(options.clone())
+        .await
+        .unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     create.assert_calls(1);
 
@@ -676,7 +680,7 @@ async fn before_send_runs_just_before_the_request_and_its_error_sends_nothing() 
             Ok(())
         }
     });
-    client.submit_with(&request, options).await.unwrap();
+    client.submit(&request).options(options).await.unwrap();
     let waited = waited.lock().unwrap().expect("the hook ran");
     assert!(
         waited >= Duration::from_millis(250),
@@ -685,7 +689,7 @@ async fn before_send_runs_just_before_the_request_and_its_error_sends_nothing() 
 
     let refusing =
         kling_api_ext::SubmitOptions::new().before_send(|| async { Err("disk full".to_owned()) });
-    let error = client.submit_with(&request, refusing).await.unwrap_err();
+    let error = client.submit(&request).options(refusing).await.unwrap_err();
     assert!(matches!(error, Error::NotSent { .. }), "{error:?}");
     create.assert_calls(2);
 }
@@ -731,7 +735,8 @@ async fn an_attempt_not_taken_is_recorded_before_the_next_intent() {
             }
         });
     let task = client
-        .submit_with(&crate::support::url_request(), options)
+        .submit(&crate::support::url_request())
+        .options(options)
         .await
         .unwrap();
     assert_eq!(task.as_str(), "t-after-455");

@@ -21,11 +21,11 @@ async fn a_file_streams_as_multipart_with_its_type_and_a_typed_name() {
     let progress = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = progress.clone();
     let file = client(&server)
-        .upload_file_with_progress(
-            data("hello.mp3"),
-            Some(std::sync::Arc::new(move |done, total| {
-                seen.lock().unwrap().push((done, total))
-            })),
+        .upload_file(data("hello.mp3"))
+        .options(
+            kling_api_ext::upload::TransferOptions::new().progress(std::sync::Arc::new(
+                move |done, total| seen.lock().unwrap().push((done, total)),
+            )),
         )
         .await
         .unwrap();

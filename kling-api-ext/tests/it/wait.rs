@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kling_api_ext::{CancellationToken, ExponentialPoll, WaitOptions};
+use kling_api_ext::wait::ExponentialPoll;
+use kling_api_ext::{CancellationToken, WaitOptions};
 use kling_api_ext::{Error, State, TaskId};
 use serde_json::json;
 
@@ -344,7 +345,7 @@ async fn a_failed_task_is_a_typed_error() {
             fail_code,
             fail_msg,
         } => {
-            assert_eq!(operation, Some(kling_api_ext::Operation::GetTask));
+            assert_eq!(operation, Some(kling_api_ext::error::Operation::GetTask));
             assert_eq!(task_id, Some(id()));
             assert_eq!(fail_code.as_deref(), Some("422"));
             assert_eq!(fail_msg.as_deref(), Some("face not detected"));

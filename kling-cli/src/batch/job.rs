@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kling_api_ext::WaitOptions;
-use kling_api_ext::{Error, PrepareEvent, PrepareOptions, SubmitOptions, Task, TaskId};
+use kling_api_ext::submit::{PrepareEvent, PrepareOptions};
+use kling_api_ext::{Error, SubmitOptions, Task, TaskId};
 
 /// What a submit left.
 pub(super) enum Created {
@@ -49,7 +50,11 @@ impl Run {
         let options = WaitOptions::new()
             .deadline(Some(self.args.timeout))
             .cancel_token(self.cancel.clone())
-            .not_visible_grace(kling_api_ext::DEFAULT_NOT_VISIBLE_GRACE);
+            .not_visible_grace(kling_api_ext::wait::DEFAULT_NOT_VISIBLE_GRACE);
+        let options = match job.request.audio_duration() {
+            Some(audio) => options.audio_duration(audio),
+            None => options,
+        };
         // A line with its own callbackUrl is called back elsewhere, and a task
         // submitted without --listen is called back nowhere: both are polled.
         let hooks = self
@@ -209,7 +214,7 @@ impl Run {
             _ => (job.request.clone(), None),
         };
         let prepared = tokio::select! {
-            prepared = client.prepare_with(&request, options) => prepared,
+            prepared = client.prepare(&request).options(options) => prepared,
             _ = self.cancel.cancelled() => return None,
         };
         let prepared = match prepared {
@@ -291,7 +296,7 @@ impl Run {
         );
         let created = {
             let _sending = self.ctx.interrupt.sending();
-            client.create_task_with(&prepared, options).await
+            client.create_task(&prepared).options(options).await
         };
         self.ctx.history.outcome(&reference, &created);
         *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -351,7 +356,7 @@ impl Run {
         let options = WaitOptions::new()
             .deadline(Some(self.args.timeout))
             .cancel_token(stop);
-        match self.ctx.client.recover(&hooks.hub, nonce, &options).await {
+        match hooks.hub.recover(&self.ctx.client, nonce, &options).await {
             Ok(Some(task)) => {
                 let task_id = task.task_id.clone();
                 self.journal_event(job, &task_id, true).await;

@@ -136,7 +136,7 @@ impl Run {
         let options = WaitOptions::new()
             .deadline(Some(self.args.timeout))
             .cancel_token(stop);
-        match self.ctx.client.recover(&hooks.hub, nonce, &options).await {
+        match hooks.hub.recover(&self.ctx.client, nonce, &options).await {
             Ok(Some(task)) => {
                 let task_id = task.task_id.to_string();
                 let _ = self

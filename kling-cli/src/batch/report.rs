@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use kling_api_ext::{Error, SubmitWaitReason};
+use kling_api_ext::Error;
+use kling_api_ext::submit::SubmitWaitReason;
 use serde_json::{Value, json};
 
 use super::store::StoreError;

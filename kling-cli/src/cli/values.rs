@@ -15,7 +15,9 @@ pub fn parse_model(text: &str) -> Result<Model, String> {
 /// Builds a request with placeholder media and `f`'s setting: the SDK's own
 /// check of that setting, with its reason.
 fn check_with_sdk(
-    f: impl FnOnce(kling_api_ext::AvatarRequestBuilder) -> kling_api_ext::AvatarRequestBuilder,
+    f: impl FnOnce(
+        kling_api_ext::request::AvatarRequestBuilder,
+    ) -> kling_api_ext::request::AvatarRequestBuilder,
 ) -> Result<(), String> {
     f(kling_api_ext::AvatarRequest::builder()
         .image("https://placeholder.invalid/a.png")
@@ -36,7 +38,7 @@ pub fn parse_set(text: &str) -> Result<(String, serde_json::Value), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or("use KEY=VALUE, e.g. --set seed=42")?;
-    let schema = kling_api_ext::input_schema();
+    let schema = kling_api_ext::request::input_schema();
     let props = schema["properties"]
         .as_object()
         .cloned()

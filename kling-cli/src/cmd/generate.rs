@@ -60,7 +60,16 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
     // A recovered task was just read: when it has ended, no wait.
     let task = match submitted.recovered.clone() {
         Some(task) if task.state.is_terminal() => task.into_result(),
-        _ => wait(ctx, &id, args.timeout, hooks.as_ref()).await,
+        _ => {
+            wait(
+                ctx,
+                &id,
+                request.audio_duration(),
+                args.timeout,
+                hooks.as_ref(),
+            )
+            .await
+        }
     }
     .map_err(after)?;
     let saved = download(ctx, &task, &out_path).await.map_err(after)?;

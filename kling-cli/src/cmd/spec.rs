@@ -113,10 +113,13 @@ async fn check(out: &Out, args: SpecCheckArgs) -> u8 {
 
 /// The document at `url`, as text, if it is JSON (an HTML page is not).
 async fn fetch(url: &str) -> Result<String, String> {
+    // ring on purpose (no C toolchain, a faster build); rustls 0.23.48
+    // deprecates it only for lacking post-quantum key exchange.
+    #[allow(deprecated)]
     let _ = kling_api_ext::kling_api::rustls::crypto::ring::default_provider().install_default();
     let client = kling_api_ext::reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
-        .user_agent(kling_api_ext::DEFAULT_USER_AGENT)
+        .user_agent(kling_api_ext::config::DEFAULT_USER_AGENT)
         .build()
         .map_err(|e| e.to_string())?;
     let response = client

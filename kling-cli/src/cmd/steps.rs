@@ -135,8 +135,8 @@ pub(super) async fn submit(
     let cancel = ctx.interrupt.token();
     let line = ui::PrepareLine::new(&ctx.out);
     let prepared = tokio::select! {
-        prepared = ctx.client.prepare_with(request, line.options()) => prepared,
-        _ = cancel.cancelled() => Err(Error::NotSent { operation: kling_api_ext::Operation::CreateTask }),
+        prepared = ctx.client.prepare(request).options(line.options()) => prepared,
+        _ = cancel.cancelled() => Err(Error::NotSent { operation: kling_api_ext::error::Operation::CreateTask }),
     };
     line.finish();
     let prepared = prepared?;
@@ -159,7 +159,7 @@ pub(super) async fn submit(
     );
     let created = {
         let _sending = ctx.interrupt.sending();
-        ctx.client.create_task_with(&prepared, options).await
+        ctx.client.create_task(&prepared).options(options).await
     };
     ctx.history.outcome(&reference, &created);
     line.finish();
@@ -192,7 +192,7 @@ async fn recover(
     let options = WaitOptions::new()
         .deadline(Some(recover_for))
         .cancel_token(ctx.interrupt.token());
-    let found = ctx.client.recover(&hooks.hub, nonce, &options).await;
+    let found = hooks.hub.recover(&ctx.client, nonce, &options).await;
     line.finish_and_clear();
     match found {
         Ok(Some(task)) => {
@@ -217,10 +217,12 @@ async fn recover(
 }
 
 /// Waits with a live status line; Ctrl-C stops polling (the task keeps
-/// running). With `hooks`, the task's callback ends the wait.
+/// running). With `hooks`, the task's callback ends the wait. `audio`, the
+/// task's audio length when known, places the polls.
 pub(super) async fn wait(
     ctx: &Context,
     id: &TaskId,
+    audio: Option<Duration>,
     timeout: Duration,
     hooks: Option<&Webhooks>,
 ) -> Result<Task, Error> {
@@ -229,10 +231,13 @@ pub(super) async fn wait(
         .deadline(Some(timeout))
         .cancel_token(ctx.interrupt.token())
         .on_progress(status.callback());
+    if let Some(audio) = audio {
+        options = options.audio_duration(audio);
+    }
     // An id this machine created moments ago (`kling submit`, then `kling
     // wait`) may not be visible yet; any other unknown id fails at once.
     if id.created_ago().is_none() && crate::history::created_recently(id.as_str()) {
-        options = options.not_visible_grace(kling_api_ext::DEFAULT_NOT_VISIBLE_GRACE);
+        options = options.not_visible_grace(kling_api_ext::wait::DEFAULT_NOT_VISIBLE_GRACE);
     }
     let options = match hooks {
         Some(hooks) => {
@@ -297,7 +302,7 @@ pub(super) async fn download(
     // Free and restartable: Ctrl-C stops it (the partial file goes with it).
     let cancel = ctx.interrupt.token();
     let saved = tokio::select! {
-        saved = ctx.client.download_with_progress(task, out, Some(ui::feed(&bar))) => saved,
+        saved = ctx.client.download(task, out).options(kling_api_ext::upload::TransferOptions::new().progress(ui::feed(&bar))) => saved,
         _ = cancel.cancelled() => Err(Error::Cancelled { task_id: task.task_id.clone() }),
     };
     bar.finish_and_clear();
@@ -434,12 +439,12 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(
-            kling_api_ext::safe_url(&url),
+            kling_api_ext::error::safe_url(&url),
             "https://bucket.example.com/v.mp3?[query hidden]"
         );
         let plain = "https://cdn.example.com/face.png".parse().unwrap();
         assert_eq!(
-            kling_api_ext::safe_url(&plain),
+            kling_api_ext::error::safe_url(&plain),
             "https://cdn.example.com/face.png"
         );
     }

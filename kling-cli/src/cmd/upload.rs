@@ -10,7 +10,8 @@ pub async fn upload(ctx: &Context, args: UploadArgs) -> Result<u8, Error> {
     let bar = ui::bytes_bar(&ctx.out, "upload");
     let uploaded = ctx
         .client
-        .upload_file_with_progress(&args.path, Some(ui::feed(&bar)))
+        .upload_file(&args.path)
+        .options(kling_api_ext::upload::TransferOptions::new().progress(ui::feed(&bar)))
         .await;
     bar.finish_and_clear();
     let uploaded = uploaded?;

@@ -15,7 +15,9 @@ pub async fn wait_cmd(ctx: &Context, args: WaitArgs) -> Result<u8, Failure> {
     }
     let resume = (!ctx.simulated).then(|| resume_command(&id, args.out.as_deref(), args.force));
     let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
-    let task = wait(ctx, &id, args.timeout, None).await.map_err(after)?;
+    let task = wait(ctx, &id, None, args.timeout, None)
+        .await
+        .map_err(after)?;
     let saved = match &args.out {
         // An expired result URL is replaced by a fresh link (the SDK asks once).
         Some(out) => Some(download(ctx, &task, out).await.map_err(after)?),

@@ -10,6 +10,9 @@ pub async fn sim(change: impl FnOnce(&mut SimConfig)) -> Simulator {
 }
 
 pub fn http() -> reqwest::Client {
+    // ring on purpose (no C toolchain, a faster build); rustls 0.23.48
+    // deprecates it only for lacking post-quantum key exchange.
+    #[allow(deprecated)]
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent("sim-tests/1")

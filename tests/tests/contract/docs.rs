@@ -136,6 +136,7 @@ fn cited_paths(text: &str) -> Vec<String> {
     const ROOTS: &[&str] = &[
         "kling-api-ext/",
         "kling-api/",
+        "kling-fleet/",
         "kling-sim/",
         "kling-cli/",
         "kling-testkit/",
@@ -177,6 +178,8 @@ fn every_file_the_documents_name_exists() {
         root.join("README.md"),
         root.join("bench/README.md"),
         root.join("spec/README.md"),
+        root.join("kling-api-ext/README.md"),
+        root.join("kling-fleet/README.md"),
     ];
     // docs/ and its folders (docs/design/, ...).
     let mut folders = vec![root.join("docs")];

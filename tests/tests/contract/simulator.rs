@@ -136,6 +136,9 @@ struct Answer {
 }
 
 fn http() -> kling_api::reqwest::Client {
+    // ring on purpose (no C toolchain, a faster build); rustls 0.23.48
+    // deprecates it only for lacking post-quantum key exchange.
+    #[allow(deprecated)]
     let _ = kling_api::rustls::crypto::ring::default_provider().install_default();
     kling_api::reqwest::Client::builder()
         .user_agent("contract/1")

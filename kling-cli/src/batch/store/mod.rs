@@ -20,15 +20,9 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    /// The schema.
-    #[error("cannot create or migrate its tables: {source}")]
-    Migrate {
-        #[source]
-        source: sqlx::migrate::MigrateError,
-    },
-    /// The connection (the SDK's pool and schema).
+    /// The connection or the schema (`kling_fleet::pg`).
     #[error("{0}")]
-    Limiter(#[source] kling_api_ext::LimiterError),
+    Limiter(#[source] kling_api_ext::limit::LimiterError),
     /// This worker no longer holds the job: its lease ran out and another
     /// worker may have it. Nothing is sent for it from here.
     #[error("job {id}: this worker's lease on it ran out; another worker has it")]

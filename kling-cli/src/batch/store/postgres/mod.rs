@@ -15,7 +15,6 @@ use sqlx::PgPool;
 use super::StoreError;
 use crate::batch::journal::Event;
 pub use schema::Row;
-use schema::migrate;
 
 /// How long a claim lasts without renewal: a worker killed mid-job frees its
 /// jobs this long after its last renewal.
@@ -32,11 +31,11 @@ pub enum Claimed {
 
 /// Connects to the store at `url` and creates or migrates its tables.
 pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
-    let pool = kling_api_ext::postgres_pool(url).map_err(StoreError::Limiter)?;
-    kling_api_ext::migrate_postgres(&pool)
+    let pool = kling_fleet::pg::pool(url).map_err(StoreError::Limiter)?;
+    // The whole `kling` schema, the rate limit's tables and the store's.
+    kling_fleet::pg::migrate(&pool)
         .await
         .map_err(StoreError::Limiter)?;
-    migrate(&pool).await?;
     Ok(pool)
 }
 

@@ -1,33 +1,9 @@
-//! A job's row as the rest of the CLI reads it, and the CLI's tables.
+//! A job's row as the rest of the CLI reads it (the tables are
+//! `kling_fleet::pg`'s).
 
 use serde_json::Value;
-use sqlx::PgPool;
 
 use crate::batch::journal::{JobRecord, JobState};
-use crate::batch::store::StoreError;
-
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "jobs",
-        include_str!("../../../../migrations/0001_jobs.sql"),
-    ),
-    (
-        2,
-        "speed",
-        include_str!("../../../../migrations/0002_speed.sql"),
-    ),
-    (
-        3,
-        "nonce",
-        include_str!("../../../../migrations/0003_nonce.sql"),
-    ),
-    (
-        4,
-        "identity",
-        include_str!("../../../../migrations/0004_identity.sql"),
-    ),
-];
 
 /// One job's row, as planning reads it.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,31 +67,4 @@ impl Row {
             task_ids: self.task_ids.clone(),
         }
     }
-}
-
-/// The CLI's tables, in the `kling` schema beside the SDK's; recorded in
-/// `kling._cli_migrations`.
-pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    use sqlx::SqlSafeStr;
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    let mut migrator = Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|(version, name, sql)| {
-                Migration::new(
-                    *version,
-                    std::borrow::Cow::Borrowed(*name),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    );
-    migrator.create_schema("kling");
-    migrator.dangerous_set_table_name("kling._cli_migrations");
-    migrator
-        .run(pool)
-        .await
-        .map_err(|source| StoreError::Migrate { source })
 }

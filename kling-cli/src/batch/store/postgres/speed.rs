@@ -1,7 +1,7 @@
 //! The fleet's learned generation speed: each worker adds what its waits
 //! learn and takes what the others learned, so their polls improve together.
 
-use kling_api_ext::DurationModel;
+use kling_api_ext::wait::DurationModel;
 
 use super::{PgJobs, db};
 use crate::batch::store::StoreError;

@@ -217,8 +217,8 @@ async fn workers_share_what_their_waits_learn_each_sample_once() {
     let service = "http://127.0.0.1:1/";
     let (a, b) = (worker(&pg, "a", DEAD).await, worker(&pg, "b", DEAD).await);
     let (model_a, model_b) = (
-        kling_api_ext::DurationModel::default(),
-        kling_api_ext::DurationModel::default(),
+        kling_api_ext::wait::DurationModel::default(),
+        kling_api_ext::wait::DurationModel::default(),
     );
     let (mut seen_a, mut seen_b) = (0, 0);
     for generation in [20, 30, 40] {
@@ -248,7 +248,7 @@ async fn workers_share_what_their_waits_learn_each_sample_once() {
     );
     assert_eq!(model_b.samples().len(), 3);
     // Another service's speed stays apart.
-    let model_c = kling_api_ext::DurationModel::default();
+    let model_c = kling_api_ext::wait::DurationModel::default();
     assert_eq!(
         b.share_speed("http://other/", &model_c, &mut 0)
             .await

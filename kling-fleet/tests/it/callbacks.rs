@@ -5,16 +5,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kling_api_ext::receiver::{ReceiverConfig, hub_router};
-use kling_api_ext::{
-    AvatarRequest, CallbackHub, Error, SafetyPoll, State, TaskId, WaitEvent, WaitOptions,
-    callback_url, new_nonce,
-};
+use kling_api_ext::wait::{SafetyPoll, WaitEvent};
+use kling_api_ext::{AvatarRequest, Error, State, TaskId, WaitOptions};
+use kling_fleet::receiver::{ReceiverConfig, hub_router};
+use kling_fleet::{CallbackHub, callback_url, new_nonce};
 use kling_sim::Simulator;
 use kling_testkit::asset;
 use url::Url;
 
-use crate::e2e::{client, sim};
+use crate::support::{client, sim};
 
 /// A receiver on a free loopback port feeding a hub; its public URL.
 async fn receiver(config: ReceiverConfig) -> (CallbackHub, Url) {
@@ -97,7 +96,7 @@ async fn replayed_to(
         .await
         .unwrap();
     let body = serde_json::json!({"code": 200, "msg": "ok", "data": {"taskId": other.as_str(), "state": "success"}});
-    let answer = reqwest::Client::new()
+    let answer = kling_api_ext::reqwest::Client::new()
         .post(callback_url(public, nonce))
         .header("x-webhook-timestamp", "1")
         .json(&body)
@@ -194,12 +193,12 @@ async fn a_duplicated_or_replayed_callback_does_nothing() {
         .as_secs() as i64
         - 100; // another second than the simulator's, inside the replay window
     let replay = || {
-        reqwest::Client::new()
+        kling_api_ext::reqwest::Client::new()
             .post(callback_url(&public, &nonce))
             .header("x-webhook-timestamp", ts.to_string())
             .header(
                 "x-webhook-signature",
-                kling_api_ext::sign_callback(b"hook-key", id.as_str(), ts),
+                kling_testkit::sign_callback(b"hook-key", id.as_str(), ts),
             )
             .json(&body)
             .send()
@@ -300,7 +299,7 @@ async fn an_unsigned_callback_is_confirmed_before_it_counts() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let forged = serde_json::json!({"code": 200, "msg": "ok", "data": {"taskId": id.as_str(), "state": "success", "resultJson": "{\"resultUrls\":[\"https://evil.example/v.mp4\"]}"}});
-    let answer = reqwest::Client::new()
+    let answer = kling_api_ext::reqwest::Client::new()
         .post(callback_url(&public, &nonce))
         .json(&forged)
         .send()
@@ -343,8 +342,8 @@ async fn a_lost_create_answer_is_recovered_by_its_nonce() {
     let nonce = hub.issue_nonce();
     lost_answer(&client, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(20)));
-    let task = client
-        .recover(&hub, &nonce, &options)
+    let task = hub
+        .recover(&client, &nonce, &options)
         .await
         .unwrap()
         .expect("the callback named the task");
@@ -370,7 +369,7 @@ async fn recovery_passes_over_a_task_created_with_another_nonce() {
     let nonce = hub.issue_nonce();
     replayed_to(&client, &hub, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_millis(500)));
-    let found = client.recover(&hub, &nonce, &options).await.unwrap();
+    let found = hub.recover(&client, &nonce, &options).await.unwrap();
     assert!(
         found.is_none(),
         "the replay did not adopt another task: {found:?}"
@@ -421,8 +420,8 @@ async fn a_task_named_but_not_readable_yet_is_read_again() {
     let nonce = hub.issue_nonce();
     lost_answer(&client, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(60)));
-    let task = client
-        .recover(&hub, &nonce, &options)
+    let task = hub
+        .recover(&client, &nonce, &options)
         .await
         .unwrap()
         .expect("read again once visible");
@@ -447,8 +446,8 @@ async fn a_task_named_but_never_readable_is_given_back_in_the_error() {
     assert!(client.submit(&request(&public, &nonce)).await.is_err());
     until_callbacks(&sim, 1).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(3)));
-    let error = client
-        .recover(&hub, &nonce, &options)
+    let error = hub
+        .recover(&client, &nonce, &options)
         .await
         .expect_err("nothing confirmed: the read's error");
     let created = sim.stats().tasks[0].task_id.clone();
@@ -475,8 +474,8 @@ async fn a_replay_on_the_nonce_does_not_hide_the_real_callback() {
     sim.set_faults(faults).unwrap();
     lost_answer(&client, &public, &nonce).await;
     let options = WaitOptions::new().deadline(Some(Duration::from_secs(30)));
-    let task = client
-        .recover(&hub, &nonce, &options)
+    let task = hub
+        .recover(&client, &nonce, &options)
         .await
         .unwrap()
         .expect("the real callback was heard after the replay");
@@ -513,7 +512,7 @@ async fn a_callback_with_an_odd_body_is_still_heard() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let body = serde_json::json!({"code": "200", "data": {"taskId": id.as_str(), "state": "success", "resultJson": ""}});
-    let answer = reqwest::Client::new()
+    let answer = kling_api_ext::reqwest::Client::new()
         .post(public)
         .json(&body)
         .send()
@@ -555,4 +554,70 @@ async fn a_late_first_look_at_a_record_not_visible_yet_is_not_fatal() {
         );
     let task = client.wait(&id, options).await.unwrap();
     assert_eq!(task.state, State::Success);
+}
+
+#[tokio::test]
+async fn a_callback_reaches_the_receiver_verified() {
+    use kling_fleet::receiver::{ReceiverConfig, router};
+    let (app, mut events) = router(ReceiverConfig::signed("hook-secret").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback_url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sim = sim(|c| c.webhook_hmac_key = Some("hook-secret".into())).await;
+    let client = client(&sim);
+    let request = AvatarRequest::builder()
+        .image(asset("face.png"))
+        .audio(asset("hello.wav"))
+        .callback_url(&callback_url)
+        .build()
+        .unwrap();
+    let task_id = client.submit(&request).await.unwrap();
+    let callback = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(callback.task_id, task_id);
+    assert!(callback.signed);
+    // The body is not signed: the state comes from the service.
+    let confirmed = callback.confirm(&client).await.unwrap();
+    assert_eq!(confirmed.state, kling_api_ext::State::Success);
+    assert!(confirmed.video_url().is_some());
+    // The simulator records the callback once the receiver's answer is back,
+    // which may be just after the event reached the channel.
+    let mut callbacks = sim.stats().callbacks;
+    for _ in 0..500 {
+        if !callbacks.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        callbacks = sim.stats().callbacks;
+    }
+    let record = &callbacks[0];
+    assert_eq!((record.signed, record.status), (true, Some(200)));
+}
+
+#[tokio::test]
+async fn a_callback_signed_with_another_key_is_refused() {
+    use kling_fleet::receiver::{ReceiverConfig, router};
+    let (app, mut events) = router(ReceiverConfig::signed("our-key").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback_url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sim = sim(|c| c.webhook_hmac_key = Some("someone-elses-key".into())).await;
+    let client = client(&sim);
+    let request = AvatarRequest::builder()
+        .image(asset("face.png"))
+        .audio(asset("hello.wav"))
+        .callback_url(&callback_url)
+        .build()
+        .unwrap();
+    client.submit(&request).await.unwrap();
+    for _ in 0..300 {
+        if !sim.stats().callbacks.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sim.stats().callbacks[0].status, Some(401));
+    assert!(events.try_recv().is_err());
 }

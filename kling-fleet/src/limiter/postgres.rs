@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::{
+use std::sync::Arc;
+
+use kling_api_ext::limit::{
     AccountKey, Acquire, CreationLimiter, LimitWait, LimiterError, LimiterFuture, RateLimit, SlotId,
 };
 
@@ -17,7 +19,7 @@ use super::{
 /// database's clock: the workers' clocks never matter. A worker that dies
 /// holding a slot leaves it to its lease. If the database cannot be reached
 /// within 10 s, the ask fails and the creation is not sent. The schema
-/// (`kling`) is created and migrated on first use ([`crate::migrate_postgres`]).
+/// (`kling`) is created and migrated on first use ([`crate::pg::migrate`]).
 pub struct PgLimiter {
     pool: PgPool,
     account: AccountKey,
@@ -55,11 +57,23 @@ impl PgLimiter {
         account: &AccountKey,
         limit: RateLimit,
     ) -> Result<Self, LimiterError> {
-        Ok(PgLimiter::new(
-            crate::pg::postgres_pool(url)?,
-            account,
-            limit,
-        ))
+        Ok(PgLimiter::new(crate::pg::pool(url)?, account, limit))
+    }
+
+    /// What [`ClientBuilder::rate_limiter_per_account`](kling_api_ext::ClientBuilder::rate_limiter_per_account)
+    /// takes: a limiter on the database at `url` for the client's account
+    /// and limit. The URL is read when the client is built.
+    pub fn per_account(
+        url: impl Into<String>,
+    ) -> impl Fn(&AccountKey, RateLimit) -> Result<Arc<dyn CreationLimiter>, LimiterError>
+    + Send
+    + Sync
+    + 'static {
+        let url = url.into();
+        move |account, limit| {
+            Ok(Arc::new(PgLimiter::connect_lazy(&url, account, limit)?)
+                as Arc<dyn CreationLimiter>)
+        }
     }
 
     /// The pool it uses.
@@ -69,7 +83,7 @@ impl PgLimiter {
 
     async fn ready(&self) -> Result<&PgPool, LimiterError> {
         self.ready
-            .get_or_try_init(|| crate::pg::migrate_postgres(&self.pool))
+            .get_or_try_init(|| crate::pg::migrate(&self.pool))
             .await?;
         Ok(&self.pool)
     }

@@ -101,8 +101,8 @@ fn canonical(address: std::net::IpAddr) -> std::net::IpAddr {
 /// from one place delays nobody else's callback.
 ///
 /// ```no_run
-/// use kling_api_ext::CallbackHub;
-/// use kling_api_ext::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
+/// use kling_fleet::CallbackHub;
+/// use kling_fleet::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
 ///
 /// # async fn demo() -> std::io::Result<()> {
 /// let hub = CallbackHub::new();

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kling_api_ext::{AccountKey, Acquire, CreationLimiter, Error, LimitWait, PgLimiter, RateLimit};
+use kling_api_ext::Error;
+use kling_api_ext::limit::{AccountKey, Acquire, CreationLimiter, LimitWait, RateLimit, SlotId};
+use kling_fleet::PgLimiter;
 use kling_testkit::TestPg;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -18,7 +20,7 @@ fn host(pg: &TestPg, max: u32, window: Duration) -> PgLimiter {
     PgLimiter::connect_lazy(pg.url(), &account(), RateLimit::new(max, window)).unwrap()
 }
 
-fn slot(answer: Acquire) -> kling_api_ext::SlotId {
+fn slot(answer: Acquire) -> SlotId {
     match answer {
         Acquire::Slot(slot) => slot,
         other => panic!("no slot: {other:?}"),
@@ -143,7 +145,7 @@ async fn an_unreachable_database_fails_the_submit_and_nothing_is_sent() {
         .api_key("sk-test")
         .base_url(sim.base_url())
         .upload_base_url(sim.upload_base_url())
-        .rate_limit_postgres(pg.url())
+        .rate_limiter_per_account(PgLimiter::per_account(pg.url()))
         .preflight(false)
         .build()
         .unwrap();
@@ -169,10 +171,98 @@ async fn an_unreachable_database_fails_the_submit_and_nothing_is_sent() {
 fn a_url_that_cannot_be_read_is_refused_without_repeating_it() {
     let error = kling_api_ext::Client::builder()
         .api_key("sk-test")
-        .rate_limit_postgres("postgres://user:s3cret@host:notaport/db")
+        .rate_limiter_per_account(PgLimiter::per_account(
+            "postgres://user:s3cret@host:notaport/db",
+        ))
         .build()
         .unwrap_err();
     let text = error.to_string();
     assert!(text.contains("database URL"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
+}
+
+/// A database the `kling` CLI migrated before the schema had one migrator:
+/// the SDK's table in `kling._migrations` (version 1), the CLI's four in
+/// `kling._cli_migrations` (versions 1-4). It is adopted: no migration runs
+/// twice, nothing is lost, and the old record is gone.
+#[tokio::test]
+async fn a_database_migrated_by_the_two_old_migrators_is_adopted() {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let Some(pg) = TestPg::start("a_database_migrated_by_the_two_old_migrators_is_adopted") else {
+        return;
+    };
+    let pool = kling_fleet::pg::pool(pg.url()).unwrap();
+    let old = |table: &'static str, files: &[(i64, &'static str, &'static str)]| {
+        let mut migrator = Migrator::with_migrations(
+            files
+                .iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(
+                        *version,
+                        std::borrow::Cow::Borrowed(*name),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        );
+        migrator.create_schema("kling");
+        migrator.dangerous_set_table_name(table);
+        migrator
+    };
+    old(
+        "kling._migrations",
+        &[(
+            1,
+            "rate limit",
+            include_str!("../../migrations/0001_rate_limit.sql"),
+        )],
+    )
+    .run(&pool)
+    .await
+    .unwrap();
+    old(
+        "kling._cli_migrations",
+        &[
+            (1, "jobs", include_str!("../../migrations/0002_jobs.sql")),
+            (2, "speed", include_str!("../../migrations/0003_speed.sql")),
+            (3, "nonce", include_str!("../../migrations/0004_nonce.sql")),
+            (
+                4,
+                "identity",
+                include_str!("../../migrations/0005_identity.sql"),
+            ),
+        ],
+    )
+    .run(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO kling.identity (id) VALUES ('store-1')")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Twice: a second worker starting later finds nothing left to adopt.
+    for _ in 0..2 {
+        kling_fleet::pg::migrate(&pool).await.unwrap();
+    }
+    let versions: Vec<(i64,)> =
+        sqlx::query_as("SELECT version FROM kling._migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(versions, vec![(1,), (2,), (3,), (4,), (5,)]);
+    let old_record: (Option<String>,) =
+        sqlx::query_as("SELECT to_regclass('kling._cli_migrations')::text")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(old_record.0, None);
+    let after: (String,) = sqlx::query_as("SELECT id FROM kling.identity")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(after.0, "store-1", "the store keeps its identity");
 }

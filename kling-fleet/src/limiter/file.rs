@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::window::{self, Entry};
-use super::{AccountKey, Acquire, CreationLimiter, LimiterError, LimiterFuture, RateLimit, SlotId};
+use kling_api_ext::limit::window::{self, Entry};
+use kling_api_ext::limit::{
+    AccountKey, Acquire, CreationLimiter, LimiterError, LimiterFuture, RateLimit, SlotId,
+};
 
 /// How long an ask waits for another process to let go of the lock before it
 /// gives up (a process stopped while holding it, say): the creation is then
@@ -42,7 +44,8 @@ type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use kling_api_ext::{AccountKey, Acquire, CreationLimiter, FileLimiter, RateLimit};
+/// use kling_api_ext::limit::{AccountKey, Acquire, CreationLimiter, RateLimit};
+/// use kling_fleet::FileLimiter;
 /// use std::time::Duration;
 ///
 /// let dir = tempfile::tempdir().unwrap();
@@ -91,6 +94,29 @@ fn sub(later: u64, earlier: u64) -> Duration {
 }
 
 impl FileLimiter {
+    /// What [`ClientBuilder::rate_limiter_per_account`](kling_api_ext::ClientBuilder::rate_limiter_per_account)
+    /// takes: a limiter in `dir` for the client's account and limit.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let client = kling_api_ext::Client::builder()
+    ///     .api_key("sk-example")
+    ///     .rate_limiter_per_account(kling_fleet::FileLimiter::per_account(dir.path()))
+    ///     .build()?;
+    /// # Ok::<(), kling_api_ext::Error>(())
+    /// ```
+    pub fn per_account(
+        dir: impl Into<PathBuf>,
+    ) -> impl Fn(&AccountKey, RateLimit) -> Result<Arc<dyn CreationLimiter>, LimiterError>
+    + Send
+    + Sync
+    + 'static {
+        let dir = dir.into();
+        move |account, limit| {
+            Ok(Arc::new(FileLimiter::new(&dir, account, limit)) as Arc<dyn CreationLimiter>)
+        }
+    }
+
     /// A limiter keeping `limit` for `account`, in `dir` (created if missing).
     pub fn new(dir: impl AsRef<Path>, account: &AccountKey, limit: RateLimit) -> Self {
         let dir = dir.as_ref();
@@ -375,7 +401,7 @@ mod tests {
             answer,
             Acquire::Wait {
                 wait: Duration::from_secs(4),
-                why: super::super::LimitWait::Paused
+                why: kling_api_ext::limit::LimitWait::Paused
             }
         );
         // A shorter pause does not cut a longer one short.

@@ -1,11 +1,7 @@
-//! What a client learns for its waits: how fast generation runs, and how long
-//! the audio of each task it submitted is.
+//! What a client learns for its waits: how fast generation runs.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
-
-use crate::lifecycle::TaskId;
 
 /// What a client learned about generation speed: seconds of generation per
 /// second of audio, from the tasks it waited for (the median of the last 32,
@@ -47,7 +43,7 @@ impl DurationModel {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let model = kling_api_ext::DurationModel::default();
+    /// let model = kling_api_ext::wait::DurationModel::default();
     /// model.extend_samples([2.0]);
     /// model.learn(Duration::from_secs(10), Duration::from_secs(30));
     /// assert_eq!(model.take_learned(), vec![3.0]);
@@ -107,62 +103,9 @@ impl DurationModel {
     }
 }
 
-/// A client's memory for its waits: the generation speed it learned and the
-/// audio lengths of the tasks it submitted (so that a wait for one of them
-/// knows where it will likely end without being told).
-#[derive(Debug, Default)]
-pub(crate) struct Estimates {
-    /// Generation speed learned from finished waits.
-    pub(crate) durations: DurationModel,
-    /// Audio lengths of recently submitted tasks, newest last.
-    submitted: Mutex<VecDeque<(TaskId, Duration)>>,
-}
-
-impl Estimates {
-    /// How many submitted tasks' audio lengths are remembered.
-    const REMEMBERED: usize = 4096;
-
-    pub(crate) fn remember_audio(&self, task_id: &TaskId, audio: Duration) {
-        let mut submitted = self.submitted.lock().unwrap_or_else(|p| p.into_inner());
-        if submitted.len() >= Self::REMEMBERED {
-            submitted.pop_front();
-        }
-        submitted.push_back((task_id.clone(), audio));
-    }
-
-    pub(crate) fn submitted_audio(&self, task_id: &TaskId) -> Option<Duration> {
-        let submitted = self.submitted.lock().unwrap_or_else(|p| p.into_inner());
-        submitted
-            .iter()
-            .rev()
-            .find(|(id, _)| id == task_id)
-            .map(|(_, audio)| *audio)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_newest_submit_of_a_task_gives_its_audio_and_the_oldest_are_forgotten() {
-        let estimates = Estimates::default();
-        let id = |n: usize| TaskId::new(format!("t{n}")).unwrap();
-        estimates.remember_audio(&id(0), Duration::from_secs(3));
-        estimates.remember_audio(&id(0), Duration::from_secs(5));
-        assert_eq!(
-            estimates.submitted_audio(&id(0)),
-            Some(Duration::from_secs(5))
-        );
-        for n in 1..=Estimates::REMEMBERED {
-            estimates.remember_audio(&id(n), Duration::from_secs(1));
-        }
-        assert_eq!(estimates.submitted_audio(&id(0)), None);
-        assert_eq!(
-            estimates.submitted_audio(&id(1)),
-            Some(Duration::from_secs(1))
-        );
-    }
 
     #[test]
     fn the_duration_model_gives_the_range_it_saw() {

@@ -43,7 +43,8 @@ pub(crate) fn shared(key: &str, base_url: &str, limit: RateLimit) -> Arc<Process
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use kling_api_ext::{Acquire, CreationLimiter, ProcessLimiter, RateLimit};
+/// use kling_api_ext::RateLimit;
+/// use kling_api_ext::limit::{Acquire, CreationLimiter, ProcessLimiter};
 /// use std::time::Duration;
 ///
 /// let limiter = ProcessLimiter::new(RateLimit::new(1, Duration::from_secs(10)));
@@ -160,7 +161,7 @@ impl CreationLimiter for ProcessLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::{LimitWait, Permit, acquire as acquire_with};
+    use crate::limit::{LimitWait, Permit, acquire as acquire_with};
 
     const LEASE: Duration = Duration::from_secs(60);
 

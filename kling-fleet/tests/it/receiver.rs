@@ -1,9 +1,9 @@
-//! The ready callback endpoint (feature `webhook-receiver`).
+//! The ready callback endpoint (feature `receiver`).
 
 use std::time::Duration;
 
-use kling_api_ext::receiver::{ReceiverConfig, ServeOptions, hub_router, router};
-use kling_api_ext::sign_callback;
+use kling_fleet::receiver::{ReceiverConfig, ServeOptions, hub_router, router};
+use kling_testkit::sign_callback;
 use serde_json::{Value, json};
 
 const BODY: &str = r#"{"code":200,"msg":"Playground task completed successfully.","data":{"taskId":"task-9","model":"kling/ai-avatar-v1-pro","state":"success","param":"{}","resultJson":"{\"resultUrls\":[\"https://files.example.com/v.mp4\"]}","costTime":12}}"#;
@@ -12,7 +12,7 @@ async fn serve(
     config: ReceiverConfig,
 ) -> (
     String,
-    tokio::sync::mpsc::Receiver<kling_api_ext::CallbackNotice>,
+    tokio::sync::mpsc::Receiver<kling_fleet::CallbackNotice>,
 ) {
     let (app, events) = router(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -29,7 +29,7 @@ fn now() -> i64 {
 }
 
 fn http() -> kling_api_ext::reqwest::Client {
-    kling_api_ext::install_tls_provider();
+    kling_api_ext::config::install_tls_provider();
     kling_api_ext::reqwest::Client::new()
 }
 
@@ -131,7 +131,7 @@ async fn without_a_key_callbacks_are_parsed_unsigned() {
 fn an_empty_key_is_refused() {
     assert_eq!(
         ReceiverConfig::signed("").unwrap_err(),
-        kling_api_ext::WebhookError::EmptyKey
+        kling_api_ext::webhook::WebhookError::EmptyKey
     );
     // verify_callback too: an empty key would make every forged signature valid.
     let mut headers = kling_api_ext::reqwest::header::HeaderMap::new();
@@ -149,7 +149,7 @@ fn an_empty_key_is_refused() {
             &Default::default()
         )
         .unwrap_err(),
-        kling_api_ext::WebhookError::EmptyKey
+        kling_api_ext::webhook::WebhookError::EmptyKey
     );
 }
 
@@ -210,15 +210,15 @@ async fn a_full_channel_answers_503_instead_of_growing() {
 }
 
 /// A receiver served by `receiver::serve` with a short header limit.
-async fn served_with_limits() -> (std::net::SocketAddr, kling_api_ext::CallbackHub) {
-    let hub = kling_api_ext::CallbackHub::new();
+async fn served_with_limits() -> (std::net::SocketAddr, kling_fleet::CallbackHub) {
+    let hub = kling_fleet::CallbackHub::new();
     let app = hub_router(ReceiverConfig::unsigned(), hub.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let options = ServeOptions::default()
         .header_timeout(Duration::from_millis(300))
         .max_connections(4);
-    tokio::spawn(kling_api_ext::receiver::serve(listener, app, options));
+    tokio::spawn(kling_fleet::receiver::serve(listener, app, options));
     (addr, hub)
 }
 
@@ -326,13 +326,13 @@ async fn a_local_tunnel_s_connections_are_not_capped_as_one_address() {
 /// nonce the hub issued.
 async fn served_with(
     options: ServeOptions,
-) -> (std::net::SocketAddr, kling_api_ext::CallbackHub, String) {
-    let hub = kling_api_ext::CallbackHub::new();
+) -> (std::net::SocketAddr, kling_fleet::CallbackHub, String) {
+    let hub = kling_fleet::CallbackHub::new();
     let nonce = hub.issue_nonce();
     let app = hub_router(ReceiverConfig::unsigned(), hub.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(kling_api_ext::receiver::serve(listener, app, options));
+    tokio::spawn(kling_fleet::receiver::serve(listener, app, options));
     (addr, hub, nonce)
 }
 
@@ -340,7 +340,7 @@ async fn served_with(
 /// minute the tests' idle connections are held.
 async fn answered_within_20_s(
     addr: std::net::SocketAddr,
-    hub: &kling_api_ext::CallbackHub,
+    hub: &kling_fleet::CallbackHub,
     nonce: &str,
 ) {
     let response = tokio::time::timeout(

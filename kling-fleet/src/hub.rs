@@ -1,6 +1,6 @@
 //! Where callbacks meet the code that waits for them: a receiver (such as
-//! the `webhook-receiver` feature's) delivers each notice, waits ([`WaitOptions::callbacks`]) and recoveries
-//! ([`Client::recover`]) look them up by task id or by nonce.
+//! the `receiver` feature's) delivers each notice, waits ([`WaitOptions::callbacks`]) and recoveries
+//! ([`CallbackHub::recover`]) look them up by task id or by nonce.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,10 +10,9 @@ use tokio::sync::Notify;
 use url::Url;
 
 #[cfg(doc)]
-use crate::WaitOptions;
-use crate::client::Client;
-use crate::lifecycle::TaskId;
-use crate::task::Task;
+use kling_api_ext::WaitOptions;
+use kling_api_ext::wait::CallbackSignal;
+use kling_api_ext::{Client, Task, TaskId};
 
 /// A callback that passed the checks: which task it is about, and nothing
 /// the unsigned body says about it.
@@ -28,7 +27,7 @@ pub struct CallbackNotice {
     pub timestamp: Option<i64>,
     /// The nonce in the path it was posted to (the last segment, see
     /// [`callback_url`]), if any. Not signed: the task it names is confirmed
-    /// before it counts ([`Client::recover`]).
+    /// before it counts ([`CallbackHub::recover`]).
     pub nonce: Option<String>,
 }
 
@@ -46,7 +45,7 @@ impl CallbackNotice {
 
     /// The task as the service reports it now: the state, the result URLs or
     /// the failure, from recordInfo (retried on transient errors).
-    pub async fn confirm(&self, client: &Client) -> crate::Result<Task> {
+    pub async fn confirm(&self, client: &Client) -> kling_api_ext::Result<Task> {
         client.get(&self.task_id).await
     }
 }
@@ -62,10 +61,11 @@ const MAX_ENTRIES: usize = 100_000;
 /// A *nonce* is a random token this process puts in a task's `callBackUrl`
 /// ([`callback_url`]) and records with its intent before createTask: when
 /// createTask's answer is lost, the task's callback, arriving at that URL,
-/// names the task ([`Client::recover`]).
+/// names the task ([`CallbackHub::recover`]).
 ///
 /// ```
-/// use kling_api_ext::{CallbackHub, CallbackNotice, TaskId};
+/// use kling_api_ext::TaskId;
+/// use kling_fleet::{CallbackHub, CallbackNotice};
 ///
 /// let hub = CallbackHub::new();
 /// let nonce = hub.issue_nonce(); // in the intent's callBackUrl
@@ -225,7 +225,7 @@ impl CallbackHub {
     /// Returns whether it is the first callback for its task. A nonce keeps
     /// every task its callbacks named (up to 16), first first: a replayed or
     /// forged callback on a nonce's URL can neither move it nor hide the real
-    /// one, since [`Client::recover`] checks each with the service.
+    /// one, since [`CallbackHub::recover`] checks each with the service.
     ///
     /// Only what this process expects is kept: a nonce it issued or listens
     /// on ([`CallbackHub::issue_nonce`], [`CallbackHub::expect_nonce`]) or a
@@ -433,6 +433,16 @@ pub(crate) fn nonce_in_path(path: &str) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     fits.then(|| last.to_owned())
+}
+
+impl CallbackSignal for CallbackHub {
+    fn callback_after<'a>(
+        &'a self,
+        task: &'a TaskId,
+        seen: u32,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send + 'a>> {
+        Box::pin(CallbackHub::callback_after(self, task, seen))
+    }
 }
 
 #[cfg(test)]

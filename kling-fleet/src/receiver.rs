@@ -1,4 +1,4 @@
-//! A ready callback endpoint (feature `webhook-receiver`): an axum [`Router`]
+//! A ready callback endpoint (feature `receiver`): an axum [`Router`]
 //! that verifies each callback, reads its task id (nothing else: see below),
 //! answers `{"code":200,"msg":"success"}` at once, and hands a
 //! [`CallbackNotice`] to your code through a channel or a [`CallbackHub`].
@@ -24,14 +24,15 @@
 //! endpoint is down when a task ends, that callback is lost. So pair the
 //! receiver with a slow poll: [`hub_router`] feeds a [`CallbackHub`], and a
 //! wait with [`WaitOptions::callbacks`] ends on the task's callback (after one
-//! confirming status request) or on its [`SafetyPoll`](crate::SafetyPoll). A
-//! nonce per intent in the URL lets [`Client::recover`] find a task whose
+//! confirming status request) or on its [`SafetyPoll`](kling_api_ext::wait::SafetyPoll). A
+//! nonce per intent in the URL lets [`CallbackHub::recover`] find a task whose
 //! createTask answer was lost. ([`router`] hands notices to a channel instead,
 //! for code that routes them itself.)
 //!
 //! ```no_run
-//! use kling_api_ext::receiver::{ReceiverConfig, hub_router};
-//! use kling_api_ext::{AvatarRequest, CallbackHub, Client, WaitOptions, callback_url};
+//! use kling_api_ext::{AvatarRequest, Client, WaitOptions};
+//! use kling_fleet::receiver::{ReceiverConfig, hub_router};
+//! use kling_fleet::{CallbackHub, callback_url};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::from_env()?;
@@ -66,13 +67,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::webhook::hub::nonce_in_path;
-use crate::webhook::{
-    CallbackHub, CallbackNotice, TIMESTAMP_HEADER, VerifyOptions, WebhookError, callback_task_id,
-    verify_signature,
-};
+use crate::hub::{CallbackHub, CallbackNotice, nonce_in_path};
+use kling_api_ext::VerifyOptions;
 #[cfg(doc)]
-use crate::{Client, WaitOptions};
+use kling_api_ext::WaitOptions;
+use kling_api_ext::webhook::{TIMESTAMP_HEADER, WebhookError, callback_task_id, verify_signature};
 
 /// How the receiver checks callbacks.
 #[derive(Clone, Debug)]
@@ -99,7 +98,7 @@ impl ReceiverConfig {
         if key.is_empty() {
             return Err(WebhookError::EmptyKey);
         }
-        crate::register_secret(&key);
+        kling_api_ext::error::register_secret(&key);
         Ok(ReceiverConfig {
             key: Some(SecretString::from(key)),
             ..Self::unsigned()
@@ -181,11 +180,11 @@ pub fn router(config: ReceiverConfig) -> (Router, mpsc::Receiver<CallbackNotice>
 
 /// A router like [`router`]'s whose notices go to `hub`, where waits with
 /// [`WaitOptions::callbacks`] and
-/// [`Client::recover`] find them.
+/// [`CallbackHub::recover`] find them.
 ///
 /// ```no_run
-/// use kling_api_ext::CallbackHub;
-/// use kling_api_ext::receiver::{ReceiverConfig, hub_router};
+/// use kling_fleet::CallbackHub;
+/// use kling_fleet::receiver::{ReceiverConfig, hub_router};
 ///
 /// # async fn demo() -> std::io::Result<()> {
 /// let hub = CallbackHub::new();
@@ -248,8 +247,8 @@ async fn receive(
     };
     let task_id = match parsed {
         Ok(task_id) => task_id,
-        Err(error @ crate::webhook::WebhookError::UnparseableBody(_))
-        | Err(error @ crate::webhook::WebhookError::MissingTaskId) => {
+        Err(error @ WebhookError::UnparseableBody(_))
+        | Err(error @ WebhookError::MissingTaskId) => {
             tracing::warn!(%error, "callback refused");
             return answer(StatusCode::BAD_REQUEST, 400, &error.to_string());
         }

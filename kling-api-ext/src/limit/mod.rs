@@ -2,16 +2,13 @@
 //!
 //! The service limits creations per account, so every process and host using
 //! one key has to count in one place. [`CreationLimiter`] is that place: this
-//! process ([`ProcessLimiter`], the default), a file every process of one host
-//! shares ([`FileLimiter`]), or a database every host shares (`PgLimiter`,
-//! with the `postgres` feature). The rule is the same everywhere: a creation
+//! process ([`ProcessLimiter`], the default), or, from the `kling-fleet`
+//! crate, a file every process of one host shares (`FileLimiter`) or a
+//! database every host shares (`PgLimiter`). The rule is the same everywhere: a creation
 //! holds a slot from before its request until its answer arrives, and keeps
 //! counting for one window after that.
 
-mod file;
 mod local;
-#[cfg(feature = "postgres")]
-mod postgres;
 
 use std::fmt;
 use std::future::Future;
@@ -21,11 +18,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use file::FileLimiter;
 pub use local::ProcessLimiter;
 pub(crate) use local::shared;
-#[cfg(feature = "postgres")]
-pub use postgres::PgLimiter;
 
 /// How many tasks may be created per window.
 ///
@@ -78,7 +72,7 @@ impl Default for RateLimit {
 /// service's base URL (the key itself is never stored or shown).
 ///
 /// ```
-/// use kling_api_ext::AccountKey;
+/// use kling_api_ext::limit::AccountKey;
 /// let a = AccountKey::new("key-1", "https://api.apikley.ru");
 /// assert_eq!(a, AccountKey::new("key-1", "https://api.apikley.ru/"));
 /// assert_ne!(a, AccountKey::new("key-2", "https://api.apikley.ru"));
@@ -174,7 +168,7 @@ impl LimiterError {
     /// An error saying `message`.
     ///
     /// ```
-    /// let error = kling_api_ext::LimiterError::new("the database is read-only");
+    /// let error = kling_api_ext::limit::LimiterError::new("the database is read-only");
     /// assert_eq!(error.to_string(), "the database is read-only");
     /// ```
     pub fn new(message: impl Into<String>) -> Self {
@@ -215,7 +209,8 @@ pub type LimiterFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LimiterErr
 ///
 /// ```
 /// use std::sync::Arc;
-/// use kling_api_ext::{Client, ProcessLimiter, RateLimit};
+/// use kling_api_ext::{Client, RateLimit};
+/// use kling_api_ext::limit::ProcessLimiter;
 ///
 /// let limiter = Arc::new(ProcessLimiter::new(RateLimit::DEFAULT));
 /// let client = Client::builder().api_key("sk-example").rate_limiter(limiter).build()?;
@@ -307,16 +302,21 @@ pub(crate) async fn acquire(
 }
 
 /// The slot bookkeeping every limiter shares, on its own clock (milliseconds
-/// or [`tokio::time::Instant`]s): `T` is a point in time.
-pub(crate) mod window {
+/// or [`tokio::time::Instant`]s): `T` is a point in time. Public so that a
+/// [`CreationLimiter`] kept elsewhere (a file, a database: the `kling-fleet`
+/// crate's) decides exactly as this process's does.
+pub mod window {
     use super::{Acquire, LimitWait, SlotId};
     use std::time::Duration;
 
     /// A slot: taken, answered (or not yet), and the end of its lease.
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-    pub(crate) struct Entry<T> {
+    pub struct Entry<T> {
+        /// The slot's number ([`SlotId::get`]).
         pub id: u64,
+        /// When its creation's answer arrived.
         pub answered: Option<T>,
+        /// When a holder that never answers loses it.
         pub lease_until: T,
     }
 
@@ -333,7 +333,7 @@ pub(crate) mod window {
     /// how long to wait. `add` adds a duration to a point in time, `sub` is
     /// the duration from the second point to the first (zero if earlier).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn decide<T: Copy + Ord>(
+    pub fn decide<T: Copy + Ord>(
         entries: &mut Vec<Entry<T>>,
         paused_until: Option<T>,
         now: T,
@@ -373,7 +373,7 @@ pub(crate) mod window {
     }
 
     /// "The rest of the window" at `now`: until the oldest answer leaves it.
-    pub(crate) fn rest<T: Copy + Ord>(
+    pub fn rest<T: Copy + Ord>(
         entries: &[Entry<T>],
         now: T,
         window: Duration,
