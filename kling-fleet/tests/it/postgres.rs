@@ -266,3 +266,60 @@ async fn a_database_migrated_by_the_two_old_migrators_is_adopted() {
         .unwrap();
     assert_eq!(after.0, "store-1", "the store keeps its identity");
 }
+
+/// Workers share what their waits learn, each sample once, per service.
+#[tokio::test]
+async fn workers_share_what_their_waits_learn_each_sample_once() {
+    use kling_api_ext::wait::DurationModel;
+    use kling_fleet::pg::share_speed;
+    let Some(pg) = TestPg::start("workers_share_what_their_waits_learn_each_sample_once") else {
+        return;
+    };
+    let pool = kling_fleet::pg::pool(pg.url()).unwrap();
+    kling_fleet::pg::migrate(&pool).await.unwrap();
+    let service = "http://127.0.0.1:1/";
+    let (model_a, model_b) = (DurationModel::default(), DurationModel::default());
+    let (mut seen_a, mut seen_b) = (0, 0);
+    for generation in [20, 30, 40] {
+        model_a.learn(Duration::from_secs(10), Duration::from_secs(generation));
+    }
+    assert_eq!(
+        share_speed(&pool, "a", service, &model_a, &mut seen_a)
+            .await
+            .unwrap(),
+        0
+    );
+    // B learns A's three samples: enough for an estimate of its own.
+    assert_eq!(
+        share_speed(&pool, "b", service, &model_b, &mut seen_b)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        model_b.expected_generation(Duration::from_secs(10)),
+        Some(Duration::from_secs(30))
+    );
+    // Nothing twice: neither its own samples nor the ones it took before.
+    assert_eq!(
+        share_speed(&pool, "b", service, &model_b, &mut seen_b)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        share_speed(&pool, "a", service, &model_a, &mut seen_a)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(model_b.samples().len(), 3);
+    // Another service's speed stays apart.
+    let model_c = DurationModel::default();
+    assert_eq!(
+        share_speed(&pool, "b", "http://other/", &model_c, &mut 0)
+            .await
+            .unwrap(),
+        0
+    );
+}

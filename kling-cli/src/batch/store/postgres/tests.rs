@@ -210,54 +210,6 @@ async fn a_running_job_is_taken_over_when_its_worker_dies_and_released_ones_at_o
 }
 
 #[tokio::test]
-async fn workers_share_what_their_waits_learn_each_sample_once() {
-    let Some(pg) = TestPg::start("workers_share_what_their_waits_learn_each_sample_once") else {
-        return;
-    };
-    let service = "http://127.0.0.1:1/";
-    let (a, b) = (worker(&pg, "a", DEAD).await, worker(&pg, "b", DEAD).await);
-    let (model_a, model_b) = (
-        kling_api_ext::wait::DurationModel::default(),
-        kling_api_ext::wait::DurationModel::default(),
-    );
-    let (mut seen_a, mut seen_b) = (0, 0);
-    for generation in [20, 30, 40] {
-        model_a.learn(Duration::from_secs(10), Duration::from_secs(generation));
-    }
-    assert_eq!(
-        a.share_speed(service, &model_a, &mut seen_a).await.unwrap(),
-        0
-    );
-    // B learns A's three samples: enough for an estimate of its own.
-    assert_eq!(
-        b.share_speed(service, &model_b, &mut seen_b).await.unwrap(),
-        3
-    );
-    assert_eq!(
-        model_b.expected_generation(Duration::from_secs(10)),
-        Some(Duration::from_secs(30))
-    );
-    // Nothing twice: neither its own samples nor the ones it took before.
-    assert_eq!(
-        b.share_speed(service, &model_b, &mut seen_b).await.unwrap(),
-        0
-    );
-    assert_eq!(
-        a.share_speed(service, &model_a, &mut seen_a).await.unwrap(),
-        0
-    );
-    assert_eq!(model_b.samples().len(), 3);
-    // Another service's speed stays apart.
-    let model_c = kling_api_ext::wait::DurationModel::default();
-    assert_eq!(
-        b.share_speed("http://other/", &model_c, &mut 0)
-            .await
-            .unwrap(),
-        0
-    );
-}
-
-#[tokio::test]
 async fn a_kill_while_waiting_to_retry_an_attempt_not_taken_leaves_the_job_to_do() {
     let Some(pg) =
         TestPg::start("a_kill_while_waiting_to_retry_an_attempt_not_taken_leaves_the_job_to_do")

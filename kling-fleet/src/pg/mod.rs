@@ -13,6 +13,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use kling_api_ext::limit::LimiterError;
 
+mod speed;
+
+pub use speed::share_speed;
+
 /// How long an ask waits for a connection or a statement before it fails (and
 /// the creation is not sent): a database outage never hangs a submit.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -23,15 +27,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "rate limit",
-        include_str!("../migrations/0001_rate_limit.sql"),
+        include_str!("../../migrations/0001_rate_limit.sql"),
     ),
-    (2, "jobs", include_str!("../migrations/0002_jobs.sql")),
-    (3, "speed", include_str!("../migrations/0003_speed.sql")),
-    (4, "nonce", include_str!("../migrations/0004_nonce.sql")),
+    (2, "jobs", include_str!("../../migrations/0002_jobs.sql")),
+    (3, "speed", include_str!("../../migrations/0003_speed.sql")),
+    (4, "nonce", include_str!("../../migrations/0004_nonce.sql")),
     (
         5,
         "identity",
-        include_str!("../migrations/0005_identity.sql"),
+        include_str!("../../migrations/0005_identity.sql"),
     ),
 ];
 
