@@ -267,7 +267,8 @@ pub struct Retrying {
     pub attempt: u32,
     /// Attempts in all, at most (the policy's `max_attempts`).
     pub max_attempts: u32,
-    /// Why the last attempt failed, in one short line ([`crate::Error::brief`]).
+    /// Why the last attempt failed, in one short line: the message without
+    /// the operation's name or a response body, at most 100 characters.
     pub error: String,
 }
 

@@ -43,6 +43,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         "kling_cli",
         "kling_api",
         "kling_api_ext",
+        "kling_fleet",
         "kling_sim",
     ]
     .iter()

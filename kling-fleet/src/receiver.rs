@@ -31,7 +31,7 @@
 //!
 //! ```no_run
 //! use kling_api_ext::{AvatarRequest, Client, WaitOptions};
-//! use kling_fleet::receiver::{ReceiverConfig, hub_router};
+//! use kling_fleet::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
 //! use kling_fleet::{CallbackHub, callback_url};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,7 +39,7 @@
 //! let hub = CallbackHub::new();
 //! let app = hub_router(ReceiverConfig::signed("my-webhook-hmac-key")?, hub.clone());
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
-//! tokio::spawn(async move { axum::serve(listener, app).await });
+//! tokio::spawn(serve(listener, app, ServeOptions::default())); // hardened for a public port
 //!
 //! // https://my.example.com/kling reaches port 8080; each intent gets a nonce.
 //! let public = "https://my.example.com/kling".parse()?;
@@ -184,13 +184,13 @@ pub fn router(config: ReceiverConfig) -> (Router, mpsc::Receiver<CallbackNotice>
 ///
 /// ```no_run
 /// use kling_fleet::CallbackHub;
-/// use kling_fleet::receiver::{ReceiverConfig, hub_router};
+/// use kling_fleet::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
 ///
 /// # async fn demo() -> std::io::Result<()> {
 /// let hub = CallbackHub::new();
 /// let app = hub_router(ReceiverConfig::unsigned(), hub.clone());
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// tokio::spawn(async move { axum::serve(listener, app).await });
+/// tokio::spawn(serve(listener, app, ServeOptions::default()));
 /// # Ok(()) }
 /// ```
 pub fn hub_router(config: ReceiverConfig, hub: CallbackHub) -> Router {

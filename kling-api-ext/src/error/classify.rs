@@ -161,24 +161,11 @@ impl Error {
         }
     }
 
-    /// The error in one short line, for a status line: the message without
-    /// the operation's name or a response body, at most 100 characters.
-    ///
-    /// ```
-    /// use kling_api_ext::Error;
-    /// use kling_api_ext::error::Operation;
-    ///
-    /// let error = Error::UnexpectedResponse {
-    ///     operation: Operation::UploadStream,
-    ///     task_id: None,
-    ///     status: 502,
-    ///     detail: "HTTP 502 instead of the envelope".into(),
-    ///     body: "<!DOCTYPE html>...".into(),
-    ///     retry_after: None,
-    /// };
-    /// assert_eq!(error.brief(), "HTTP 502 instead of the envelope");
-    /// ```
-    pub fn brief(&self) -> String {
+    /// The error in one short line, for the retry reports
+    /// ([`Retrying::error`](crate::retry::Retrying::error)): the message
+    /// without the operation's name or a response body, at most 100
+    /// characters.
+    pub(crate) fn brief(&self) -> String {
         let text = match self {
             Error::UnexpectedResponse { detail, .. } => detail.clone(),
             other => {
@@ -207,8 +194,8 @@ impl Error {
         }
     }
 
-    /// A short, stable name for the kind of error (for logs, metrics and the
-    /// CLI's JSON output): `invalid_input`, `unauthorized`, `rate_limited`, ...
+    /// A short, stable name for the kind of error (for logs, metrics and
+    /// machine-readable output): `invalid_input`, `unauthorized`, `rate_limited`, ...
     /// (an [`Error::Api`] gives its [`ApiErrorKind::as_str`]).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -343,7 +330,22 @@ mod tests {
         }
     }
 
-    /// The one classification: what to do with each kind, as the CLI uses it.
+    #[test]
+    fn brief_is_one_short_line_without_the_operation_or_the_body() {
+        let error = Error::UnexpectedResponse {
+            operation: Operation::UploadStream,
+            task_id: None,
+            status: 502,
+            detail: "HTTP 502 instead of the envelope".into(),
+            body: "<!DOCTYPE html>...".into(),
+            retry_after: None,
+        };
+        assert_eq!(error.brief(), "HTTP 502 instead of the envelope");
+        let long = Error::invalid(Field::Prompt, None, "x".repeat(300));
+        assert_eq!(long.brief().chars().count(), 100, "{}", long.brief());
+    }
+
+    /// The one classification: what to do with each kind.
     #[test]
     fn each_api_kind_is_classified_once() {
         use ApiErrorKind::*;

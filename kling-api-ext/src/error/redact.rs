@@ -34,8 +34,8 @@ const SECRET_KEYS: &[&str] = &[
 ];
 
 /// Registers a secret to hide from every message [`redact`] passes: the
-/// [`crate::ClientBuilder`] registers the API key, the receiver its webhook
-/// key; an application may add its own. Texts shorter than 8 characters are
+/// [`crate::ClientBuilder`] registers the API key, the `kling-fleet` crate's
+/// receiver its webhook key; an application may add its own. Texts shorter than 8 characters are
 /// not registered (they would hide ordinary words, or a URL's scheme).
 ///
 /// ```
@@ -145,9 +145,13 @@ fn hide_urls(text: &str) -> String {
             break;
         };
         // The scheme: letters, digits, '+', '-', '.' before "://".
+        // Past the last character that cannot be in a scheme, whatever its
+        // width in bytes (an answer's body may be any text).
         let scheme_start = rest[..sep]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let tail = &rest[sep + sep_len..];
         let end = url_end(tail, sep_len == 5);
         shown.push_str(&rest[..scheme_start]);
@@ -276,6 +280,17 @@ pub(crate) fn safe_url_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the property test: a character of more than one byte right
+    /// before `://` cut the text inside that character.
+    #[test]
+    fn a_wide_character_before_a_scheme_is_kept_whole() {
+        assert_eq!(redact("\u{FFFD}://x"), "\u{FFFD}://x");
+        assert_eq!(
+            redact("é·https://h/p?sig=s3cret"),
+            "é·https://h/p?[query hidden]"
+        );
+    }
 
     #[test]
     fn presigned_queries_are_hidden_in_any_text() {

@@ -31,7 +31,8 @@ pub(super) fn baseline() -> InputBuilder {
 
 /// The JSON Schema of the createTask `input`, derived from the generated type
 /// (so from the spec): `properties` names every field the spec knows, with its
-/// type and limits. The CLI checks `--set` against it.
+/// type and limits: what a caller can check a field against before setting
+/// it (the `kling` CLI does, for `--set`).
 pub fn input_schema() -> Value {
     let schema = kling_api::schemars::schema_for!(Input);
     serde_json::to_value(schema).unwrap_or(Value::Null)

@@ -27,7 +27,9 @@ pub use policy::{AdaptivePoll, ExponentialPoll, PollContext, PollPolicy};
 impl Client {
     /// What this client has learned about generation speed from the tasks it
     /// waited for; [`wait`](Self::wait) uses it to poll near a task's expected
-    /// end. Its samples can be kept between runs (the `kling` CLI does).
+    /// end (for waits given the task's audio length). Its samples can be kept
+    /// between runs ([`DurationModel::samples`], [`DurationModel::extend_samples`])
+    /// or shared between processes (the `kling-fleet` crate's `pg::share_speed`).
     pub fn duration_model(&self) -> &DurationModel {
         &self.inner.durations
     }

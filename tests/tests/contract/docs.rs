@@ -203,6 +203,14 @@ fn every_file_the_documents_name_exists() {
                 missing.push(format!("{}: {path}", page.display()));
             }
         }
+        // Markdown links are read from the page's own folder, as a reader's
+        // browser reads them.
+        for link in relative_links(&text) {
+            named += 1;
+            if !page.parent().unwrap().join(&link).exists() {
+                missing.push(format!("{}: link {link}", page.display()));
+            }
+        }
     }
     assert!(
         missing.is_empty(),
@@ -210,6 +218,28 @@ fn every_file_the_documents_name_exists() {
         missing.join("\n")
     );
     assert!(named >= 10, "only {named} paths found: is the scan right?");
+}
+
+/// The targets of `[text](target)` links that are files of the repository:
+/// not a URL, not an anchor on the same page; the anchor cut off.
+fn relative_links(text: &str) -> Vec<String> {
+    text.match_indices("](")
+        .filter_map(|(at, _)| {
+            let rest = &text[at + 2..];
+            let target = &rest[..rest.find(')')?];
+            let target = target.split('#').next().unwrap_or_default();
+            let external = target.contains("://") || target.starts_with("mailto:");
+            (!target.is_empty() && !external && !target.contains(' ')).then(|| target.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn links_are_read_from_the_page() {
+    assert_eq!(
+        relative_links("[a](design/x.md#top) [b](https://x.org/y.md) [c](#here) [d](../README.md)"),
+        ["design/x.md", "../README.md"]
+    );
 }
 
 #[test]
