@@ -21,6 +21,8 @@ macro_rules! setters {
 }
 
 mod hub;
+#[cfg(feature = "postgres")]
+pub mod jobs;
 mod limiter;
 #[cfg(feature = "postgres")]
 pub mod pg;

@@ -137,7 +137,7 @@ pub(super) async fn run(
         }) {
             continue;
         }
-        let decision = decide(job, row.map(|r| r.record()).as_ref(), &args);
+        let decision = decide(job, row.map(postgres::record_of).as_ref(), &args);
         let left_alone = decision == Decision::Ambiguous;
         if left_alone && let Some(nonce) = row.and_then(|r| r.nonce.clone()) {
             unknown_with_nonce.push((job.clone(), nonce));

@@ -323,3 +323,43 @@ async fn workers_share_what_their_waits_learn_each_sample_once() {
         0
     );
 }
+
+/// The one rule that matters most: an intent needs a live lease, so a worker
+/// that stalled past its lease cannot send a second createTask for a job
+/// another worker took over.
+#[tokio::test]
+async fn the_intent_needs_a_live_lease_so_one_createtask_per_intent() {
+    use kling_fleet::jobs::{Claimed, JobEvent, JobStore, JobStoreError};
+    let Some(pg) = TestPg::start("the_intent_needs_a_live_lease_so_one_createtask_per_intent")
+    else {
+        return;
+    };
+    let pool = kling_fleet::pg::pool(pg.url()).unwrap();
+    kling_fleet::pg::migrate(&pool).await.unwrap();
+    // Long enough that a loaded machine does not end it early.
+    let lease = Duration::from_secs(2);
+    let worker = |name: &str| JobStore::with_pool(pool.clone(), "jobs.jsonl", name, lease);
+    let job = || Some(Claimed::Submit("job-01".into(), "{}".into()));
+    let intent = JobEvent::Intent {
+        input: "{}",
+        nonce: None,
+    };
+    let slow = worker("slow");
+    slow.load(&[("job-01".into(), 1, "{}".into())])
+        .await
+        .unwrap();
+    assert_eq!(slow.claim(&[], true).await.unwrap(), job());
+    // The slow worker stalls (its renewals stop) past its lease.
+    drop(slow);
+    tokio::time::sleep(lease + Duration::from_millis(500)).await;
+    let fast = worker("fast");
+    assert_eq!(fast.claim(&[], true).await.unwrap(), job());
+    fast.record("job-01", intent).await.unwrap();
+    // The stalled worker comes back: its intent is refused, nothing is sent.
+    let slow = worker("slow");
+    let refused = slow.record("job-01", intent).await.unwrap_err();
+    assert!(
+        matches!(refused, JobStoreError::LeaseLost { .. }),
+        "{refused}"
+    );
+}

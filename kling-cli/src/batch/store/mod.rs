@@ -29,6 +29,18 @@ pub enum StoreError {
     LeaseLost { id: String },
 }
 
+impl From<kling_fleet::jobs::JobStoreError> for StoreError {
+    fn from(error: kling_fleet::jobs::JobStoreError) -> Self {
+        use kling_fleet::jobs::JobStoreError;
+        match error {
+            JobStoreError::Db { what, source } => StoreError::Db { what, source },
+            JobStoreError::LeaseLost { id } => StoreError::LeaseLost { id },
+            // A kind this CLI does not know yet: its message kept.
+            other => StoreError::Io(std::io::Error::other(other.to_string())),
+        }
+    }
+}
+
 /// The store a run records its events in.
 pub enum Store {
     Journal(Journal),
@@ -40,7 +52,7 @@ impl Store {
     pub async fn record(&self, event: &Event) -> Result<(), StoreError> {
         match self {
             Store::Journal(journal) => Ok(journal.record(event)?),
-            Store::Postgres(jobs) => jobs.record(event).await,
+            Store::Postgres(jobs) => postgres::record(jobs, event).await,
         }
     }
 
@@ -54,7 +66,8 @@ impl Store {
 }
 
 /// A store error as the run's failure, with its whole chain of causes.
-pub fn store_error(error: StoreError) -> crate::output::Failure {
+pub fn store_error(error: impl Into<StoreError>) -> crate::output::Failure {
+    let error: StoreError = error.into();
     // The whole chain: "cannot migrate" says little without "connection refused".
     let mut message = error.to_string();
     let mut cause = std::error::Error::source(&error);

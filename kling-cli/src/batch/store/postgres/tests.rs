@@ -15,6 +15,21 @@ const DEAD: Duration = Duration::from_secs(2);
 /// Past the end of a [`DEAD`] lease.
 const PAST: Duration = Duration::from_millis(2500);
 
+/// A worker of batch `batch` on the store at `url`, migrated.
+async fn open_with(
+    url: &str,
+    batch: &str,
+    worker: &str,
+    lease: Duration,
+) -> Result<PgJobs, StoreError> {
+    Ok(PgJobs::with_pool(
+        super::connect(url).await?,
+        batch,
+        worker,
+        lease,
+    ))
+}
+
 fn manifest(n: usize) -> Vec<(String, usize, String)> {
     (1..=n)
         .map(|i| (format!("job-{i:02}"), i, format!("{{\"prompt\":\"{i}\"}}")))
@@ -22,7 +37,7 @@ fn manifest(n: usize) -> Vec<(String, usize, String)> {
 }
 
 async fn worker(pg: &TestPg, name: &str, lease: Duration) -> PgJobs {
-    PgJobs::open_with(pg.url(), "jobs.jsonl", name, lease)
+    open_with(pg.url(), "jobs.jsonl", name, lease)
         .await
         .unwrap()
 }
@@ -56,7 +71,7 @@ async fn concurrent_claims_take_one_job_each_and_never_the_same() {
     for w in 0..6 {
         let url = pg.url().to_owned();
         handles.push(tokio::spawn(async move {
-            let jobs = PgJobs::open_with(
+            let jobs = open_with(
                 &url,
                 "jobs.jsonl",
                 &format!("w{w}"),
@@ -96,39 +111,6 @@ async fn concurrent_claims_take_one_job_each_and_never_the_same() {
 }
 
 #[tokio::test]
-async fn the_intent_needs_a_live_lease_so_one_createtask_per_intent() {
-    let Some(pg) = TestPg::start("the_intent_needs_a_live_lease_so_one_createtask_per_intent")
-    else {
-        return;
-    };
-    let slow = worker(&pg, "slow", DEAD).await;
-    slow.load(&manifest(1)).await.unwrap();
-    assert_eq!(
-        slow.claim(&[], true).await.unwrap(),
-        Some(Claimed::Submit(
-            "job-01".into(),
-            "{\"prompt\":\"1\"}".into()
-        ))
-    );
-    // The slow worker stalls (its renewals stop) past its lease.
-    drop(slow);
-    tokio::time::sleep(PAST).await;
-    let fast = worker(&pg, "fast", DEAD).await;
-    assert_eq!(
-        fast.claim(&[], true).await.unwrap(),
-        Some(Claimed::Submit(
-            "job-01".into(),
-            "{\"prompt\":\"1\"}".into()
-        ))
-    );
-    fast.record(&intent("job-01")).await.unwrap();
-    // The stalled worker comes back: its intent is refused, nothing is sent.
-    let slow = worker(&pg, "slow", DEAD).await;
-    let refused = slow.record(&intent("job-01")).await.unwrap_err();
-    assert!(matches!(refused, StoreError::LeaseLost { .. }), "{refused}");
-}
-
-#[tokio::test]
 async fn a_worker_dead_between_intent_and_answer_leaves_the_job_unknown_never_to_do() {
     let Some(pg) =
         TestPg::start("a_worker_dead_between_intent_and_answer_leaves_the_job_unknown_never_to_do")
@@ -138,7 +120,7 @@ async fn a_worker_dead_between_intent_and_answer_leaves_the_job_unknown_never_to
     let dead = worker(&pg, "dead", DEAD).await;
     dead.load(&manifest(1)).await.unwrap();
     dead.claim(&[], true).await.unwrap().unwrap();
-    dead.record(&intent("job-01")).await.unwrap();
+    super::record(&dead, &intent("job-01")).await.unwrap();
     drop(dead); // SIGKILL: no answer recorded, no release
     let alive = worker(&pg, "alive", DEAD).await;
     // While the lease runs, the job is the dead worker's: nothing to claim.
@@ -174,12 +156,15 @@ async fn a_running_job_is_taken_over_when_its_worker_dies_and_released_ones_at_o
     dead.load(&manifest(2)).await.unwrap();
     for job in ["job-01", "job-02"] {
         dead.claim(&[], true).await.unwrap().unwrap();
-        dead.record(&intent(job)).await.unwrap();
-        dead.record(&Event::Submitted {
-            id: job.into(),
-            task_id: format!("task-{job}"),
-            at: now_ms(),
-        })
+        super::record(&dead, &intent(job)).await.unwrap();
+        super::record(
+            &dead,
+            &Event::Submitted {
+                id: job.into(),
+                task_id: format!("task-{job}"),
+                at: now_ms(),
+            },
+        )
         .await
         .unwrap();
     }
@@ -219,7 +204,7 @@ async fn a_kill_while_waiting_to_retry_an_attempt_not_taken_leaves_the_job_to_do
     let dead = worker(&pg, "dead", DEAD).await;
     dead.load(&manifest(1)).await.unwrap();
     dead.claim(&[], true).await.unwrap().unwrap();
-    dead.record(&intent("job-01")).await.unwrap();
+    super::record(&dead, &intent("job-01")).await.unwrap();
     let not_taken = Event::NotTaken {
         id: "job-01".into(),
         kind: "maintenance".into(),
@@ -227,12 +212,12 @@ async fn a_kill_while_waiting_to_retry_an_attempt_not_taken_leaves_the_job_to_do
         retrying: true,
         at: now_ms(),
     };
-    dead.record(&not_taken).await.unwrap();
+    super::record(&dead, &not_taken).await.unwrap();
     // Still this worker's: its next attempt records its intent again.
     let other = worker(&pg, "other", DEAD).await;
     assert_eq!(other.claim(&[], true).await.unwrap(), None);
-    dead.record(&intent("job-01")).await.unwrap();
-    dead.record(&not_taken).await.unwrap();
+    super::record(&dead, &intent("job-01")).await.unwrap();
+    super::record(&dead, &not_taken).await.unwrap();
     drop(dead); // killed during the backoff
     tokio::time::sleep(PAST).await;
     other.sweep().await.unwrap();

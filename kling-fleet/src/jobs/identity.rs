@@ -1,4 +1,5 @@
-//! Which store this is, and which of its batches a manifest's jobs belong to.
+//! Which store this is, and which of its batches a manifest's jobs belong to,
+//! by the `kling` CLI's rule (what the helpers here find is for it to apply).
 //!
 //! A batch is not named by its manifest's file name alone: the same jobs from
 //! a renamed or copied manifest are the same batch, and two manifests that
@@ -15,12 +16,11 @@ use sha2::{Digest, Sha256};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 
-use super::db;
-use crate::batch::store::StoreError;
+use super::{JobStoreError, db};
 
 /// This database's identity (made on first use): kept in `store.json` so that
 /// a directory of one store is not taken for another's.
-pub async fn store_id(pool: &PgPool) -> Result<String, StoreError> {
+pub async fn store_id(pool: &PgPool) -> Result<String, JobStoreError> {
     let fresh = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     sqlx::query("INSERT INTO kling.identity (singleton, id) VALUES (true, $1) ON CONFLICT (singleton) DO NOTHING")
         .bind(&fresh)
@@ -39,7 +39,7 @@ pub async fn store_id(pool: &PgPool) -> Result<String, StoreError> {
 pub async fn batches_holding(
     pool: &PgPool,
     jobs: &[(String, String)],
-) -> Result<Vec<(String, i64)>, StoreError> {
+) -> Result<Vec<(String, i64)>, JobStoreError> {
     let ids: Vec<&str> = jobs.iter().map(|j| j.0.as_str()).collect();
     let inputs: Vec<&str> = jobs.iter().map(|j| j.1.as_str()).collect();
     sqlx::query_as(
@@ -60,7 +60,7 @@ pub async fn batches_holding(
 pub async fn batches_sharing_ids(
     pool: &PgPool,
     ids: &[String],
-) -> Result<Vec<(String, i64)>, StoreError> {
+) -> Result<Vec<(String, i64)>, JobStoreError> {
     sqlx::query_as(
         "SELECT batch, count(*) FROM kling.jobs WHERE id = ANY($1) \
          GROUP BY batch ORDER BY count(*) DESC, batch",
@@ -76,7 +76,7 @@ pub async fn batches_sharing_ids(
 /// jobs) one after the other, so none of them creates a second batch for
 /// jobs another has just loaded. A killed worker's connection closes, and
 /// the lock with it.
-pub async fn lock(pool: &PgPool) -> Result<PoolConnection<Postgres>, StoreError> {
+pub async fn lock(pool: &PgPool) -> Result<PoolConnection<Postgres>, JobStoreError> {
     let mut conn = pool
         .acquire()
         .await
@@ -102,7 +102,11 @@ pub async fn unlock(mut conn: PoolConnection<Postgres>) {
 
 /// The service `batch`'s tasks are created on: `service` if this is the
 /// batch's first worker (recorded), else what its first worker recorded.
-pub async fn service_of(pool: &PgPool, batch: &str, service: &str) -> Result<String, StoreError> {
+pub async fn service_of(
+    pool: &PgPool,
+    batch: &str,
+    service: &str,
+) -> Result<String, JobStoreError> {
     sqlx::query(
         "INSERT INTO kling.batches (batch, service) VALUES ($1, $2) ON CONFLICT (batch) DO NOTHING",
     )
