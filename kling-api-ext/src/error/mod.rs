@@ -8,7 +8,6 @@
 //! (reading them is `crate::interpret`'s work). Nothing here ever holds the API
 //! key.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,143 +15,15 @@ use crate::lifecycle::{InvalidTaskId, State, TaskId};
 pub use crate::operation::Operation;
 
 mod classify;
+mod kind;
+mod message;
 mod redact;
+
+pub use kind::{ApiErrorKind, Field, TransportKind};
+use message::*;
 
 pub(crate) use redact::{hide_url_queries, safe_url_text};
 pub use redact::{redact, register_secret, safe_url};
-
-/// The input an [`Error::InvalidInput`] is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Field {
-    /// The portrait image (`input.image_url`).
-    Image,
-    /// The audio track (`input.audio_url`).
-    Audio,
-    /// The prompt (`input.prompt`).
-    Prompt,
-    /// The callback URL (`callBackUrl`).
-    CallbackUrl,
-    /// The model id (`model`).
-    Model,
-    /// A task id given by the caller.
-    TaskId,
-    /// A setting of the client (base URL, API key, timeouts).
-    Config,
-    /// A URL or path to download.
-    Download,
-    /// A local file given to an upload.
-    File,
-    /// The createTask `input` as a whole, or one of its other fields (the
-    /// error's subject names it).
-    Input,
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Field::Image => "image",
-            Field::Audio => "audio",
-            Field::Prompt => "prompt",
-            Field::CallbackUrl => "callback URL",
-            Field::Model => "model",
-            Field::TaskId => "task id",
-            Field::Config => "client setting",
-            Field::Download => "download",
-            Field::File => "file",
-            Field::Input => "input field",
-        })
-    }
-}
-
-/// How a request failed below HTTP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TransportKind {
-    /// No connection was made (refused, TLS): the request was not sent.
-    Connect,
-    /// The host name could not be resolved (a typo, no network, a DNS
-    /// outage): the request was not sent.
-    Dns,
-    /// The request or the response took longer than the timeout.
-    Timeout,
-    /// The connection broke while sending or receiving (reset, EOF, body error).
-    Reset,
-    /// Anything else reqwest reports.
-    Other,
-}
-
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TransportKind::Connect => "could not connect",
-            TransportKind::Dns => "could not resolve the host name",
-            TransportKind::Timeout => "timed out",
-            TransportKind::Reset => "connection broken",
-            TransportKind::Other => "transport error",
-        })
-    }
-}
-
-/// What an envelope `code` (other than 200) says, as [`Error::Api`] carries it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ApiErrorKind {
-    /// The API key is missing, wrong or revoked (code 401).
-    Unauthorized,
-    /// The account has too few credits (code 402). Nothing was created.
-    InsufficientCredits,
-    /// The task (or resource) does not exist: code 404, or code 422 with
-    /// `recordInfo is null`. Right after createTask this can mean "not visible
-    /// yet".
-    NotFound,
-    /// The service's validation rejected the request (codes 400, 405, 413,
-    /// 422, or, except for createTask, 500 with a validation message such as
-    /// `This field is required`). A createTask answered with a 5xx-class code
-    /// is never this, whatever its message: the task may exist
-    /// ([`Error::SubmitOutcomeUnknown`]).
-    Rejected,
-    /// Too many requests: code 429 (or HTTP 429). Worth trying again after
-    /// `retry_after` (or the rest of the rate-limit window).
-    RateLimited,
-    /// A usage cap of the key was reached (code 433: a sub-key's hourly or
-    /// daily limit). Not retried: the cap lasts far longer than any retry
-    /// budget. Nothing was created.
-    UsageLimited,
-    /// The service is under maintenance (code 455).
-    Maintenance,
-    /// The service failed (code 500 that is not a validation message).
-    ServerError,
-    /// The feature is disabled (code 505).
-    FeatureDisabled,
-    /// A code this SDK does not know.
-    Unknown,
-}
-
-impl ApiErrorKind {
-    /// The stable name [`Error::kind`] gives it: `unauthorized`, `not_found`,
-    /// ..., `unknown_code`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiErrorKind::Unauthorized => "unauthorized",
-            ApiErrorKind::InsufficientCredits => "insufficient_credits",
-            ApiErrorKind::NotFound => "not_found",
-            ApiErrorKind::Rejected => "rejected",
-            ApiErrorKind::RateLimited => "rate_limited",
-            ApiErrorKind::UsageLimited => "usage_limited",
-            ApiErrorKind::Maintenance => "maintenance",
-            ApiErrorKind::ServerError => "server_error",
-            ApiErrorKind::FeatureDisabled => "feature_disabled",
-            ApiErrorKind::Unknown => "unknown_code",
-        }
-    }
-}
-
-impl fmt::Display for ApiErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Everything that can go wrong, one variant per thing a caller acts on
 /// differently. [`Error::is_retryable`], [`Error::is_final`] and
@@ -373,97 +244,6 @@ pub enum Error {
         /// Its state.
         state: State,
     },
-}
-
-/// The message of an [`Error::Api`]: each kind says what it means and, where
-/// there is one, what to do.
-fn api_message(
-    operation: Operation,
-    task_id: &Option<TaskId>,
-    code: i64,
-    kind: ApiErrorKind,
-    msg: &str,
-    retry_after: &Option<Duration>,
-) -> String {
-    let task = task_suffix(task_id);
-    match kind {
-        ApiErrorKind::Unauthorized => {
-            format!("{operation}: unauthorized (code {code}): {msg}; check APIKLEY_API_KEY")
-        }
-        ApiErrorKind::InsufficientCredits => {
-            format!("{operation}: insufficient credits (code {code}): {msg}")
-        }
-        ApiErrorKind::NotFound => format!("{operation}: not found (code {code}){task}: {msg}"),
-        ApiErrorKind::Rejected => {
-            format!("{operation}: rejected by the service (code {code}){task}: {msg}")
-        }
-        ApiErrorKind::RateLimited => format!(
-            "{operation}: rate limited (code {code}){}: {msg}",
-            retry_suffix(retry_after)
-        ),
-        ApiErrorKind::UsageLimited => format!(
-            "{operation}: usage limit of this key reached (code {code}): {msg}; raise the key's limit or wait for it to reset"
-        ),
-        ApiErrorKind::Maintenance => {
-            format!("{operation}: service under maintenance (code {code}): {msg}")
-        }
-        ApiErrorKind::ServerError => {
-            format!("{operation}: server error (code {code}){task}: {msg}")
-        }
-        ApiErrorKind::FeatureDisabled => {
-            format!("{operation}: feature disabled (code {code}): {msg}")
-        }
-        ApiErrorKind::Unknown => {
-            format!("{operation}: unknown response code {code}{task}: {msg}")
-        }
-    }
-}
-
-fn subject_suffix(subject: &Option<String>) -> String {
-    subject
-        .as_ref()
-        .map(|s| format!(" `{}`", redact(s)))
-        .unwrap_or_default()
-}
-
-fn task_suffix(task_id: &Option<TaskId>) -> String {
-    task_id
-        .as_ref()
-        .map(|t| format!(" for task {t}"))
-        .unwrap_or_default()
-}
-
-fn retry_suffix(retry_after: &Option<Duration>) -> String {
-    retry_after
-        .map(|d| format!(", retry after {:.1} s", d.as_secs_f64()))
-        .unwrap_or_default()
-}
-
-fn problem_suffix(problem: &Option<String>) -> String {
-    problem
-        .as_ref()
-        .map(|p| format!("; {}", redact(p)))
-        .unwrap_or_default()
-}
-
-fn fail_code_suffix(code: &Option<String>) -> String {
-    code.as_ref()
-        .map(|c| format!(" (failCode {c})"))
-        .unwrap_or_default()
-}
-
-fn fail_msg_suffix(msg: &Option<String>) -> String {
-    msg.as_ref()
-        .map(|m| format!(": {}", redact(m)))
-        .unwrap_or_default()
-}
-
-fn reached_suffix(may_have_reached: bool) -> &'static str {
-    if may_have_reached {
-        "; the request may have reached the service"
-    } else {
-        "; the request was not sent"
-    }
 }
 
 impl From<InvalidTaskId> for Error {

@@ -20,12 +20,17 @@ mod plan;
 mod report;
 mod resolve;
 mod result;
+mod spend;
+mod start;
 mod status;
 mod store;
+mod submit;
 
 use report::{Counts, add, sub};
 
 pub use result::ResultLine;
+use spend::guard;
+use start::{Parts, start, stop_bar};
 pub use status::status;
 
 use std::path::Path;
@@ -33,10 +38,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use kling_api_ext::CancellationToken;
 use kling_api_ext::{Error, Field, TaskId};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -44,7 +49,6 @@ use crate::cli::BatchArgs;
 use crate::context::Context;
 use crate::dirlock::{DirLock, LockError};
 use crate::error::CliError;
-use crate::error::code;
 use crate::output::Failure;
 use journal::{Journal, Results, rewrite_results_with};
 use listen::Listeners;
@@ -314,91 +318,6 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
     Ok(run.summary(interrupted, bad.len(), &ambiguous_jobs))
 }
 
-/// What a run is made of, besides the context and the arguments.
-struct Parts {
-    store: store::Store,
-    results: Results,
-    counts: Counts,
-    resume: String,
-    hooks: Option<crate::webhook::Webhooks>,
-}
-
-/// Builds the run and its progress bar (of `total` jobs), ticking on a
-/// steady clock on a terminal.
-fn start(
-    ctx: Context,
-    args: BatchArgs,
-    parts: Parts,
-    total: usize,
-) -> (Arc<Run>, Option<tokio::task::JoinHandle<()>>) {
-    let Parts {
-        store,
-        results,
-        counts,
-        resume,
-        hooks,
-    } = parts;
-    let out = ctx.out;
-    let bar = if out.interactive() {
-        let bar = ProgressBar::new(total as u64);
-        bar.set_style(
-            ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} [{elapsed}]")
-                .expect("valid")
-                .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(Duration::from_millis(500));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let cancel = ctx.interrupt.token();
-    let ctx = Arc::new(ctx);
-    let run = Arc::new(Run {
-        ctx: ctx.clone(),
-        store,
-        results,
-        counts,
-        bar,
-        cancel: cancel.clone(),
-        args,
-        halted: AtomicBool::new(false),
-        waiting: Mutex::new(None),
-        said_pause: Mutex::new(None),
-        unjournaled: Mutex::new(Vec::new()),
-        unfinished: Mutex::new(Vec::new()),
-        failures: Mutex::new(Vec::new()),
-        resume,
-        hooks,
-        recovered: Mutex::new(Vec::new()),
-        found: Mutex::new(Vec::new()),
-    });
-    run.tick();
-    // The bar's message carries countdowns ("waiting 6 s: ..."): refreshed on
-    // a steady clock, not only when a job changes state.
-    let ticker = out.interactive().then(|| {
-        let run = Arc::downgrade(&run);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                every.tick().await;
-                match run.upgrade() {
-                    Some(run) => run.tick(),
-                    None => return,
-                }
-            }
-        })
-    });
-
-    (run, ticker)
-}
-
-fn stop_bar(run: &Run, ticker: Option<tokio::task::JoinHandle<()>>) {
-    if let Some(ticker) = ticker {
-        ticker.abort();
-    }
-    run.bar.finish_and_clear();
-}
-
 /// The result lines of the manifest's invalid lines.
 fn invalid_lines(bad: &[manifest::BadLine]) -> Vec<ResultLine> {
     bad.iter()
@@ -421,64 +340,4 @@ fn announce(out: crate::output::Out, ambiguous_jobs: &[String], skipped: usize) 
             "{skipped} job(s) already ended in an earlier run: skipped"
         ));
     }
-}
-
-/// The guard on spending over the jobs to submit; `Some(exit code)` for a dry
-/// run (said), `None` to go on.
-async fn guard(
-    ctx: &Context,
-    args: &BatchArgs,
-    submits: &[&Job],
-    waits: usize,
-    bad: usize,
-) -> Result<Option<u8>, Failure> {
-    // The guard on spending: the jobs to submit, estimated one by one.
-    let estimates: Vec<(String, Option<f64>)> = submits
-        .iter()
-        .map(|job| (job.id.clone(), ctx.client.estimate_credits(&job.request)))
-        .collect();
-    let unknown = estimates.iter().filter(|(_, e)| e.is_none()).count();
-    let total = estimates
-        .iter()
-        .filter_map(|(_, e)| *e)
-        .reduce(|a, b| a + b)
-        .map(|t| (t * 100.0).round() / 100.0);
-    let what = format!("this batch ({} job(s) to submit)", submits.len());
-    let (go, balance) = crate::guard::check(ctx, &args.spend, total, &what).await?;
-    let out = ctx.out;
-    if go == crate::guard::Go::DryRun {
-        for (id, estimate) in &estimates {
-            out.say(&format!(
-                "job {id}: {}",
-                estimate.map_or("cost unknown (no audio length)".to_owned(), |e| format!(
-                    "about {e} credits"
-                ))
-            ));
-        }
-        let unknown_note = if unknown > 0 {
-            format!(" ({unknown} job(s) of unknown cost not counted)")
-        } else {
-            String::new()
-        };
-        if out.json {
-            out.document(&json!({
-                "dryRun": true,
-                "jobs": estimates.iter().map(|(id, e)| json!({"id": id, "estimatedCredits": e})).collect::<Vec<_>>(),
-                "estimatedCredits": total,
-                "unknownEstimates": unknown,
-                "balance": balance,
-                "toWait": waits,
-                "invalidLines": bad,
-            }));
-        } else {
-            out.text(&format!(
-                "dry run: {} job(s) to submit, about {} credits in all{unknown_note}; {} to wait for; nothing was uploaded or submitted",
-                submits.len(),
-                total.unwrap_or(0.0),
-                waits
-            ));
-        }
-        return Ok(Some(if bad == 0 { code::OK } else { code::INVALID }));
-    }
-    Ok(None)
 }

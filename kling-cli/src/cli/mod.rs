@@ -11,7 +11,9 @@ mod batch;
 mod values;
 mod webhook;
 pub use batch::BatchArgs;
-pub use values::{parse_model, parse_set};
+pub(crate) use values::parse_duration;
+pub use values::{LimitStore, RateLimitArg, parse_model, parse_set};
+use values::{parse_limit_store, parse_rate_limit};
 pub use webhook::WebhookArgs;
 
 pub const EXIT_CODES: &str = "\
@@ -382,61 +384,4 @@ pub enum Shell {
 pub struct CompletionsArgs {
     /// The shell
     pub shell: Shell,
-}
-
-/// `--rate-limit`: a limit, or none.
-#[derive(Debug, Clone, Copy)]
-pub struct RateLimitArg(pub Option<kling_api_ext::RateLimit>);
-
-/// Where the CLI counts creation slots (`--rate-limit-store`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LimitStore {
-    /// A file in the state directory: this host's processes share it.
-    Host,
-    /// This process only.
-    Process,
-    /// A PostgreSQL database: every host using it shares it.
-    Postgres(String),
-}
-
-fn parse_limit_store(text: &str) -> Result<LimitStore, String> {
-    match text.trim() {
-        "host" => Ok(LimitStore::Host),
-        "process" => Ok(LimitStore::Process),
-        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(LimitStore::Postgres(url.to_owned()))
-        }
-        _ => Err("use host, process or a postgres:// URL".into()),
-    }
-}
-
-fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
-    if text.eq_ignore_ascii_case("off") {
-        return Ok(RateLimitArg(None));
-    }
-    let (max, window) = text
-        .split_once('/')
-        .ok_or("use N/DURATION (e.g. 20/10s) or off")?;
-    let max: u32 = max
-        .trim()
-        .parse()
-        .map_err(|_| format!("{max:?} is not a whole number"))?;
-    let window = parse_duration(window.trim())?;
-    if max == 0 || window.is_zero() {
-        return Err("the limit needs N > 0 and a duration > 0 (or off)".into());
-    }
-    Ok(RateLimitArg(Some(kling_api_ext::RateLimit::new(
-        max, window,
-    ))))
-}
-
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration =
-        humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 20m, 1h)"))?;
-    // A zero timeout would end every wait (or request) before it starts,
-    // after the money is spent.
-    if duration.is_zero() {
-        return Err("must be more than zero (examples: 90s, 20m, 1h)".into());
-    }
-    Ok(duration)
 }

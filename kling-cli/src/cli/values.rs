@@ -1,4 +1,7 @@
-//! Parsers of values that the SDK checks: model ids and `--set` fields.
+//! Parsers of option values: model ids and `--set` fields (the SDK's own
+//! checks), durations, and the rate limit and where it is counted.
+
+use std::time::Duration;
 
 use kling_api_ext::Model;
 
@@ -89,4 +92,61 @@ pub fn parse_set(text: &str) -> Result<(String, serde_json::Value), String> {
     // The SDK's own check, against the generated type.
     check_with_sdk(|b| b.extra_input(key, parsed.clone()))?;
     Ok((key.to_owned(), parsed))
+}
+
+/// `--rate-limit`: a limit, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitArg(pub Option<kling_api_ext::RateLimit>);
+
+/// Where the CLI counts creation slots (`--rate-limit-store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitStore {
+    /// A file in the state directory: this host's processes share it.
+    Host,
+    /// This process only.
+    Process,
+    /// A PostgreSQL database: every host using it shares it.
+    Postgres(String),
+}
+
+pub(super) fn parse_limit_store(text: &str) -> Result<LimitStore, String> {
+    match text.trim() {
+        "host" => Ok(LimitStore::Host),
+        "process" => Ok(LimitStore::Process),
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(LimitStore::Postgres(url.to_owned()))
+        }
+        _ => Err("use host, process or a postgres:// URL".into()),
+    }
+}
+
+pub(super) fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(RateLimitArg(None));
+    }
+    let (max, window) = text
+        .split_once('/')
+        .ok_or("use N/DURATION (e.g. 20/10s) or off")?;
+    let max: u32 = max
+        .trim()
+        .parse()
+        .map_err(|_| format!("{max:?} is not a whole number"))?;
+    let window = parse_duration(window.trim())?;
+    if max == 0 || window.is_zero() {
+        return Err("the limit needs N > 0 and a duration > 0 (or off)".into());
+    }
+    Ok(RateLimitArg(Some(kling_api_ext::RateLimit::new(
+        max, window,
+    ))))
+}
+
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 20m, 1h)"))?;
+    // A zero timeout would end every wait (or request) before it starts,
+    // after the money is spent.
+    if duration.is_zero() {
+        return Err("must be more than zero (examples: 90s, 20m, 1h)".into());
+    }
+    Ok(duration)
 }

@@ -7,6 +7,7 @@ pub mod download;
 pub mod generate;
 pub mod history;
 pub mod login;
+mod save;
 pub mod sim;
 pub mod spec;
 pub mod status;

@@ -2,7 +2,7 @@
 //! describing the request, the spending guard, submit, wait, download, and
 //! the resume command.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use kling_api_ext::WaitOptions;
@@ -13,9 +13,13 @@ use crate::cli::Inputs;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::error::code;
-use crate::output::{shell_quote, size};
+use crate::output::size;
 use crate::ui;
 use crate::webhook::Webhooks;
+
+pub(super) use super::save::{
+    check_out_path, default_out, download, result_document, resume_command,
+};
 
 /// Builds and checks the request: nothing is sent if this fails.
 pub fn request(inputs: &Inputs) -> Result<AvatarRequest, CliError> {
@@ -280,109 +284,6 @@ pub(super) fn open_with_system(ctx: &Context, path: &Path) {
 /// Said instead of a resume command under `--sim`, where none can work.
 pub(super) const SIM_ONLY: &str = "(simulated: this task lives only in this process's simulator and ends with it; to follow tasks across commands, run `kling sim` in another terminal and point the CLI at it)";
 
-/// The command that picks a task up again and writes its video to `out`.
-pub(super) fn resume_command(id: &TaskId, out: Option<&Path>, force: bool) -> String {
-    match out {
-        Some(out) => format!(
-            "kling wait {} --out {}{}",
-            shell_quote(id.as_str()),
-            shell_quote(&out.display().to_string()),
-            if force { " --force" } else { "" }
-        ),
-        None => format!("kling wait {}", shell_quote(id.as_str())),
-    }
-}
-
-pub(super) async fn download(
-    ctx: &Context,
-    task: &Task,
-    out: &Path,
-) -> Result<kling_api_ext::Downloaded, Error> {
-    let bar = ui::bytes_bar(&ctx.out, "download");
-    // Free and restartable: Ctrl-C stops it (the partial file goes with it).
-    let cancel = ctx.interrupt.token();
-    let saved = tokio::select! {
-        saved = ctx.client.download(task, out).options(kling_api_ext::upload::TransferOptions::new().progress(ui::feed(&bar))) => saved,
-        _ = cancel.cancelled() => Err(Error::Cancelled { task_id: task.task_id.clone() }),
-    };
-    bar.finish_and_clear();
-    saved
-}
-
-pub(super) fn default_out(id: &TaskId) -> PathBuf {
-    // Task ids are opaque: keep only what is safe in a file name.
-    let safe: String = id
-        .as_str()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    PathBuf::from(format!("{safe}.mp4"))
-}
-
-pub(super) fn result_document(
-    task: &Task,
-    saved: Option<&kling_api_ext::Downloaded>,
-) -> serde_json::Value {
-    json!({
-        "taskId": task.task_id.as_str(),
-        "state": task.state.as_str(),
-        "resultUrls": task.result_urls.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
-        "output": saved.map(|s| s.path.display().to_string()),
-        "bytes": saved.map(|s| s.bytes),
-        "sha256": saved.map(|s| s.sha256.clone()),
-        "costTime": task.cost_time.map(|d| d.as_secs_f64()),
-    })
-}
-
-/// Checks, before anything is sent or paid for, that the video can be saved
-/// at `out`: its directory exists and takes a new file (the download writes a
-/// temporary file there and renames it), and no file is replaced unless
-/// `force`.
-pub(super) fn check_out_path(out: &Path, force: bool) -> Result<(), CliError> {
-    let invalid = |reason: String| CliError::Invalid {
-        field: Field::Download,
-        subject: Some(out.display().to_string()),
-        reason,
-    };
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(invalid(format!(
-            "the directory {} does not exist",
-            parent.display()
-        )));
-    }
-    if out.is_dir() {
-        return Err(invalid(
-            "this is a directory; give a file name such as avatar.mp4".into(),
-        ));
-    }
-    if out.exists() && !force {
-        return Err(invalid(
-            "the file exists; pass --force to replace it, or give another --out".into(),
-        ));
-    }
-    // The one sure test of "writable" (permissions, a read-only mount, /proc).
-    if let Err(e) = tempfile::Builder::new()
-        .prefix(".kling-check.")
-        .tempfile_in(parent)
-    {
-        return Err(invalid(format!(
-            "a file cannot be written in {}: {e}",
-            parent.display()
-        )));
-    }
-    Ok(())
-}
-
 /// The guard on spending, then, with `--dry-run`, the URL checks and the
 /// report: `Some(exit code)` when nothing more is to be done.
 pub(super) async fn guard(
@@ -427,37 +328,4 @@ pub(super) async fn guard(
 /// A task id given on the command line.
 pub fn task_id(text: &str) -> Result<TaskId, Error> {
     Ok(TaskId::new(text.trim())?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn presigned_queries_are_not_shown() {
-        let url = "https://bucket.example.com/v.mp3?X-Amz-Signature=abc123&X-Amz-Credential=AKIA"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            kling_api_ext::error::safe_url(&url),
-            "https://bucket.example.com/v.mp3?[query hidden]"
-        );
-        let plain = "https://cdn.example.com/face.png".parse().unwrap();
-        assert_eq!(
-            kling_api_ext::error::safe_url(&plain),
-            "https://cdn.example.com/face.png"
-        );
-    }
-
-    #[test]
-    fn default_output_names_are_safe() {
-        assert_eq!(
-            default_out(&TaskId::new("c420e5").unwrap()),
-            PathBuf::from("c420e5.mp4")
-        );
-        assert_eq!(
-            default_out(&TaskId::new("../../etc/x").unwrap()),
-            PathBuf::from("______etc_x.mp4")
-        );
-    }
 }

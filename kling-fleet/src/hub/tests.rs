@@ -1,5 +1,8 @@
 //! The hub's unit tests.
 
+use url::Url;
+
+use super::state::MAX_PER_NONCE;
 use super::*;
 
 fn notice(task: &str, nonce: Option<&str>) -> CallbackNotice {
