@@ -10,6 +10,7 @@
 //! upload_base_url = "https://staging-upload.example.com"
 //! api_key_file = "staging-key"  # relative to this file's directory
 //! model = "kling/ai-avatar-standard"
+//! daily_budget = 2000           # credits a UTC day (see `crate::ledger`)
 //! ```
 //!
 //! Precedence, highest first: command-line flags; a profile chosen with
@@ -47,6 +48,9 @@ pub struct Profile {
     pub api_key_file: Option<PathBuf>,
     /// Model id for `generate`, `submit` and manifest lines without one.
     pub model: Option<String>,
+    /// Credits a UTC day that paid requests may spend on this profile's
+    /// service (`--daily-budget`).
+    pub daily_budget: Option<f64>,
 }
 
 /// A profile in effect, and whether it was chosen (it then beats the

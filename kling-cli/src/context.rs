@@ -19,6 +19,8 @@ pub struct Context {
     pub interrupt: Interrupt,
     /// Where every paid request is recorded (not under `--sim`).
     pub history: crate::history::History,
+    /// The daily budget and the ledger it is counted in.
+    pub budget: crate::ledger::Budget,
     _sim: Option<Simulator>,
 }
 
@@ -116,6 +118,7 @@ pub async fn build(
             simulated: true,
             interrupt: Interrupt::install(out, global.graceful_interrupt),
             history: crate::history::History::new(out, false),
+            budget: budget(global, "kling --sim".to_owned()),
             _sim: Some(sim),
         });
     }
@@ -146,13 +149,26 @@ pub async fn build(
     }
     let client = settings(builder).build()?;
     Ok(Context {
-        client,
         out,
         simulated: false,
         interrupt: Interrupt::install(out, global.graceful_interrupt),
         history: crate::history::History::new(out, true),
+        budget: budget(
+            global,
+            kling_api_ext::redact(client.base_url().as_str().trim_end_matches('/')),
+        ),
+        client,
         _sim: None,
     })
+}
+
+/// The daily budget of `service` (the `service()` a context shows).
+fn budget(global: &Global, service: String) -> crate::ledger::Budget {
+    crate::ledger::Budget {
+        ledger: crate::ledger::Ledger::default_place(),
+        daily: global.daily_budget,
+        service,
+    }
 }
 
 #[allow(clippy::print_stderr)]

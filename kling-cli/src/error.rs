@@ -58,6 +58,11 @@ pub enum CliError {
         message: String,
     },
 
+    /// The daily budget refused the request, or could not be counted;
+    /// nothing was uploaded or submitted.
+    #[error("{0}")]
+    Budget(#[from] crate::ledger::LedgerError),
+
     /// The balance is below what the run is estimated to cost; nothing was
     /// uploaded or submitted.
     #[error(
@@ -108,6 +113,7 @@ impl CliError {
             CliError::Local { .. } => "io",
             CliError::Store { .. } => "store",
             CliError::BalanceTooLow { .. } => "insufficient_credits",
+            CliError::Budget(e) => e.kind(),
         }
     }
 
@@ -139,6 +145,8 @@ impl CliError {
             CliError::Invalid { .. } => code::INVALID,
             CliError::Local { .. } | CliError::Store { .. } => code::LOCAL,
             CliError::BalanceTooLow { .. } => code::SERVICE,
+            CliError::Budget(crate::ledger::LedgerError::Io { .. }) => code::LOCAL,
+            CliError::Budget(_) => code::INVALID,
         }
     }
 }

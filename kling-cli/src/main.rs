@@ -15,6 +15,7 @@ mod error;
 mod guard;
 mod history;
 mod interrupt;
+mod ledger;
 mod output;
 mod speed;
 mod ui;
@@ -99,8 +100,21 @@ fn apply_profile(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String
     if matches!(
         cli.command,
         Command::Completions(_) | Command::Version | Command::Spec(_)
-    ) || cli.global.sim
-    {
+    ) {
+        return Ok(());
+    }
+    if cli.global.sim {
+        // The simulator takes no service setting from a profile, but a daily
+        // budget holds there too (an agent's loop is tried there first); a
+        // config file that does not read is no reason to stop a simulation.
+        if cli.global.daily_budget.is_none()
+            && let Ok(Some(selected)) = config::select(cli.global.profile.as_deref())
+        {
+            cli.global.daily_budget = selected
+                .profile
+                .daily_budget
+                .filter(|b| b.is_finite() && *b >= 0.0);
+        }
         return Ok(());
     }
     let Some(selected) = config::select(cli.global.profile.as_deref())? else {
@@ -131,6 +145,18 @@ fn apply_profile(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String
     {
         global.api_key_file = Some(file.clone());
         global.api_key = None;
+    }
+    if let Some(budget) = profile.daily_budget
+        && from("daily_budget") == Source::Unset
+    {
+        if !budget.is_finite() || budget < 0.0 {
+            return Err(format!(
+                "config file {}, [profiles.{}] daily_budget: give a number of credits, 0 or more",
+                selected.file.display(),
+                selected.name
+            ));
+        }
+        global.daily_budget = Some(budget);
     }
     if let Some(id) = &profile.model {
         let model = cli::parse_model(id).map_err(|e| {

@@ -59,6 +59,7 @@ impl Run {
             Some(task) if task.state.is_terminal() => task.into_result(),
             _ => self.ctx.client.wait(&task_id, options).await,
         };
+        self.ctx.budget.ended(task_id.as_str(), &waited);
         if let (Some(hooks), Ok(_) | Err(Error::GenerationFailed { .. })) = (&self.hooks, &waited) {
             // Ended: its callbacks (and its nonce's) are no longer waited on.
             hooks.hub.forget_task(&task_id);

@@ -29,6 +29,56 @@ impl Run {
         if !self.may_submit() {
             return None;
         }
+        // Counted against the daily budget before anything is uploaded.
+        let reservation = match self.ctx.budget.reserve(
+            self.ctx.client.estimate_credits(&job.request),
+            None,
+            &format!("batch {}", job.id),
+        ) {
+            Ok(reservation) => reservation,
+            Err(e) => {
+                sub(&self.counts.pending);
+                self.over_budget(job, &e);
+                return None;
+            }
+        };
+        let created = self.submit_counted(job).await;
+        if let Some(reservation) = &reservation {
+            match &created {
+                Ok(Created::Answered(task)) => reservation.found(task.as_str()),
+                Ok(Created::Recovered(task)) => reservation.found(task.task_id.as_str()),
+                // Maybe taken: its estimate stays counted.
+                Err(true) => {}
+                Err(false) => reservation.not_sent(),
+            }
+        }
+        created.ok()
+    }
+
+    /// A job the daily budget refused: nothing was sent. A budget spent
+    /// stops the run's submits (said once); a job of unknown cost is only
+    /// left to do.
+    fn over_budget(&self, job: &Job, error: &crate::ledger::LedgerError) {
+        add(&self.counts.errors);
+        let line = format!("job {} (line {}): {error}", job.id, job.line);
+        if matches!(error, crate::ledger::LedgerError::UnknownCost { .. }) {
+            self.say(&line);
+        } else if !self.halted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.say(&format!(
+                "{line}; no more jobs are submitted in this run; the rest are to do on the next run"
+            ));
+        }
+        self.unfinished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(serde_json::json!({"id": job.id, "step": "budget", "kind": error.kind(), "message": error.to_string()}));
+        self.tick();
+    }
+
+    /// [`Run::submit`], before the ledger hears its outcome: `Err(true)` when
+    /// the service may have taken the request, `Err(false)` when it certainly
+    /// did not (or nothing was sent).
+    async fn submit_counted(self: &Arc<Self>, job: &Job) -> Result<Created, bool> {
         let client = &self.ctx.client;
         // Uploads are free: a signal may drop one half-way.
         // A transient failure's pause shows on the bar like a rate-limit wait.
@@ -56,7 +106,7 @@ impl Run {
                     Err(e) => {
                         sub(&self.counts.pending);
                         self.not_ended(job, None, &e, "submit");
-                        return None;
+                        return Err(false);
                     }
                 }
             }
@@ -64,7 +114,7 @@ impl Run {
         };
         let prepared = tokio::select! {
             prepared = client.prepare(&request).options(options) => prepared,
-            _ = self.cancel.cancelled() => return None,
+            _ = self.cancel.cancelled() => return Err(false),
         };
         let prepared = match prepared {
             Ok(prepared) => prepared,
@@ -78,11 +128,11 @@ impl Run {
                 } else {
                     self.not_ended(job, None, &e, "upload");
                 }
-                return None;
+                return Err(false);
             }
         };
         if !self.may_submit() {
-            return None;
+            return Err(false);
         }
         // The intent is recorded once a rate-limit slot is granted, just
         // before createTask is sent: a crash while the submit waits for the
@@ -154,7 +204,7 @@ impl Run {
         match created {
             Ok(task_id) => {
                 self.journal_task(job, &task_id).await;
-                Some(Created::Answered(task_id))
+                Ok(Created::Answered(task_id))
             }
             // The intent could not be recorded: nothing was sent. Another
             // worker of the fleet has the job, or the store refused (said).
@@ -162,7 +212,7 @@ impl Run {
                 if !matches!(refused, Some(StoreError::LeaseLost { .. })) {
                     add(&self.counts.errors);
                 }
-                None
+                Err(false)
             }
             Err(e @ Error::SubmitOutcomeUnknown { .. }) => {
                 self.ambiguous(job, &e).await;
@@ -170,23 +220,24 @@ impl Run {
                     Some(nonce) => self
                         .recover(job, nonce, self.cancel.clone(), Some(&reference))
                         .await
-                        .map(|task| Created::Recovered(Box::new(task))),
-                    None => None,
+                        .map(|task| Created::Recovered(Box::new(task)))
+                        .ok_or(true),
+                    None => Err(true),
                 }
             }
             Err(e) if e.is_not_taken() && e.is_final() => {
                 self.reject(job, &e).await;
-                None
+                Err(false)
             }
             Err(e) if e.is_not_taken() => {
                 self.not_taken(job, &e).await;
-                None
+                Err(false)
             }
             // Not vouched for either way (an unknown code): treated as maybe
             // taken, never resent blindly.
             Err(e) => {
                 self.ambiguous(job, &e).await;
-                None
+                Err(true)
             }
         }
     }

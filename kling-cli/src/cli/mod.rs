@@ -13,7 +13,7 @@ mod webhook;
 pub use batch::BatchArgs;
 pub(crate) use values::parse_duration;
 pub use values::{LimitStore, RateLimitArg, parse_model, parse_set};
-use values::{parse_limit_store, parse_rate_limit};
+use values::{parse_credits, parse_limit_store, parse_rate_limit};
 pub use webhook::WebhookArgs;
 
 pub const EXIT_CODES: &str = "\
@@ -109,6 +109,12 @@ pub struct Global {
     #[arg(long, global = true, value_name = "STORE", env = "KLING_RATE_LIMIT_STORE", value_parser = parse_limit_store, hide_env_values = true)]
     pub rate_limit_store: Option<LimitStore>,
     /// One JSON document on stdout (the default when stdout is not a terminal)
+    /// Refuse a paid request that would take today's (UTC) spending on
+    /// this service past N credits, counted by every kling process of this
+    /// machine in the state directory's ledger (also `daily_budget` in the
+    /// config file's profile)
+    #[arg(long, global = true, value_name = "N", value_parser = parse_credits)]
+    pub daily_budget: Option<f64>,
     #[arg(long, global = true, overrides_with = "no_json")]
     pub json: bool,
     /// Human-readable output even when stdout is not a terminal

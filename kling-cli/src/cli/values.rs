@@ -150,3 +150,11 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     Ok(duration)
 }
+
+/// A number of credits: finite and not negative.
+pub(crate) fn parse_credits(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+        _ => Err(format!("{text:?}: give a number of credits, 0 or more")),
+    }
+}

@@ -24,9 +24,18 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
         ctx.client.base_url(),
     )
     .await?;
-    if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
-        return Ok(code);
-    }
+    let reservation = match guard(
+        ctx,
+        &request,
+        &args.spend,
+        !args.inputs.no_preflight,
+        "generate",
+    )
+    .await?
+    {
+        Guarded::Done(code) => return Ok(code),
+        Guarded::Go(reservation) => reservation,
+    };
     let submitted = submit(
         ctx,
         &request,
@@ -34,6 +43,7 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
         "generate",
         hooks.as_ref(),
         args.timeout,
+        reservation.as_ref(),
     )
     .await?;
     let id = submitted.id.clone();
@@ -59,7 +69,11 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
     let after = |e: Error| Failure::after_submit(e, &id, resume.clone());
     // A recovered task was just read: when it has ended, no wait.
     let task = match submitted.recovered.clone() {
-        Some(task) if task.state.is_terminal() => task.into_result(),
+        Some(task) if task.state.is_terminal() => {
+            let ended = task.into_result();
+            ctx.budget.ended(id.as_str(), &ended);
+            ended
+        }
         _ => {
             wait(
                 ctx,

@@ -13,6 +13,7 @@ use crate::cli::Inputs;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::error::code;
+use crate::ledger::Reservation;
 use crate::output::size;
 use crate::ui;
 use crate::webhook::Webhooks;
@@ -121,6 +122,28 @@ pub(super) struct Submitted {
 /// recorded with the intent, and a lost answer is recovered from the task's
 /// callback for up to `recover_for`.
 pub(super) async fn submit(
+    ctx: &Context,
+    request: &AvatarRequest,
+    output: Option<&Path>,
+    by: &str,
+    hooks: Option<&Webhooks>,
+    recover_for: Duration,
+    reservation: Option<&Reservation>,
+) -> Result<Submitted, Error> {
+    let submitted = submit_counted(ctx, request, output, by, hooks, recover_for).await;
+    if let Some(reservation) = reservation {
+        match &submitted {
+            Ok(submitted) => reservation.found(submitted.id.as_str()),
+            Err(e) if e.is_not_taken() => reservation.not_sent(),
+            // Maybe taken: its estimate stays counted.
+            Err(_) => {}
+        }
+    }
+    submitted
+}
+
+/// [`submit`], before the ledger hears its outcome.
+async fn submit_counted(
     ctx: &Context,
     request: &AvatarRequest,
     output: Option<&Path>,
@@ -252,6 +275,7 @@ pub(super) async fn wait(
     };
     let result = ctx.client.wait(id, options).await;
     status.finish();
+    ctx.budget.ended(id.as_str(), &result);
     result
 }
 
@@ -284,18 +308,30 @@ pub(super) fn open_with_system(ctx: &Context, path: &Path) {
 /// Said instead of a resume command under `--sim`, where none can work.
 pub(super) const SIM_ONLY: &str = "(simulated: this task lives only in this process's simulator and ends with it; to follow tasks across commands, run `kling sim` in another terminal and point the CLI at it)";
 
-/// The guard on spending, then, with `--dry-run`, the URL checks and the
-/// report: `Some(exit code)` when nothing more is to be done.
+/// What the guard on spending decided.
+pub(super) enum Guarded {
+    /// Nothing more to do (a dry run): the exit code.
+    Done(u8),
+    /// Go ahead; the request is counted in the ledger (where there is one).
+    Go(Option<Reservation>),
+}
+
+/// The guard on spending (the daily budget first: a refused call reads
+/// nothing), then, with `--dry-run`, the URL checks and the report.
 pub(super) async fn guard(
     ctx: &Context,
     request: &AvatarRequest,
     spend: &crate::cli::Spend,
     preflight: bool,
-) -> Result<Option<u8>, CliError> {
+    by: &str,
+) -> Result<Guarded, CliError> {
     let estimate = ctx.client.estimate_credits(request);
+    // Counted at its estimate, else at its cap.
+    let counted = estimate.or(spend.max_credits);
+    let budget_left = ctx.budget.check(counted)?;
     let (go, balance) = crate::guard::check(ctx, spend, estimate, "this video").await?;
     if go == crate::guard::Go::Ahead {
-        return Ok(None);
+        return Ok(Guarded::Go(ctx.budget.reserve(counted, None, by)?));
     }
     // Every check but the upload: what URL inputs serve, too.
     let checked = if preflight {
@@ -314,15 +350,20 @@ pub(super) async fn guard(
             "dryRun": true,
             "estimatedCredits": estimate,
             "balance": balance,
+            "dailyBudgetLeft": budget_left,
             "warnings": checked.warnings(),
         }));
     } else {
         let balance = balance.map_or(String::new(), |b| format!(" (balance: {b} credits)"));
+        if let Some(left) = budget_left {
+            ctx.out
+                .say(&format!("  budget  {left} credits left today (UTC)"));
+        }
         ctx.out.say(&format!(
             "dry run: every check passed{balance}; nothing was uploaded or submitted"
         ));
     }
-    Ok(Some(code::OK))
+    Ok(Guarded::Done(code::OK))
 }
 
 /// A task id given on the command line.

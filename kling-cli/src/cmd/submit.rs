@@ -11,9 +11,18 @@ use super::steps::*;
 pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Failure> {
     let request = request(&args.inputs)?;
     describe(ctx, &request, !args.inputs.no_preflight);
-    if let Some(code) = guard(ctx, &request, &args.spend, !args.inputs.no_preflight).await? {
-        return Ok(code);
-    }
+    let reservation = match guard(
+        ctx,
+        &request,
+        &args.spend,
+        !args.inputs.no_preflight,
+        "submit",
+    )
+    .await?
+    {
+        Guarded::Done(code) => return Ok(code),
+        Guarded::Go(reservation) => reservation,
+    };
     let id = submit(
         ctx,
         &request,
@@ -21,6 +30,7 @@ pub async fn submit_only(ctx: &Context, args: SubmitArgs) -> Result<u8, Failure>
         "submit",
         None,
         std::time::Duration::ZERO,
+        reservation.as_ref(),
     )
     .await?
     .id;

@@ -4,6 +4,7 @@
 
 mod answers;
 mod batch;
+mod budget;
 mod commands;
 mod errors;
 mod fleet;
