@@ -165,7 +165,7 @@ pub async fn build(
 /// The daily budget of `service` (the `service()` a context shows).
 fn budget(global: &Global, service: String) -> crate::ledger::Budget {
     crate::ledger::Budget {
-        ledger: crate::ledger::Ledger::default_place(),
+        ledger: crate::history::state_dir().map(|dir| crate::ledger::Ledger::in_dir(&dir)),
         daily: global.daily_budget,
         service,
     }

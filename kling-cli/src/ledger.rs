@@ -144,11 +144,6 @@ impl Ledger {
         }
     }
 
-    /// The ledger in the CLI's state directory, if there is one.
-    pub fn default_place() -> Option<Ledger> {
-        crate::history::state_dir().map(|dir| Ledger::in_dir(&dir))
-    }
-
     fn io(&self) -> impl Fn(std::io::Error) -> LedgerError + '_ {
         |source| LedgerError::Io {
             path: self.path.clone(),
@@ -311,7 +306,6 @@ impl Ledger {
 
     /// The newest reservation made with `key` within `ttl`, that the service
     /// may have taken (not settled as not taken).
-    #[allow(dead_code)] // Until `kling mcp` (issue 28) uses it.
     pub fn find_key(&self, key: &str, ttl: Duration) -> Result<Option<Entry>, LedgerError> {
         let now = now_ms();
         let ttl = ttl.as_millis() as u64;
@@ -380,11 +374,20 @@ impl Budget {
             (None, Some(budget)) => return Err(LedgerError::UnknownCost { budget }),
             (None, None) => 0.0,
         };
-        let id = ledger.reserve(&self.service, credits, self.daily, key, by)?;
-        Ok(Some(Reservation {
-            ledger: ledger.clone(),
-            id,
-        }))
+        match ledger.reserve(&self.service, credits, self.daily, key, by) {
+            Ok(id) => Ok(Some(Reservation {
+                ledger: ledger.clone(),
+                id,
+            })),
+            // Without a budget the ledger only keeps count: a full disk must
+            // not stop a paid request (its id is in the journal or the
+            // history, or said). With one, what cannot be counted is refused.
+            Err(error @ LedgerError::Io { .. }) if self.daily.is_none() => {
+                tracing::warn!(%error, "cannot count this request in the spending ledger; going on");
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Settles what the ledger holds for a task that ended: `Ok(task)` for

@@ -16,6 +16,7 @@ mod guard;
 mod history;
 mod interrupt;
 mod ledger;
+mod mcp;
 mod output;
 mod speed;
 mod ui;
@@ -82,6 +83,7 @@ fn parse() -> (Cli, Result<(), String>) {
             | Command::Wait(_)
             | Command::Download(_)
             | Command::Batch(_)
+            | Command::Mcp(_)
     );
     if let Command::Batch(args) = &mut cli.command {
         let source = matches
@@ -224,7 +226,12 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return ExitCode::from(out.usage(&format!("cannot start the runtime: {e}"))),
     };
-    ExitCode::from(runtime.block_on(run(cli, out)))
+    let code = runtime.block_on(run(cli, out));
+    // Everything that matters was awaited. A thread blocked reading stdin
+    // (`kling mcp` after Ctrl-C, the confirmation question) must not keep
+    // the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    ExitCode::from(code)
 }
 
 async fn run(cli: Cli, out: Out) -> u8 {
@@ -235,6 +242,11 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::Spec(args) => return cmd::spec::spec(&out, args).await,
         Command::Login => return cmd::login::login(&out, global.selected_profile.as_ref()),
         Command::Sim(args) => return cmd::sim::sim(&out, args).await,
+        // A human approving an agent's plan: no key needed.
+        Command::Mcp(cli::McpArgs {
+            command: Some(cli::McpCommand::Approve { plan }),
+            ..
+        }) => return mcp::approve(&out, &plan),
         // Reading the history needs no key; refreshing it does.
         Command::History(args) if !args.refresh => return cmd::history::history(&out, &args),
         // The fleet's state, from its store alone: no key needed.
@@ -283,6 +295,7 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::Upload(args) => cmd::upload::upload(&ctx, args).await.map_err(Into::into),
         Command::Credits => cmd::credits::credits(&ctx).await.map_err(Into::into),
         Command::Batch(args) => batch::run(ctx, args).await,
+        Command::Mcp(args) => mcp::serve(ctx, args).await,
         Command::History(args) => cmd::history::refresh_history(&ctx, &args)
             .await
             .map_err(Into::into),

@@ -8,12 +8,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kling_api_ext::Model;
 
 mod batch;
+mod mcp;
 mod values;
 mod webhook;
 pub use batch::BatchArgs;
+pub use mcp::{McpArgs, McpCommand};
+pub(crate) use values::parse_credits;
 pub(crate) use values::parse_duration;
 pub use values::{LimitStore, RateLimitArg, parse_model, parse_set};
-use values::{parse_credits, parse_limit_store, parse_rate_limit};
+use values::{parse_limit_store, parse_rate_limit};
 pub use webhook::WebhookArgs;
 
 pub const EXIT_CODES: &str = "\
@@ -108,13 +111,13 @@ pub struct Global {
     /// (default: host; with `batch --store`, that database)
     #[arg(long, global = true, value_name = "STORE", env = "KLING_RATE_LIMIT_STORE", value_parser = parse_limit_store, hide_env_values = true)]
     pub rate_limit_store: Option<LimitStore>,
-    /// One JSON document on stdout (the default when stdout is not a terminal)
     /// Refuse a paid request that would take today's (UTC) spending on
     /// this service past N credits, counted by every kling process of this
     /// machine in the state directory's ledger (also `daily_budget` in the
     /// config file's profile)
     #[arg(long, global = true, value_name = "N", value_parser = parse_credits)]
     pub daily_budget: Option<f64>,
+    /// One JSON document on stdout (the default when stdout is not a terminal)
     #[arg(long, global = true, overrides_with = "no_json")]
     pub json: bool,
     /// Human-readable output even when stdout is not a terminal
@@ -162,6 +165,8 @@ pub enum Command {
     Login,
     /// Run the simulator in the foreground
     Sim(SimArgs),
+    /// Serve AI agents over MCP (stdio), under a spend guard the server enforces
+    Mcp(McpArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Show versions: the CLI, the API document, the known models

@@ -18,7 +18,7 @@ use crate::output::size;
 use crate::ui;
 use crate::webhook::Webhooks;
 
-pub(super) use super::save::{
+pub(crate) use super::save::{
     check_out_path, default_out, download, result_document, resume_command,
 };
 
@@ -108,7 +108,7 @@ pub fn describe(ctx: &Context, request: &AvatarRequest, preflight: bool) {
 }
 
 /// A task createTask made.
-pub(super) struct Submitted {
+pub(crate) struct Submitted {
     pub id: TaskId,
     /// createTask's answer was lost and the task's callback named it: the
     /// task as then read.
@@ -121,7 +121,7 @@ pub(super) struct Submitted {
 /// lost. With `hooks`, the request's callBackUrl carries a fresh nonce,
 /// recorded with the intent, and a lost answer is recovered from the task's
 /// callback for up to `recover_for`.
-pub(super) async fn submit(
+pub(crate) async fn submit(
     ctx: &Context,
     request: &AvatarRequest,
     output: Option<&Path>,

@@ -268,6 +268,7 @@ fn help_documents_the_commands_and_exit_codes() {
         "credits",
         "batch",
         "sim",
+        "mcp",
         "completions",
     ] {
         assert!(help.contains(&format!("  {command}")), "{command} missing");

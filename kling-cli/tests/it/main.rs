@@ -11,6 +11,7 @@ mod fleet;
 mod history;
 mod limits;
 mod local;
+mod mcp;
 mod money;
 #[cfg(kling_probe)]
 mod probe;
