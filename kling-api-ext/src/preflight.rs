@@ -157,8 +157,32 @@ impl Client {
         // A media host that is down or slow says nothing about the input: that
         // stays a transport or service error (worth another try later), never
         // "invalid input".
+        let about = format!(
+            "{} URL `{subject}` (host `{}`)",
+            kind.field(),
+            url.host_str().unwrap_or_default()
+        );
         let unusable = |e: Error| {
-            if e.is_retryable() {
+            if let Error::Transport {
+                operation,
+                subject: None,
+                task_id,
+                kind,
+                may_have_reached_server,
+                source,
+            } = e
+            {
+                // "could not resolve the host name" alone names neither the
+                // input nor the host.
+                Error::Transport {
+                    operation,
+                    subject: Some(about.clone()),
+                    task_id,
+                    kind,
+                    may_have_reached_server,
+                    source,
+                }
+            } else if e.is_retryable() {
                 e
             } else {
                 invalid(format!("the URL could not be checked: {e}"))

@@ -96,3 +96,10 @@ pub(super) fn reached_suffix(may_have_reached: bool) -> &'static str {
         "; the request was not sent"
     }
 }
+
+pub(super) fn about_suffix(subject: &Option<String>) -> String {
+    subject
+        .as_ref()
+        .map(|s| format!(" of the {}", redact(s)))
+        .unwrap_or_default()
+}

@@ -96,10 +96,14 @@ pub enum Error {
     },
 
     /// The request failed below HTTP: no connection, a timeout, a reset.
-    #[error("{operation}: {kind}{}{}", task_suffix(.task_id), reached_suffix(*.may_have_reached_server))]
+    #[error("{operation}{}: {kind}{}{}", about_suffix(.subject), task_suffix(.task_id), reached_suffix(*.may_have_reached_server))]
     Transport {
         /// The call.
         operation: Operation,
+        /// What it was about, when the operation alone does not say (a
+        /// preflight's input and host: "image URL `https://…` (host
+        /// `example.com`)").
+        subject: Option<String>,
         /// The task, if the call was about one.
         task_id: Option<TaskId>,
         /// What happened.

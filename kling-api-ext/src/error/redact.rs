@@ -272,7 +272,14 @@ pub(crate) fn hide_url_queries(text: &str) -> String {
 /// any text).
 pub(crate) fn safe_url_text(text: &str) -> String {
     match url::Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => safe_url(&url),
+        // Only a URL that writes its host: the parser turns `https:///a.png`
+        // into `https://a.png/`, which is not what the user wrote.
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && crate::request::written_host(text).is_ok() =>
+        {
+            safe_url(&url)
+        }
         _ => redact(text),
     }
 }

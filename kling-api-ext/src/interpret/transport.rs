@@ -48,6 +48,7 @@ pub(crate) fn transport(
     }
     Error::Transport {
         operation,
+        subject: None,
         task_id,
         kind,
         may_have_reached_server,

@@ -132,3 +132,48 @@ fn estimate_needs_a_duration() {
     let request = urls().build().unwrap();
     assert_eq!(request.estimated_credits(16.0), None);
 }
+
+#[test]
+fn a_url_must_write_its_host() {
+    use super::source::written_host;
+    for (text, host) in [
+        ("https://example.com/a.png", "example.com"),
+        (
+            "http://u:p@files.example.com:8443/a.png?x=1",
+            "files.example.com",
+        ),
+        ("https://[::1]:8080/a.png", "[::1]"),
+        ("https://cdn.example.com", "cdn.example.com"),
+    ] {
+        assert_eq!(written_host(text), Ok(host), "{text}");
+    }
+    let no_host = written_host("https:///a.png").unwrap_err();
+    assert!(no_host.contains("no host"), "{no_host}");
+    assert!(
+        no_host.contains("`a.png`"),
+        "the invented host is named: {no_host}"
+    );
+    assert!(
+        written_host("https:a.png")
+            .unwrap_err()
+            .contains("two slashes")
+    );
+    assert!(
+        written_host("https://user@:80/a.png")
+            .unwrap_err()
+            .contains("no host")
+    );
+    // Through the builder: an invalid input naming the field, nothing sent.
+    let error = AvatarRequest::builder()
+        .image("https:///a.png")
+        .audio("https://example.com/a.mp3")
+        .build()
+        .unwrap_err();
+    match error {
+        Error::InvalidInput { field, reason, .. } => {
+            assert_eq!(field, Field::Image);
+            assert!(reason.contains("no host"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -125,6 +125,7 @@ async fn client_config_and_every_error_variant_hide_the_key() {
         },
         Error::Transport {
             operation: Operation::GetTask,
+            subject: None,
             task_id: None,
             kind: TransportKind::Connect,
             may_have_reached_server: false,

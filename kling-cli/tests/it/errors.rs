@@ -38,6 +38,26 @@ fn bad_input_exits_2_and_sends_nothing() {
             "5001 characters",
         ),
         (vec!["--image", &missing, "--audio", &hello], "no such file"),
+        // The URL parser reads `a.png` as this URL's host: it has none.
+        (
+            vec!["--image", "https:///a.png", "--audio", &hello],
+            "invalid image `https:///a.png`: the URL has no host",
+        ),
+        (
+            vec!["--image", &face, "--audio", "http://:8080/v.mp3"],
+            "invalid audio `http://:8080/v.mp3`: not a valid URL (empty host)",
+        ),
+        (
+            vec![
+                "--image",
+                &face,
+                "--audio",
+                &hello,
+                "--callback-url",
+                "https:///hook",
+            ],
+            "no host",
+        ),
         (
             vec!["--image", "ftp://example.com/a.png", "--audio", &hello],
             "only http and https",
@@ -102,6 +122,27 @@ fn bad_input_exits_2_and_sends_nothing() {
         "something was sent: {:?}",
         stats.requests
     );
+}
+
+#[test]
+fn a_media_host_that_does_not_resolve_is_named_before_anything_is_paid() {
+    let sim = sim(|_| {});
+    let output = sim
+        .kling()
+        .args(["generate", "--image", "https://no-such-host.invalid/a.png"])
+        .args(["--audio", &asset("hello.wav")])
+        .output()
+        .unwrap();
+    let said = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains(
+            "image URL `https://no-such-host.invalid/a.png` (host `no-such-host.invalid`)"
+        ),
+        "{said}"
+    );
+    assert_eq!(sim.sim.stats().requests_to("createTask"), 0);
+    assert_eq!(sim.sim.stats().requests_to("uploadStream"), 0);
 }
 
 #[test]
