@@ -9,7 +9,8 @@
 //! several, cannot slip past the budget together. The reservation is later
 //! *settled*: at 0 when the service certainly did not take the request, at
 //! `creditsConsumed` when the task ends and the service reports it, else at
-//! the estimate (0 for a failed task: the service charges nothing for one).
+//! what it was reserved at (0 for a failed task: the service charges nothing
+//! for one).
 //! Until then the estimate counts. The day is the UTC day. Lines are
 //! appended, never rewritten; a damaged line is skipped.
 //!
@@ -70,7 +71,7 @@ pub struct Entry {
     pub key: Option<String>,
     pub by: String,
     pub task_id: Option<String>,
-    /// How it was settled (`creditsConsumed`, `estimate`, `notTaken`,
+    /// How it was settled (`creditsConsumed`, `reserved`, `notTaken`,
     /// `failed`), or `None` while it runs.
     pub settled: Option<String>,
 }
@@ -221,9 +222,36 @@ impl Ledger {
         by: &str,
     ) -> Result<String, LedgerError> {
         let mut file = self.locked()?;
-        let now = now_ms();
+        let entries = match budget {
+            Some(_) => self.read_all(&mut file)?,
+            None => Vec::new(),
+        };
+        self.reserve_locked(
+            &mut file,
+            &entries,
+            service,
+            credits,
+            budget,
+            key,
+            by,
+            now_ms(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reserve_locked(
+        &self,
+        file: &mut File,
+        entries: &[Entry],
+        service: &str,
+        credits: f64,
+        budget: Option<f64>,
+        key: Option<&str>,
+        by: &str,
+        now: u64,
+    ) -> Result<String, LedgerError> {
         if let Some(budget) = budget {
-            let spent = spent_on(&self.read_all(&mut file)?, service, now);
+            let spent = spent_on(entries, service, now);
             if spent + credits > budget + 1e-9 {
                 return Err(LedgerError::OverBudget {
                     budget,
@@ -234,7 +262,7 @@ impl Ledger {
         }
         let id = new_id();
         self.append(
-            &mut file,
+            file,
             &Line::Reserve {
                 id: id.clone(),
                 at: now,
@@ -291,7 +319,9 @@ impl Ledger {
         };
         let (credits, source) = match (consumed, succeeded) {
             (Some(c), _) => (c, "creditsConsumed"),
-            (None, true) => (entry.credits, "estimate"),
+            // What it was counted at: the estimate, or the cap when the
+            // estimate was unknown.
+            (None, true) => (entry.credits, "reserved"),
             (None, false) => (0.0, "failed"),
         };
         self.append(
@@ -306,14 +336,46 @@ impl Ledger {
 
     /// The newest reservation made with `key` within `ttl`, that the service
     /// may have taken (not settled as not taken).
-    pub fn find_key(&self, key: &str, ttl: Duration) -> Result<Option<Entry>, LedgerError> {
+    pub fn find_key(
+        &self,
+        service: &str,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<Entry>, LedgerError> {
+        Ok(keyed(&self.entries()?, service, key, ttl, now_ms()))
+    }
+
+    /// [`Ledger::reserve`] for a call with an idempotency key, in one locked
+    /// step: the newest reservation of `service` with `key` within `ttl`
+    /// when there is one (so two processes given the same call pay once),
+    /// else a new reservation, if the budget allows it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reserve_once(
+        &self,
+        service: &str,
+        credits: f64,
+        budget: Option<f64>,
+        key: &str,
+        ttl: Duration,
+        by: &str,
+    ) -> Result<Reserve, LedgerError> {
+        let mut file = self.locked()?;
+        let entries = self.read_all(&mut file)?;
         let now = now_ms();
-        let ttl = ttl.as_millis() as u64;
-        Ok(self.entries()?.into_iter().rev().find(|e| {
-            e.key.as_deref() == Some(key)
-                && now.saturating_sub(e.at) < ttl
-                && e.settled.as_deref() != Some("notTaken")
-        }))
+        if let Some(first) = keyed(&entries, service, key, ttl, now) {
+            return Ok(Reserve::Existing(first));
+        }
+        self.reserve_locked(
+            &mut file,
+            &entries,
+            service,
+            credits,
+            budget,
+            Some(key),
+            by,
+            now,
+        )
+        .map(Reserve::New)
     }
 }
 
@@ -390,6 +452,28 @@ impl Budget {
         }
     }
 
+    /// Counts a call with an idempotency key, or finds the identical
+    /// earlier call's reservation (one locked step). The key must be
+    /// recorded: a ledger that cannot be written refuses the call.
+    pub fn reserve_once(
+        &self,
+        credits: f64,
+        key: &str,
+        ttl: Duration,
+        by: &str,
+    ) -> Result<Result<Reservation, Entry>, LedgerError> {
+        let ledger = self.ledger.as_ref().ok_or(LedgerError::NoPlace)?;
+        Ok(
+            match ledger.reserve_once(&self.service, credits, self.daily, key, ttl, by)? {
+                Reserve::New(id) => Ok(Reservation {
+                    ledger: ledger.clone(),
+                    id,
+                }),
+                Reserve::Existing(entry) => Err(entry),
+            },
+        )
+    }
+
     /// Settles what the ledger holds for a task that ended: `Ok(task)` for
     /// a success, `Err(GenerationFailed)` for a failure; anything else
     /// leaves it open (its estimate counts).
@@ -429,6 +513,31 @@ impl Reservation {
             tracing::warn!(error = %e, "cannot record the task in the spending ledger");
         }
     }
+}
+
+/// What [`Ledger::reserve_once`] found or made.
+#[derive(Debug)]
+pub enum Reserve {
+    /// A new reservation's id.
+    New(String),
+    /// An identical earlier call's reservation.
+    Existing(Entry),
+}
+
+/// The newest reservation of `service` with `key` made within `ttl` of
+/// `now` that the service may have taken.
+fn keyed(entries: &[Entry], service: &str, key: &str, ttl: Duration, now: u64) -> Option<Entry> {
+    let ttl = ttl.as_millis() as u64;
+    entries
+        .iter()
+        .rev()
+        .find(|e| {
+            e.service == service
+                && e.key.as_deref() == Some(key)
+                && now.saturating_sub(e.at) < ttl
+                && e.settled.as_deref() != Some("notTaken")
+        })
+        .cloned()
 }
 
 fn round(credits: f64) -> f64 {

@@ -215,7 +215,12 @@ fn main() -> ExitCode {
     // A config file error is said once the output is set up (it may be --json).
     let (cli, settings) = parse();
     init_logging(cli.global.verbose, cli.global.quiet);
-    let out = Out::new(cli.global.json, cli.global.no_json, cli.global.quiet);
+    // Under `kling mcp`, stdout is the protocol's: even an error before the
+    // server starts is said on stderr, never as a JSON document there.
+    let out = match cli.command {
+        cli::Command::Mcp(_) => Out::new(false, true, cli.global.quiet),
+        _ => Out::new(cli.global.json, cli.global.no_json, cli.global.quiet),
+    };
     if let Err(reason) = settings {
         return ExitCode::from(out.usage(&reason));
     }

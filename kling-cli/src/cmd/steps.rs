@@ -134,15 +134,18 @@ pub(crate) async fn submit(
     if let Some(reservation) = reservation {
         match &submitted {
             Ok(submitted) => reservation.found(submitted.id.as_str()),
-            Err(e) if e.is_not_taken() => reservation.not_sent(),
+            // Failed before createTask (an upload, a URL check): not sent.
+            Err((_, false)) => reservation.not_sent(),
+            Err((e, true)) if e.is_not_taken() => reservation.not_sent(),
             // Maybe taken: its estimate stays counted.
             Err(_) => {}
         }
     }
-    submitted
+    submitted.map_err(|(e, _)| e)
 }
 
-/// [`submit`], before the ledger hears its outcome.
+/// [`submit`], before the ledger hears its outcome; an error says whether
+/// createTask was reached.
 async fn submit_counted(
     ctx: &Context,
     request: &AvatarRequest,
@@ -150,11 +153,17 @@ async fn submit_counted(
     by: &str,
     hooks: Option<&Webhooks>,
     recover_for: Duration,
-) -> Result<Submitted, Error> {
+) -> Result<Submitted, (Error, bool)> {
     let (request, nonce) = match hooks {
         Some(hooks) => {
             let (nonce, url) = hooks.new_intent();
-            (request.clone().with_callback_url(url)?, Some(nonce))
+            (
+                request
+                    .clone()
+                    .with_callback_url(url)
+                    .map_err(|e| (e, false))?,
+                Some(nonce),
+            )
         }
         None => (request.clone(), None),
     };
@@ -166,7 +175,7 @@ async fn submit_counted(
         _ = cancel.cancelled() => Err(Error::NotSent { operation: kling_api_ext::error::Operation::CreateTask }),
     };
     line.finish();
-    let prepared = prepared?;
+    let prepared = prepared.map_err(|e| (e, false))?;
     // Preflight may have learnt sizes and types of URL inputs.
     for warning in prepared.warnings().iter().skip(request.warnings().len()) {
         ctx.out.warn(warning);
@@ -192,12 +201,16 @@ async fn submit_counted(
     line.finish();
     match (created, hooks, nonce) {
         (Err(lost @ Error::SubmitOutcomeUnknown { .. }), Some(hooks), Some(nonce)) => {
-            recover(ctx, hooks, &nonce, &reference, lost, recover_for).await
+            recover(ctx, hooks, &nonce, &reference, lost, recover_for)
+                .await
+                .map_err(|e| (e, true))
         }
-        (created, ..) => created.map(|id| Submitted {
-            id,
-            recovered: None,
-        }),
+        (created, ..) => created
+            .map(|id| Submitted {
+                id,
+                recovered: None,
+            })
+            .map_err(|e| (e, true)),
     }
 }
 

@@ -86,14 +86,19 @@ fn keys_are_found_within_their_time_and_not_when_not_taken() {
     let id = ledger.reserve("svc", 5.0, None, Some("key"), "t").unwrap();
     ledger.task(&id, "task-1").unwrap();
     let found = ledger
-        .find_key("key", Duration::from_secs(60))
+        .find_key("svc", "key", Duration::from_secs(60))
         .unwrap()
         .unwrap();
     assert_eq!(found.task_id.as_deref(), Some("task-1"));
-    assert!(ledger.find_key("key", Duration::ZERO).unwrap().is_none());
     assert!(
         ledger
-            .find_key("other", Duration::from_secs(60))
+            .find_key("svc", "key", Duration::ZERO)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ledger
+            .find_key("svc", "other", Duration::from_secs(60))
             .unwrap()
             .is_none()
     );
@@ -101,7 +106,7 @@ fn keys_are_found_within_their_time_and_not_when_not_taken() {
     ledger.settle(&again, 0.0, "notTaken").unwrap();
     assert!(
         ledger
-            .find_key("k2", Duration::from_secs(60))
+            .find_key("svc", "k2", Duration::from_secs(60))
             .unwrap()
             .is_none()
     );
@@ -139,4 +144,53 @@ fn the_file_is_private() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_keyed_call_reserves_once_per_service() {
+    let (_dir, ledger) = ledger();
+    let minute = Duration::from_secs(60);
+    let first = match ledger
+        .reserve_once("svc", 5.0, None, "k", minute, "t")
+        .unwrap()
+    {
+        Reserve::New(id) => id,
+        other => panic!("{other:?}"),
+    };
+    match ledger
+        .reserve_once("svc", 5.0, None, "k", minute, "t")
+        .unwrap()
+    {
+        Reserve::Existing(entry) => assert_eq!(entry.id, first),
+        other => panic!("{other:?}"),
+    }
+    // Another service (the simulator's, say) does not share its keys.
+    assert!(matches!(
+        ledger
+            .reserve_once("sim", 5.0, None, "k", minute, "t")
+            .unwrap(),
+        Reserve::New(_)
+    ));
+    assert!(ledger.find_key("other", "k", minute).unwrap().is_none());
+    // Two processes at once: one reservation.
+    let (_dir, ledger) = self::ledger();
+    let made: usize = std::thread::scope(|s| {
+        (0..8)
+            .map(|_| {
+                let ledger = ledger.clone();
+                s.spawn(move || {
+                    matches!(
+                        ledger
+                            .reserve_once("svc", 5.0, None, "same", minute, "t")
+                            .unwrap(),
+                        Reserve::New(_)
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap() as usize)
+            .sum()
+    });
+    assert_eq!(made, 1);
 }

@@ -33,25 +33,40 @@ impl Server {
         output: Option<Option<&str>>,
     ) -> Result<Paid, ToolError> {
         let estimate = self.ctx.client.estimate_credits(&request);
-        if let Some(ledger) = &self.ctx.budget.ledger
-            && let Some(first) = ledger.find_key(key, self.idempotency_window)?
+        let service = self.ctx.budget.service.clone();
+        let existing = |first: crate::ledger::Entry, request: AvatarRequest| {
+            match first
+            .task_id
+            .as_deref()
+            .map(TaskId::new)
         {
-            return match first.task_id.as_deref().map(TaskId::new) {
-                Some(Ok(task_id)) => Ok(Paid {
-                    task_id,
-                    estimate,
-                    deduplicated: true,
-                    request,
-                    recovered: None,
-                }),
-                _ => Err(ToolError::refused(
-                    "duplicate_unknown",
-                    "an identical call was made earlier and its outcome is unknown (createTask's answer was lost, or it is being sent by another process): its task may exist and be paid for. Check `history`; only a human should decide to pay again, with a new idempotency_key",
-                )
-                .with("idempotencyKey", key)),
-            };
+            Some(Ok(task_id)) => Ok(Paid {
+                task_id,
+                estimate,
+                deduplicated: true,
+                request,
+                recovered: None,
+            }),
+            _ => Err(ToolError::refused(
+                "duplicate_unknown",
+                "an identical call was made earlier and its outcome is unknown (createTask's answer was lost, or it is being sent by another process): its task may exist and be paid for. Check `history`; only a human should decide to pay again, with a new idempotency_key",
+            )
+            .with("idempotencyKey", key)),
         }
-        let Some(cap) = args.max_credits.or(self.max_credits_per_task) else {
+        };
+        // A quick look first (the locked one is below): a repeated call needs
+        // no cap, approval or balance.
+        if let Some(ledger) = &self.ctx.budget.ledger
+            && let Some(first) = ledger.find_key(&service, key, self.idempotency_window)?
+        {
+            return existing(first, request);
+        }
+        // The server's cap is a ceiling: an agent's max_credits only lowers it.
+        let cap = match (args.max_credits, self.max_credits_per_task) {
+            (Some(asked), Some(server)) => Some(asked.min(server)),
+            (asked, server) => asked.or(server),
+        };
+        let Some(cap) = cap else {
             return Err(ToolError::refused(
                 "cap_required",
                 "every paid call needs a cap: give max_credits (ask the user how much this video may cost; `estimate` gives the price), or start the server with --max-credits-per-task",
@@ -65,24 +80,47 @@ impl Server {
             )
             .with("field", "max_credits"));
         }
-        if let Some(estimate) = estimate
-            && estimate > cap
-        {
+        // Counted at its estimate; an audio of unknown length (a URL whose
+        // length cannot be read) at the longest audio upstream Kling takes,
+        // never at the agent's own cap.
+        let counted = match estimate {
+            Some(estimate) => estimate,
+            None => {
+                let rate = self
+                    .ctx
+                    .client
+                    .credits_per_second(self.ctx.client.model_for(&request));
+                let longest = kling_api_ext::media::soft_limits::MAX_AUDIO.as_secs_f64();
+                (longest * rate * 100.0).round() / 100.0
+            }
+        };
+        if counted > cap {
+            let why = match estimate {
+                Some(_) => {
+                    format!("this video is estimated at {counted} credits, above its cap of {cap}")
+                }
+                None => format!(
+                    "the audio's length is not known (a URL), so this video is counted at its longest ({counted} credits), above its cap of {cap}; give the audio as a file inside a root to price it exactly"
+                ),
+            };
             return Err(ToolError::refused(
-                "over_cap",
-                format!("this video is estimated at {estimate} credits, above its cap of {cap}; nothing was sent. Do not raise the cap on your own: ask the user"),
+                if estimate.is_some() {
+                    "over_cap"
+                } else {
+                    "cost_unknown"
+                },
+                format!("{why}; nothing was sent. Do not raise the cap on your own: ask the user"),
             )
-            .with("estimatedCredits", estimate)
+            .with("countedCredits", counted)
             .with("maxCredits", cap));
         }
-        // Counted at its estimate, else at its cap.
-        let counted = estimate.unwrap_or(cap);
-        if let Some(threshold) = self.approve_above
-            && counted > threshold
-        {
-            self.approval(args, &request, counted, threshold, agent)
-                .await?;
-        }
+        let plan = match self.approve_above {
+            Some(threshold) if counted > threshold => {
+                self.approval(args, &request, counted, threshold, agent)
+                    .await?
+            }
+            _ => None,
+        };
         self.ctx.budget.check(Some(counted))?;
         match self.ctx.client.credits().await {
             Ok(balance) if balance < counted => {
@@ -103,7 +141,25 @@ impl Server {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the balance; going on"),
         }
-        let reservation = self.ctx.budget.reserve(Some(counted), Some(key), by)?;
+        // The key is recorded with the reservation, in one locked step: two
+        // servers given the same call pay once.
+        let reservation =
+            match self
+                .ctx
+                .budget
+                .reserve_once(counted, key, self.idempotency_window, by)?
+            {
+                Ok(reservation) => reservation,
+                Err(first) => return existing(first, request),
+            };
+        // The plan is used up only now that the call goes ahead.
+        if let Some((plan, hash)) = plan
+            && let Err(e) = self.plans.consume(&plan, &hash, counted, &service)
+        {
+            reservation.not_sent();
+            return Err(ToolError::refused(e.code(), e.to_string()).with("planId", plan));
+        }
+        let reservation = Some(reservation);
         let out = output.map(|name| {
             name.map_or_else(
                 || self.out_dir.join("TASK_ID.mp4"),
@@ -149,23 +205,30 @@ impl Server {
         counted: f64,
         threshold: f64,
         agent: &impl Agent,
-    ) -> Result<(), ToolError> {
-        let (_, hash) = self.request(&args.video)?;
+    ) -> Result<Option<(String, String)>, ToolError> {
+        let (_, hash, _staged) = self.request(&args.video)?;
         if let Some(plan) = &args.plan_id {
-            return self.plans.consume(plan, &hash).map(|_| ()).map_err(|e| {
-                ToolError::refused(e.code(), e.to_string()).with("planId", plan.as_str())
-            });
+            return self
+                .plans
+                .check(plan, &hash, counted, &self.ctx.budget.service)
+                .map(|_| Some((plan.clone(), hash)))
+                .map_err(|e| {
+                    ToolError::refused(e.code(), e.to_string()).with("planId", plan.as_str())
+                });
         }
+        // As the agent gave it (the upload is of a staged copy).
+        let prompt: String = request.prompt().chars().take(80).collect();
         let summary = format!(
-            "one avatar video ({}, audio {}), counted at {counted} credits",
+            "one avatar video, {}, image {}, audio {}, prompt {prompt:?}, counted at {counted} credits",
             self.ctx.client.model_for(request),
-            request.audio().source()
+            kling_api_ext::redact(args.video.image.trim()),
+            kling_api_ext::redact(args.video.audio.trim()),
         );
         match agent
             .ask(format!("Spend up to {counted} credits on {summary}? (above the approval threshold of {threshold})"))
             .await
         {
-            Some(true) => Ok(()),
+            Some(true) => Ok(None),
             Some(false) => Err(ToolError::refused("declined", "the user declined this spending; nothing was sent")),
             None => {
                 let plan = self

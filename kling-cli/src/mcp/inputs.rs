@@ -9,17 +9,22 @@ use sha2::{Digest as _, Sha256};
 
 use super::{Server, ToolError};
 
-/// A media input as given: a URL, or a file inside the roots.
+/// A media input as given: a URL, or a file inside the roots, read once
+/// and staged (see [`Server::input`]).
 pub enum Input {
     Url(String),
-    File(PathBuf),
+    File { staged: PathBuf, sha256: String },
 }
+
+/// The staged copies of a call's local inputs: removed when dropped, after
+/// the call has uploaded them.
+pub struct Staged(Option<tempfile::TempDir>);
 
 impl Input {
     fn as_builder_text(&self) -> String {
         match self {
             Input::Url(url) => url.clone(),
-            Input::File(path) => path.display().to_string(),
+            Input::File { staged, .. } => staged.display().to_string(),
         }
     }
 
@@ -27,10 +32,7 @@ impl Input {
     fn identity(&self) -> String {
         match self {
             Input::Url(url) => url.clone(),
-            Input::File(path) => match std::fs::read(path) {
-                Ok(bytes) => format!("sha256:{}", hex(&Sha256::digest(&bytes))),
-                Err(_) => path.display().to_string(),
-            },
+            Input::File { sha256, .. } => format!("sha256:{sha256}"),
         }
     }
 }
@@ -40,8 +42,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Server {
-    /// Reads one input (`field` is `image` or `audio`).
-    pub fn input(&self, field: &str, text: &str) -> Result<Input, ToolError> {
+    /// Reads one input (`field` is `image` or `audio`). A local file is
+    /// checked against the roots, read once, checked again, and copied into
+    /// `staging`: what is uploaded is what was checked, even if the path is
+    /// swapped for a link outside the roots while the call waits.
+    pub fn input(&self, field: &str, text: &str, staging: &mut Staged) -> Result<Input, ToolError> {
         let text = text.trim();
         let lower = text.to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
@@ -84,7 +89,29 @@ impl Server {
             )
             .with("field", field));
         }
-        Ok(Input::File(real))
+        let bytes = std::fs::read(&real).map_err(|e| refuse(format!("cannot be read: {e}")))?;
+        if std::fs::canonicalize(&real).ok().as_ref() != Some(&real) {
+            return Err(refuse("it changed while it was read; give it again".into()));
+        }
+        let dir = match &mut staging.0 {
+            Some(dir) => dir,
+            empty => empty.insert(
+                tempfile::tempdir()
+                    .map_err(|e| ToolError::refused("io", format!("cannot stage {field}: {e}")))?,
+            ),
+        };
+        let name = real
+            .file_name()
+            .map_or_else(|| field.into(), |n| n.to_owned());
+        let sub = dir.path().join(field);
+        let staged = sub.join(name);
+        std::fs::create_dir_all(&sub)
+            .and_then(|()| std::fs::write(&staged, &bytes))
+            .map_err(|e| ToolError::refused("io", format!("cannot stage {field}: {e}")))?;
+        Ok(Input::File {
+            staged,
+            sha256: hex(&Sha256::digest(&bytes)),
+        })
     }
 
     fn roots_text(&self) -> String {
@@ -101,9 +128,10 @@ impl Server {
     pub fn request(
         &self,
         video: &super::tools::VideoArgs,
-    ) -> Result<(AvatarRequest, String), ToolError> {
-        let image = self.input("image", &video.image)?;
-        let audio = self.input("audio", &video.audio)?;
+    ) -> Result<(AvatarRequest, String, Staged), ToolError> {
+        let mut staged = Staged(None);
+        let image = self.input("image", &video.image, &mut staged)?;
+        let audio = self.input("audio", &video.audio, &mut staged)?;
         let mut builder = AvatarRequest::builder()
             .image(image.as_builder_text().as_str())
             .audio(audio.as_builder_text().as_str())
@@ -123,6 +151,6 @@ impl Server {
             "audio": audio.identity(),
         });
         let key = format!("req-{}", &hex(&Sha256::digest(identity.to_string()))[..32]);
-        Ok((request, key))
+        Ok((request, key, staged))
     }
 }

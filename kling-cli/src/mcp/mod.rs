@@ -65,7 +65,7 @@ pub struct Server {
 pub struct ToolError {
     pub code: String,
     pub message: String,
-    /// Nothing was uploaded or submitted.
+    /// No createTask reached the service: nothing was paid for.
     pub nothing_sent: bool,
     #[serde(flatten)]
     pub details: serde_json::Map<String, Value>,
@@ -226,21 +226,42 @@ pub async fn serve(ctx: Context, args: McpArgs) -> Result<u8, Failure> {
     Ok(crate::error::code::OK)
 }
 
-/// `kling mcp approve PLAN`: a human approves an agent's plan.
+/// `kling mcp approve PLAN`: a person approves an agent's plan, at a
+/// terminal, after reading what it pays for. An agent with a shell cannot
+/// approve its own plan by running the command: without a terminal it is
+/// refused.
 pub fn approve(out: &crate::output::Out, plan: &str) -> u8 {
+    use std::io::IsTerminal as _;
     let plans = match plans::Plans::default_place("") {
         Ok(plans) => plans,
         Err(reason) => return out.error(&CliError::config(None, reason)),
     };
-    match plans.approve(plan.trim()) {
+    let refuse = |reason: String| out.error(&CliError::config(Some(plan.to_owned()), reason));
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return refuse(
+            "approving spending needs a person at a terminal (standard input and error are not one): run this command yourself, in a terminal".into(),
+        );
+    }
+    let found = match plans.peek(plan.trim()) {
+        Ok(found) => found,
+        Err(e) => return refuse(e.to_string()),
+    };
+    out.say(&format!(
+        "plan {}: {} on {}, at most {} credits.\nType yes to approve it (anything else refuses):",
+        found.id, found.summary, found.service, found.credits
+    ));
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() || answer.trim() != "yes" {
+        return refuse("not approved: nothing changed".into());
+    }
+    match plans.approve(&found.id) {
         Ok(plan) => {
             out.say(&format!(
-                "approved {}: {}; the agent may now make that call once, with plan_id {}, within 15 minutes of its refusal",
-                plan.id, plan.summary, plan.id
+                "approved {}: the agent may now make that call once, with plan_id {}, before the plan expires",
+                plan.id, plan.id
             ));
-            out.text(&plan.id);
             crate::error::code::OK
         }
-        Err(e) => out.error(&CliError::config(Some(plan.to_owned()), e.to_string())),
+        Err(e) => refuse(e.to_string()),
     }
 }

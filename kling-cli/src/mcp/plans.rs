@@ -65,6 +65,8 @@ pub enum PlanError {
         "plan {0} is for another request (its hash differs): a plan approves one exact request"
     )]
     OtherRequest(String),
+    #[error("plan {0} approved at most {1} credits on {2}; this call is counted at {3} on {4}")]
+    Exceeded(String, f64, String, f64, String),
     #[error("plan {0} has expired: plans last 15 minutes; make the call again for a new one")]
     Expired(String),
     #[error("plan {0} is not approved yet: a human approves it with `kling mcp approve {0}`")]
@@ -84,6 +86,7 @@ impl PlanError {
             PlanError::Expired(_) => "plan_expired",
             PlanError::NotApproved(_) => "plan_not_approved",
             PlanError::Used(_) => "plan_used",
+            PlanError::Exceeded(..) => "plan_exceeded",
             PlanError::Io { .. } => "io",
         }
     }
@@ -188,6 +191,15 @@ impl Plans {
         Ok(plan)
     }
 
+    /// A plan as it stands.
+    pub fn peek(&self, id: &str) -> Result<Plan, PlanError> {
+        let (_file, plans) = self.locked()?;
+        plans
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| PlanError::Unknown(id.to_owned()))
+    }
+
     /// Approves a plan (a human, from a terminal).
     pub fn approve(&self, id: &str) -> Result<Plan, PlanError> {
         let (mut file, plans) = self.locked()?;
@@ -212,9 +224,49 @@ impl Plans {
         Ok(plan)
     }
 
-    /// Uses an approved plan for the request `hash`, once.
-    pub fn consume(&self, id: &str, hash: &str) -> Result<Plan, PlanError> {
+    /// Whether an approved plan covers this call (nothing is used up).
+    pub fn check(
+        &self,
+        id: &str,
+        hash: &str,
+        credits: f64,
+        service: &str,
+    ) -> Result<Plan, PlanError> {
+        let (_file, plans) = self.locked()?;
+        usable(plans, id, hash, credits, service)
+    }
+
+    /// Uses an approved plan for this call, once.
+    pub fn consume(
+        &self,
+        id: &str,
+        hash: &str,
+        credits: f64,
+        service: &str,
+    ) -> Result<Plan, PlanError> {
         let (mut file, plans) = self.locked()?;
+        let plan = usable(plans, id, hash, credits, service)?;
+        self.append(
+            &mut file,
+            &Line::Used {
+                id: id.to_owned(),
+                at: now_ms(),
+            },
+        )?;
+        Ok(plan)
+    }
+}
+
+/// The plan `id`, if it is approved, unused, unexpired, for this request,
+/// service and at least these credits.
+fn usable(
+    plans: Vec<Plan>,
+    id: &str,
+    hash: &str,
+    credits: f64,
+    service: &str,
+) -> Result<Plan, PlanError> {
+    {
         let plan = plans
             .into_iter()
             .find(|p| p.id == id)
@@ -231,13 +283,15 @@ impl Plans {
         if !plan.approved {
             return Err(PlanError::NotApproved(id.to_owned()));
         }
-        self.append(
-            &mut file,
-            &Line::Used {
-                id: id.to_owned(),
-                at: now_ms(),
-            },
-        )?;
+        if credits > plan.credits + 1e-9 || service != plan.service {
+            return Err(PlanError::Exceeded(
+                id.to_owned(),
+                plan.credits,
+                plan.service,
+                credits,
+                service.to_owned(),
+            ));
+        }
         Ok(plan)
     }
 }
@@ -291,17 +345,32 @@ mod tests {
         let plans = Plans::in_dir(dir.path());
         let plan = plans.create("h1", "svc", 600.0, "one video").unwrap();
         assert_eq!(
-            plans.consume(&plan.id, "h1"),
+            plans.consume(&plan.id, "h1", 600.0, "svc"),
             Err(PlanError::NotApproved(plan.id.clone()))
         );
         plans.approve(&plan.id).unwrap();
         assert_eq!(
-            plans.consume(&plan.id, "other"),
+            plans.consume(&plan.id, "other", 600.0, "svc"),
             Err(PlanError::OtherRequest(plan.id.clone()))
         );
-        assert!(plans.consume(&plan.id, "h1").unwrap().approved);
+        // Not for more credits, nor on another service.
+        assert!(matches!(
+            plans.consume(&plan.id, "h1", 601.0, "svc"),
+            Err(PlanError::Exceeded(..))
+        ));
+        assert!(matches!(
+            plans.check(&plan.id, "h1", 600.0, "real"),
+            Err(PlanError::Exceeded(..))
+        ));
+        assert!(plans.check(&plan.id, "h1", 600.0, "svc").is_ok());
+        assert!(
+            plans
+                .consume(&plan.id, "h1", 500.0, "svc")
+                .unwrap()
+                .approved
+        );
         assert_eq!(
-            plans.consume(&plan.id, "h1"),
+            plans.consume(&plan.id, "h1", 500.0, "svc"),
             Err(PlanError::Used(plan.id.clone()))
         );
         assert_eq!(

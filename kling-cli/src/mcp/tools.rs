@@ -45,7 +45,7 @@ impl StatusOut {
 
 impl Server {
     pub async fn estimate(&self, args: VideoArgs) -> Result<EstimateOut, ToolError> {
-        let (request, _) = self.request(&args)?;
+        let (request, _, _staged) = self.request(&args)?;
         let model = self.ctx.client.model_for(&request);
         let facts = |m: &kling_api_ext::request::Media| {
             m.facts()
@@ -81,7 +81,15 @@ impl Server {
         args: GenerateArgs,
         agent: &impl Agent,
     ) -> Result<GenerateOut, ToolError> {
-        let (request, key) = self.request(&args.paid.video)?;
+        let (request, key, _staged) = self.request(&args.paid.video)?;
+        // Checked before anything is paid for (the task id names the
+        // default file, so it is checked again below).
+        if args.file_name.is_some() {
+            self.out_path(
+                args.file_name.as_deref(),
+                &TaskId::new("check").expect("a valid id"),
+            )?;
+        }
         let key = args.paid.idempotency_key.clone().unwrap_or(key);
         // Held to the end: an identical call waits, then finds the video.
         let lock = self.key_lock(&key);
@@ -139,7 +147,7 @@ impl Server {
     }
 
     pub async fn submit(&self, args: PaidArgs, agent: &impl Agent) -> Result<SubmitOut, ToolError> {
-        let (request, key) = self.request(&args.video)?;
+        let (request, key, _staged) = self.request(&args.video)?;
         let key = args.idempotency_key.clone().unwrap_or(key);
         let lock = self.key_lock(&key);
         let _held = lock.lock().await;

@@ -107,6 +107,13 @@ async def main_session():
                       "a call above its cap is refused", r)
                 check(server.stats() == (2, 1), "with nothing uploaded", server.stats())
 
+                r = await s.call_tool("generate", video(prompt="bad name", max_credits=100, file_name="../x.mp4"))
+                check(r.is_error and structured(r)["code"] == "invalid_input", "a bad file_name is refused first", r)
+                r = await s.call_tool("submit", dict(image=FACE, audio="https://example.com/voice.mp3", max_credits=100))
+                check(r.is_error and structured(r)["code"] == "cost_unknown" and structured(r)["countedCredits"] == 4800,
+                      "an audio of unknown length is counted at its longest, not at the agent's cap", r)
+                check(server.stats() == (2, 1), "nothing sent for them", server.stats())
+
                 for name, path in [("outside", os.path.join(WORK, "outside.png")),
                                    ("symlink", os.path.join(ROOT, "link.png"))]:
                     r = await s.call_tool("estimate", dict(image=path, audio=VOICE))
@@ -130,6 +137,30 @@ async def main_session():
                 check(structured(r)["state"] == "success", "status reads a task", r)
 
 
+def approve_at_terminal(plan, answer):
+    """`kling mcp approve PLAN` on a pseudo-terminal, typing `answer`."""
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(KLING, [KLING, "mcp", "approve", plan], ENV)
+    said = b""
+    while b"Type yes" not in said:
+        chunk = os.read(fd, 4096)
+        check(chunk != b"", "the approval shows the plan and asks", said)
+        said += chunk
+    os.write(fd, (answer + "\n").encode())
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        said += chunk
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), said.decode(errors="replace")
+
+
 async def approval_sessions():
     # Above the approval threshold, a client without elicitation gets a plan.
     server = Server("plans", [], ["--approve-above", "10", "--max-credits-per-task", "100"])
@@ -145,8 +176,13 @@ async def approval_sessions():
                 check(refusal["approveCommand"] == f"kling mcp approve {plan}", "the refusal says the command", refusal)
                 r = await s.call_tool("submit", video(prompt="needs approval", plan_id=plan))
                 check(r.is_error and structured(r)["code"] == "plan_not_approved", "an unapproved plan is refused", r)
-                approved = subprocess.run([KLING, "mcp", "approve", plan], env=ENV, capture_output=True, text=True)
-                check(approved.returncode == 0, "a human approves the plan", approved.stderr)
+                # An agent with a shell cannot approve its own plan: no terminal.
+                agent = subprocess.run([KLING, "mcp", "approve", plan], env=ENV, capture_output=True, text=True)
+                check(agent.returncode == 2 and "terminal" in agent.stderr, "approval without a terminal is refused", agent.stderr)
+                code, said = approve_at_terminal(plan, "no")
+                check(code == 2, "a person who does not type yes approves nothing", said)
+                code, said = approve_at_terminal(plan, "yes")
+                check(code == 0 and "needs approval" in said, "a person approves the plan after reading it", said)
                 r = await s.call_tool("submit", video(prompt="other request", plan_id=plan))
                 check(r.is_error and structured(r)["code"] == "plan_mismatch", "a plan approves one exact request", r)
                 r = await s.call_tool("submit", video(prompt="needs approval", plan_id=plan))
