@@ -91,9 +91,13 @@ pub async fn build(
                 kling_fleet::FileLimiter::per_account(dir.join("ratelimit")),
             ),
             (LimitStore::Host | LimitStore::Process, _) => builder,
+            #[cfg(feature = "postgres")]
             (LimitStore::Postgres(url), _) => {
                 builder.rate_limiter_per_account(kling_fleet::PgLimiter::per_account(url))
             }
+            // main refuses a postgres:// store in a build without it.
+            #[cfg(not(feature = "postgres"))]
+            (LimitStore::Postgres(_), _) => builder,
         };
         customize(builder)
     };

@@ -53,6 +53,7 @@ pub enum CliError {
     /// The job store (`batch --store`) could not be reached or used; nothing
     /// more was sent.
     #[error("the job store: {message}")]
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Store {
         /// What went wrong, with its cause (never the URL's password).
         message: String,
@@ -86,6 +87,21 @@ impl CliError {
             subject,
             reason: reason.into(),
         }
+    }
+
+    /// `what` (a flag or a command) needs a feature this build was made
+    /// without.
+    #[cfg_attr(
+        all(feature = "postgres", feature = "webhooks", feature = "mcp"),
+        allow(dead_code)
+    )]
+    pub fn missing_feature(what: &str, feature: &str) -> CliError {
+        CliError::config(
+            Some(what.to_owned()),
+            format!(
+                "this kling was built without the `{feature}` feature; nothing was sent. Build it with the feature: cargo install --path kling-cli --features {feature} (the default features include it)"
+            ),
+        )
     }
 
     /// A file the CLI keeps that could not be read or written.

@@ -16,6 +16,7 @@ mod guard;
 mod history;
 mod interrupt;
 mod ledger;
+#[cfg(feature = "mcp")]
 mod mcp;
 mod output;
 mod speed;
@@ -239,7 +240,44 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// A flag or command this build has no feature for: refused before
+/// anything else, naming the feature (exit 2).
+fn missing_feature(cli: &Cli) -> Option<error::CliError> {
+    let missing = |what: &str, feature: &str| Some(error::CliError::missing_feature(what, feature));
+    if !cfg!(feature = "mcp") && matches!(cli.command, Command::Mcp(_)) {
+        return missing("kling mcp", "mcp");
+    }
+    if !cfg!(feature = "postgres") {
+        if let Command::Batch(args) = &cli.command
+            && (args.store.is_some() || args.status)
+        {
+            return missing(if args.status { "--status" } else { "--store" }, "postgres");
+        }
+        if matches!(
+            cli.global.rate_limit_store,
+            Some(cli::LimitStore::Postgres(_))
+        ) {
+            return missing("--rate-limit-store postgres://…", "postgres");
+        }
+    }
+    if !cfg!(feature = "webhooks") {
+        let listen = match &cli.command {
+            Command::Generate(args) => args.webhook.listen.is_some(),
+            Command::Batch(args) => args.webhook.listen.is_some(),
+            Command::Mcp(args) => args.webhook.listen.is_some(),
+            _ => false,
+        };
+        if listen {
+            return missing("--listen", "webhooks");
+        }
+    }
+    None
+}
+
 async fn run(cli: Cli, out: Out) -> u8 {
+    if let Some(error) = missing_feature(&cli) {
+        return out.error(&error);
+    }
     let global = cli.global;
     match cli.command {
         Command::Completions(args) => return cmd::completions::completions(args),
@@ -248,6 +286,7 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::Login => return cmd::login::login(&out, global.selected_profile.as_ref()),
         Command::Sim(args) => return cmd::sim::sim(&out, args).await,
         // A human approving an agent's plan: no key needed.
+        #[cfg(feature = "mcp")]
         Command::Mcp(cli::McpArgs {
             command: Some(cli::McpCommand::Approve { plan }),
             ..
@@ -255,6 +294,7 @@ async fn run(cli: Cli, out: Out) -> u8 {
         // Reading the history needs no key; refreshing it does.
         Command::History(args) if !args.refresh => return cmd::history::history(&out, &args),
         // The fleet's state, from its store alone: no key needed.
+        #[cfg(feature = "postgres")]
         Command::Batch(args) if args.status => {
             return match batch::status(out, &args).await {
                 Ok(code) => code,
@@ -278,8 +318,9 @@ async fn run(cli: Cli, out: Out) -> u8 {
     let customize = |b: kling_api_ext::ClientBuilder| {
         let b = b.preflight(preflight);
         match &fleet_store {
+            #[cfg(feature = "postgres")]
             Some(url) => b.rate_limiter_per_account(kling_fleet::PgLimiter::per_account(url)),
-            None => b,
+            _ => b,
         }
     };
     let ctx = match context::build(&global, out, customize).await {
@@ -300,7 +341,10 @@ async fn run(cli: Cli, out: Out) -> u8 {
         Command::Upload(args) => cmd::upload::upload(&ctx, args).await.map_err(Into::into),
         Command::Credits => cmd::credits::credits(&ctx).await.map_err(Into::into),
         Command::Batch(args) => batch::run(ctx, args).await,
+        #[cfg(feature = "mcp")]
         Command::Mcp(args) => mcp::serve(ctx, args).await,
+        #[cfg(not(feature = "mcp"))]
+        Command::Mcp(_) => unreachable!("refused by missing_feature"),
         Command::History(args) => cmd::history::refresh_history(&ctx, &args)
             .await
             .map_err(Into::into),

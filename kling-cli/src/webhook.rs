@@ -2,11 +2,15 @@
 //! the per-intent nonces in each job's `callBackUrl`, and the wait options
 //! that end on callbacks.
 
+// The receiver's setup is used only with the `webhooks` feature.
+#![cfg_attr(not(feature = "webhooks"), allow(dead_code))]
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use kling_api_ext::WaitOptions;
 use kling_api_ext::wait::SafetyPoll;
+#[cfg(feature = "webhooks")]
 use kling_fleet::receiver::{ReceiverConfig, ServeOptions, hub_router, serve};
 use kling_fleet::{CallbackHub, callback_url};
 use url::Url;
@@ -175,6 +179,31 @@ pub async fn start(
     let Some(listen) = args.listen else {
         return Ok(None);
     };
+    receive(out, args, listen, callback_url, service)
+        .await
+        .map(Some)
+}
+
+/// `start` in a build without the receiver (main refuses `--listen` first).
+#[cfg(not(feature = "webhooks"))]
+async fn receive(
+    _out: &Out,
+    _args: &WebhookArgs,
+    _listen: std::net::SocketAddr,
+    _callback_url: Option<&str>,
+    _service: &Url,
+) -> Result<Webhooks, CliError> {
+    Err(CliError::missing_feature("--listen", "webhooks"))
+}
+
+#[cfg(feature = "webhooks")]
+async fn receive(
+    out: &Out,
+    args: &WebhookArgs,
+    listen: std::net::SocketAddr,
+    callback_url: Option<&str>,
+    service: &Url,
+) -> Result<Webhooks, CliError> {
     if callback_url.is_some() {
         return Err(invalid(
             "--callback-url",
@@ -206,12 +235,12 @@ pub async fn start(
         "  hooks listening on {bound}; callbacks to {}<nonce>",
         with_slash(&public)
     ));
-    Ok(Some(Webhooks {
+    Ok(Webhooks {
         hub,
         public,
         safety_first: args.safety_poll,
         server,
-    }))
+    })
 }
 
 fn with_slash(url: &Url) -> String {

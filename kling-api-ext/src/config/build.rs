@@ -165,7 +165,7 @@ fn parse_base_url(what: &str, text: &str) -> std::result::Result<Url, String> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!("{what} {text:?}: use an absolute http(s) URL"));
     }
-    crate::request::written_host(text).map_err(|reason| format!("{what} {text:?}: {reason}"))?;
+    crate::error::written_host(text).map_err(|reason| format!("{what} {text:?}: {reason}"))?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("{what} {text:?}: no query or fragment allowed"));
     }

@@ -22,7 +22,7 @@ mod redact;
 pub use kind::{ApiErrorKind, Field, TransportKind};
 use message::*;
 
-pub(crate) use redact::{hide_url_queries, safe_url_text};
+pub(crate) use redact::{hide_url_queries, safe_url_text, written_host};
 pub use redact::{redact, register_secret, safe_url};
 
 /// Everything that can go wrong, one variant per thing a caller acts on

@@ -17,8 +17,8 @@ pub use input::{InputBuilder, input_schema};
 
 pub use model::Model;
 use source::RawSource;
+pub(crate) use source::check_http_url;
 pub use source::{IntoMediaInput, MediaInputRaw, MediaSource};
-pub(crate) use source::{check_http_url, written_host};
 
 /// The longest prompt, in characters (Unicode scalar values, not bytes).
 pub const MAX_PROMPT_CHARS: usize = 5000;

@@ -135,44 +135,6 @@ pub(super) fn check_media_url(kind: MediaKind, text: &str) -> Result<Url, Error>
     check_http_url(kind.field(), text)
 }
 
-/// The host as written in `text` (`scheme://[user@]HOST[:port]/...`), or
-/// why there is none. The URL parser is lenient: it reads `https:///a.png`
-/// and `https:a.png` as the host `a.png`, inventing a host the text never
-/// gave; this reads what was written.
-pub(crate) fn written_host(text: &str) -> Result<&str, String> {
-    let text = text.trim();
-    let Some((_, rest)) = text.split_once(':') else {
-        return Err("it is not an absolute URL".into());
-    };
-    let Some(rest) = rest.strip_prefix("//") else {
-        return Err("write it as scheme://HOST/PATH (the two slashes and a host)".into());
-    };
-    let authority = &rest[..rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len())];
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = if host.starts_with('[') {
-        &host[..host.find(']').map_or(host.len(), |end| end + 1)]
-    } else {
-        host.rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(host, _)| host)
-    };
-    if host.is_empty() {
-        return Err(format!(
-            "the URL has no host (nothing between `//` and the path{}); write it as scheme://HOST/PATH",
-            match Url::parse(text)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-            {
-                Some(invented) => format!(": a URL parser would take `{invented}` for the host"),
-                None => String::new(),
-            }
-        ));
-    }
-    Ok(host)
-}
-
 /// Parses an absolute http(s) URL with a host.
 pub(crate) fn check_http_url(field: Field, text: &str) -> Result<Url, Error> {
     let url = Url::parse(text).map_err(|e| {
@@ -199,6 +161,7 @@ pub(crate) fn check_http_url(field: Field, text: &str) -> Result<Url, Error> {
             "the URL has no host",
         ));
     }
-    written_host(text).map_err(|reason| Error::invalid(field, Some(text.to_owned()), reason))?;
+    crate::error::written_host(text)
+        .map_err(|reason| Error::invalid(field, Some(text.to_owned()), reason))?;
     Ok(url)
 }

@@ -135,7 +135,7 @@ fn estimate_needs_a_duration() {
 
 #[test]
 fn a_url_must_write_its_host() {
-    use super::source::written_host;
+    use crate::error::written_host;
     for (text, host) in [
         ("https://example.com/a.png", "example.com"),
         (

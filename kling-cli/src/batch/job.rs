@@ -69,6 +69,7 @@ impl Run {
             Ok(task) => {
                 // In a fleet, a worker whose lease ran out while it waited
                 // leaves the download to the one that has the job now.
+                #[cfg(feature = "postgres")]
                 if let super::store::Store::Postgres(pg) = &self.store
                     && !pg.holds(&job.id).await.unwrap_or(true)
                 {

@@ -10,6 +10,7 @@
 //! `--resubmit-ambiguous`. A job whose manifest line changed since it was
 //! submitted is reported, not silently taken for the old one.
 
+#[cfg(feature = "postgres")]
 mod fleet;
 mod job;
 mod journal;
@@ -18,10 +19,12 @@ mod manifest;
 mod mode;
 mod plan;
 mod report;
+#[cfg(feature = "postgres")]
 mod resolve;
 mod result;
 mod spend;
 mod start;
+#[cfg(feature = "postgres")]
 mod status;
 mod store;
 mod submit;
@@ -31,6 +34,7 @@ use report::{Counts, add, sub};
 pub use result::ResultLine;
 use spend::guard;
 use start::{Parts, start, stop_bar};
+#[cfg(feature = "postgres")]
 pub use status::status;
 
 use std::path::Path;
@@ -164,7 +168,11 @@ pub async fn run(ctx: Context, args: BatchArgs) -> Result<u8, Failure> {
             }
             .into());
         }
+        #[cfg(feature = "postgres")]
         return fleet::run(ctx, args, jobs, bad).await;
+        // main refuses --store before this in a build without it.
+        #[cfg(not(feature = "postgres"))]
+        return Err(CliError::missing_feature("--store", "postgres").into());
     }
     // Before the journal is read: a second process on this directory would
     // replay it too and submit every pending job again.

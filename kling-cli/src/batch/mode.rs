@@ -4,6 +4,9 @@
 //! are elsewhere, so the other would pay for every job again. The run is
 //! refused instead (exit 2, nothing sent), with the command that goes on.
 
+// The fleet's half is used only with the `postgres` feature.
+#![cfg_attr(not(feature = "postgres"), allow(dead_code))]
+
 use std::path::{Path, PathBuf};
 
 use kling_api_ext::Field;

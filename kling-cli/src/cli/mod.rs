@@ -12,7 +12,9 @@ mod mcp;
 mod values;
 mod webhook;
 pub use batch::BatchArgs;
-pub use mcp::{McpArgs, McpCommand};
+pub use mcp::McpArgs;
+#[cfg(feature = "mcp")]
+pub use mcp::McpCommand;
 pub(crate) use values::parse_credits;
 pub(crate) use values::parse_duration;
 pub use values::{LimitStore, RateLimitArg, parse_model, parse_set};

@@ -9,6 +9,11 @@ use serde_json::json;
 
 use super::steps::*;
 
+/// What to do after a simulated video.
+const NEXT_STEPS: &str = "  next  a real video: `kling login` (your Apikley key), then the same command without --sim
+        tasks that outlive a command: `kling sim` in another terminal, then --base-url (docs/cli.md)
+        from Rust: the SDK guide, kling-api-ext/README.md; for AI agents: `kling mcp` (docs/mcp.md)";
+
 pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> {
     let request = request(&args.inputs)?;
     if let Some(out) = &args.out {
@@ -91,6 +96,8 @@ pub async fn generate(ctx: &Context, args: GenerateArgs) -> Result<u8, Failure> 
         ctx.out.say(
             "  note  SIMULATED: this video is the simulator's placeholder, not a generated avatar",
         );
+        // The try-it run's next steps (stderr: the result stays the path).
+        ctx.out.say(NEXT_STEPS);
     }
     if args.open {
         open_with_system(ctx, &saved.path);

@@ -23,7 +23,17 @@ fn generate_on_the_embedded_simulator_leaves_a_valid_mp4() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("SIMULATED"), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(said.contains("SIMULATED"), "{said}");
+    // The try-it run says what comes next: a real key, a simulator that
+    // outlives a command, the SDK guide.
+    for next in [
+        "kling login",
+        "`kling sim` in another terminal",
+        "kling-api-ext/README.md",
+    ] {
+        assert!(said.contains(next), "{next:?} missing from: {said}");
+    }
     let doc = json(&output);
     let mut keys: Vec<&str> = doc
         .as_object()

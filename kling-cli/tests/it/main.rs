@@ -9,6 +9,7 @@ mod commands;
 mod errors;
 mod fleet;
 mod history;
+mod lean;
 mod limits;
 mod local;
 mod mcp;

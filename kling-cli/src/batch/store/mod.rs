@@ -2,9 +2,14 @@
 //! (the default, one process per directory) or a PostgreSQL database shared
 //! by a fleet of workers (`--store postgres://…`).
 
+// What only a fleet's store produces is unused without `postgres`.
+#![cfg_attr(not(feature = "postgres"), allow(dead_code))]
+
+#[cfg(feature = "postgres")]
 pub mod postgres;
 
 use super::journal::{Event, Journal};
+#[cfg(feature = "postgres")]
 pub use postgres::{Claimed, PgJobs};
 
 /// A store that could not record or read.
@@ -14,6 +19,7 @@ pub enum StoreError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// A database statement.
+    #[cfg(feature = "postgres")]
     #[error("{what}: {source}")]
     Db {
         what: &'static str,
@@ -29,6 +35,7 @@ pub enum StoreError {
     LeaseLost { id: String },
 }
 
+#[cfg(feature = "postgres")]
 impl From<kling_fleet::jobs::JobStoreError> for StoreError {
     fn from(error: kling_fleet::jobs::JobStoreError) -> Self {
         use kling_fleet::jobs::JobStoreError;
@@ -44,6 +51,7 @@ impl From<kling_fleet::jobs::JobStoreError> for StoreError {
 /// The store a run records its events in.
 pub enum Store {
     Journal(Journal),
+    #[cfg(feature = "postgres")]
     Postgres(PgJobs),
 }
 
@@ -52,6 +60,7 @@ impl Store {
     pub async fn record(&self, event: &Event) -> Result<(), StoreError> {
         match self {
             Store::Journal(journal) => Ok(journal.record(event)?),
+            #[cfg(feature = "postgres")]
             Store::Postgres(jobs) => postgres::record(jobs, event).await,
         }
     }
@@ -60,6 +69,7 @@ impl Store {
     pub fn describe(&self) -> String {
         match self {
             Store::Journal(journal) => format!("the journal {}", journal.path().display()),
+            #[cfg(feature = "postgres")]
             Store::Postgres(jobs) => format!("the job store (worker {})", jobs.worker()),
         }
     }
