@@ -39,7 +39,7 @@ pub struct McpArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum McpCommand {
-    /// Approve a plan an agent's call was refused with (a human runs this)
+    /// Approve a plan an agent's call was refused with (a person, at a terminal)
     Approve {
         /// The plan's id (plan-…)
         plan: String,

@@ -44,6 +44,19 @@ impl StatusOut {
 }
 
 impl Server {
+    /// An idempotency key as the ledger keeps it. A simulator's tasks die
+    /// with its process: under `--sim` a key holds for this run's simulator
+    /// only (its address changes every run), so a call repeated after a
+    /// restart pays the simulator again instead of returning a task it does
+    /// not know.
+    fn scoped(&self, key: String) -> String {
+        if self.ctx.simulated {
+            format!("{key}@{}", self.ctx.client.base_url())
+        } else {
+            key
+        }
+    }
+
     pub async fn estimate(&self, args: VideoArgs) -> Result<EstimateOut, ToolError> {
         let (request, _, _staged) = self.request(&args)?;
         let model = self.ctx.client.model_for(&request);
@@ -90,7 +103,7 @@ impl Server {
                 &TaskId::new("check").expect("a valid id"),
             )?;
         }
-        let key = args.paid.idempotency_key.clone().unwrap_or(key);
+        let key = self.scoped(args.paid.idempotency_key.clone().unwrap_or(key));
         // Held to the end: an identical call waits, then finds the video.
         let lock = self.key_lock(&key);
         let _held = lock.lock().await;
@@ -148,7 +161,7 @@ impl Server {
 
     pub async fn submit(&self, args: PaidArgs, agent: &impl Agent) -> Result<SubmitOut, ToolError> {
         let (request, key, _staged) = self.request(&args.video)?;
-        let key = args.idempotency_key.clone().unwrap_or(key);
+        let key = self.scoped(args.idempotency_key.clone().unwrap_or(key));
         let lock = self.key_lock(&key);
         let _held = lock.lock().await;
         let paid = self

@@ -191,6 +191,20 @@ async def approval_sessions():
                 check(r.is_error and structured(r)["code"] == "plan_used", "a plan pays for one call", r)
                 check(server.stats()[1] == 1, "one createTask in all", server.stats())
 
+    # A new simulator (a restart): the first session's video is not returned
+    # as if this simulator had it; the call runs here.
+    server = Server("restart", [], ["--approve-above", "1000"])
+    with open(server.errlog_path, "w") as errlog:
+        async with stdio_client(server.params, errlog=errlog) as (read, write):
+            async with ClientSession(read, write) as s:
+                await s.initialize()
+                r = await s.call_tool("submit", video(max_credits=100))
+                check(not r.is_error and not structured(r)["deduplicated"],
+                      "after a restart, --sim does not return the old simulator's task", r)
+                r = await s.call_tool("submit", video(max_credits=100))
+                check(structured(r)["deduplicated"], "within one simulator, a repeat is deduplicated", r)
+                check(server.stats()[1] == 1, "one createTask on the new simulator", server.stats())
+
     # A client that can ask its user: the answer decides.
     answers = []
 
