@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+#[cfg(doc)]
+use super::Error;
+
 /// The input an [`Error::InvalidInput`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

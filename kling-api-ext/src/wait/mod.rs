@@ -14,6 +14,8 @@ mod options;
 mod policy;
 mod run;
 
+#[cfg(doc)]
+use crate::error::Error;
 pub use crate::speed::DurationModel;
 pub use callbacks::{CallbackSignal, SafetyPoll};
 pub use options::{

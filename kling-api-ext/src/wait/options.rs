@@ -9,6 +9,8 @@ use std::time::Duration;
 pub use tokio_util::sync::CancellationToken;
 
 use super::*;
+#[cfg(doc)]
+use crate::error::Error;
 
 /// The default overall deadline: 30 minutes.
 ///
